@@ -1,0 +1,133 @@
+//! Builds every wasm crate of the workspace (default plugins, examples, test
+//! fixtures) for `wasm32-wasip2` with the size-optimised `plugin` profile, so
+//! a plain `cargo build` yields the gateway and its plugins, and the binary
+//! can embed the default plugins for `weir init`.
+//!
+//! The nested cargo uses its own target directory (`target/wasm`), so it does
+//! not wait on the lock of the outer build, and is shared by every profile.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "plugin";
+/// Folders whose sub-folders with a `Cargo.toml` are wasm crates.
+const WASM_CRATE_DIRS: &[&str] = &["plugins", "examples", "tests/fixtures"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir.parent().expect("host/ lives in the workspace").to_path_buf();
+
+    for dir in WASM_CRATE_DIRS.iter().chain(&["sdk", "wit"]) {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+
+    let target_root = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { workspace.join(p) })
+        .unwrap_or_else(|| workspace.join("target"));
+    let wasm_target_dir = target_root.join("wasm");
+    let out_dir = wasm_target_dir.join(TARGET).join(PROFILE);
+
+    check_target_installed();
+
+    let packages = wasm_packages(&workspace);
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target")
+        .arg(TARGET)
+        .arg("--profile")
+        .arg(PROFILE)
+        .arg("--target-dir")
+        .arg(&wasm_target_dir);
+    for package in &packages {
+        cmd.arg("-p").arg(package);
+    }
+    // Flags and wrappers meant for the outer (native) build must not leak into
+    // the wasm build: clippy's driver, host rustflags, the outer target dir.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CLIPPY_ARGS",
+        "CLIPPY_CONF_DIR",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    // Keep build-script output off cargo's stdout protocol.
+    cmd.stdout(std::process::Stdio::inherit());
+    let status = cmd.status().expect("run the nested `cargo build` for wasm32-wasip2");
+    if !status.success() {
+        panic!("building the wasm plugins failed (see the output above); packages: {packages:?}");
+    }
+
+    println!("cargo:rustc-env=WEIR_WASM_DIR={}", out_dir.display());
+}
+
+/// Fail early, with the command that fixes it, when the target is missing.
+fn check_target_installed() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(sysroot) = sysroot {
+        if !sysroot.join("lib/rustlib").join(TARGET).exists() {
+            panic!(
+                "the {TARGET} Rust target is not installed; Weir builds its plugins for it.\n\
+                 Install it with:  rustup target add {TARGET}"
+            );
+        }
+    }
+}
+
+/// Package names of the wasm crates, read from their manifests.
+fn wasm_packages(workspace: &Path) -> Vec<String> {
+    let mut packages = Vec::new();
+    for dir in WASM_CRATE_DIRS {
+        let Ok(entries) = fs::read_dir(workspace.join(dir)) else { continue };
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        dirs.sort();
+        for crate_dir in dirs {
+            let manifest = crate_dir.join("Cargo.toml");
+            let Ok(text) = fs::read_to_string(&manifest) else { continue };
+            if let Some(name) = package_name(&text) {
+                packages.push(name);
+            }
+        }
+    }
+    packages
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+            continue;
+        }
+        if in_package {
+            if let Some(rest) = line.strip_prefix("name") {
+                let value = rest.trim_start().strip_prefix('=')?.trim();
+                return Some(value.trim_matches('"').to_string());
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,344 @@
+//! `weir.toml`: the gateway's configuration, parsed strictly (unknown keys
+//! are errors) and validated up front, so a bad value is reported with the
+//! file and key before anything starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be used. The message names the file and
+/// the key or line at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a bad value.
+    #[error("{}: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+}
+
+/// The whole `weir.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the proxy listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory holding the plugins (`*.wasm` plus optional `*.json`),
+    /// relative to the config file.
+    #[serde(default = "default_plugins_dir")]
+    pub plugins_dir: PathBuf,
+    /// Where compiled plugins are cached, relative to the config file.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    /// Size and time limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Plugin instance pooling.
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// Named upstreams that plugins route to and call.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Directory of the config file; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file this was read from (for messages).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest total size of a request's header block; larger → 431.
+    pub max_header_bytes: usize,
+    /// Largest body the gateway buffers for a plugin (`body()`) or for an
+    /// outbound call's response. Bodies no plugin reads stream unbounded.
+    pub max_body_bytes: u64,
+    /// Wall-clock limit of one hook call, including the host calls it makes.
+    pub hook_deadline_ms: u64,
+    /// Linear-memory cap of one plugin instance, in MiB.
+    pub plugin_memory_mb: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 10 * 1024 * 1024,
+            hook_deadline_ms: 1_000,
+            plugin_memory_mb: 128,
+        }
+    }
+}
+
+impl Limits {
+    /// The memory cap in bytes.
+    pub fn plugin_memory_bytes(&self) -> u64 {
+        self.plugin_memory_mb * 1024 * 1024
+    }
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSettings {
+    /// Most instances of one plugin alive at once; a hook waits (up to its
+    /// deadline) for a free one beyond that.
+    pub max_instances_per_plugin: u32,
+    /// An instance is discarded and replaced after this many hook calls;
+    /// 1 gives a fresh instance per call.
+    pub max_requests_per_instance: u64,
+    /// Size of the engine's instance pool (all plugins, old and new pipelines
+    /// during a reload). Fixed at start.
+    pub pool_instances: u32,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            max_instances_per_plugin: 32,
+            max_requests_per_instance: 10_000,
+            pool_instances: 512,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `weir=debug`; `WEIR_LOG` overrides it.
+    pub level: String,
+    /// One line per request on target `weir::access`.
+    pub access_log: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            level: "info".to_string(),
+            access_log: true,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[upstreams.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Base URLs of the targets, e.g. `http://127.0.0.1:5001`.
+    pub targets: Vec<String>,
+    /// Limit on establishing a connection.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Limit on receiving the response head after sending the request.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from(".weir-cache")
+}
+fn default_connect_timeout_ms() -> u64 {
+    1_000
+}
+fn default_request_timeout_ms() -> u64 {
+    15_000
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, path, &base_dir)
+    }
+
+    /// Parse and validate `text`, which came from `source`; relative paths
+    /// are resolved against `base_dir`.
+    pub fn parse(text: &str, source: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: source.to_path_buf(),
+            message,
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.base_dir = base_dir.to_path_buf();
+        config.source = source.to_path_buf();
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// Check values serde cannot: ranges and URLs.
+    fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("limits.max_header_bytes", self.limits.max_header_bytes as u64),
+            ("limits.max_body_bytes", self.limits.max_body_bytes),
+            ("limits.hook_deadline_ms", self.limits.hook_deadline_ms),
+            ("limits.plugin_memory_mb", self.limits.plugin_memory_mb),
+            ("runtime.max_instances_per_plugin", u64::from(self.runtime.max_instances_per_plugin)),
+            ("runtime.max_requests_per_instance", self.runtime.max_requests_per_instance),
+            ("runtime.pool_instances", u64::from(self.runtime.pool_instances)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("`{key}` must be greater than 0"));
+            }
+        }
+        if self.limits.plugin_memory_mb > 4096 {
+            return Err("`limits.plugin_memory_mb` must be at most 4096".into());
+        }
+        if self.runtime.pool_instances < self.runtime.max_instances_per_plugin {
+            return Err("`runtime.pool_instances` must be at least `runtime.max_instances_per_plugin`".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(format!("`log.level`: {e}"));
+        }
+        for (name, upstream) in &self.upstreams {
+            validate_upstream(name, upstream)?;
+        }
+        Ok(())
+    }
+
+    /// The plugin directory, resolved.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.plugins_dir)
+    }
+
+    /// The compiled-plugin cache directory, resolved.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.cache_dir)
+    }
+}
+
+fn validate_upstream(name: &str, upstream: &UpstreamConfig) -> Result<(), String> {
+    let valid_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !valid_name {
+        return Err(format!(
+            "upstream name `{name}` may only hold letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    if upstream.targets.is_empty() {
+        return Err(format!("`upstreams.{name}.targets` must list at least one target"));
+    }
+    for (i, target) in upstream.targets.iter().enumerate() {
+        parse_target(target).map_err(|why| format!("`upstreams.{name}.targets[{i}]` = `{target}`: {why}"))?;
+    }
+    if upstream.connect_timeout_ms == 0 || upstream.request_timeout_ms == 0 {
+        return Err(format!("`upstreams.{name}` timeouts must be greater than 0"));
+    }
+    Ok(())
+}
+
+/// Parse a target base URL: `http://host:port` with no path beyond `/`.
+pub fn parse_target(target: &str) -> Result<http::uri::Authority, String> {
+    let uri: http::Uri = target.parse().map_err(|e| format!("not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => return Err(format!("scheme `{other}` is not supported (use http://)")),
+        None => return Err("missing scheme (use http://host:port)".into()),
+    }
+    let authority = uri.authority().cloned().ok_or("missing host")?;
+    if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
+        return Err("a target is a base URL without a path or query".into());
+    }
+    Ok(authority)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("weir.toml"), Path::new("/etc/weir"))
+    }
+
+    #[test]
+    fn defaults_apply_to_an_empty_file() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen, default_listen());
+        assert_eq!(c.plugins_dir(), PathBuf::from("/etc/weir/plugins"));
+        assert_eq!(c.limits.hook_deadline_ms, 1_000);
+        assert!(c.upstreams.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_file() {
+        let err = parse("listen = \"127.0.0.1:0\"\nlisten_port = 3\n").unwrap_err().to_string();
+        assert!(err.starts_with("weir.toml:"), "{err}");
+        assert!(err.contains("listen_port"), "{err}");
+        let err = parse("[upstreams.a]\ntargets = [\"http://127.0.0.1:1\"]\nretry = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retry"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = parse("[limits]\nhook_deadline_ms = 0\n").unwrap_err().to_string();
+        assert!(err.contains("limits.hook_deadline_ms"), "{err}");
+        let err = parse("[upstreams.users]\ntargets = [\"ftp://x\"]\n").unwrap_err().to_string();
+        assert!(err.contains("upstreams.users.targets[0]"), "{err}");
+        let err = parse("[upstreams.users]\ntargets = []\n").unwrap_err().to_string();
+        assert!(err.contains("upstreams.users.targets"), "{err}");
+        let err = parse("listen = \"nowhere\"\n").unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = parse("[log]\nformat = \"xml\"\n").unwrap_err().to_string();
+        assert!(err.contains("xml"), "{err}");
+    }
+
+    #[test]
+    fn targets_must_be_base_urls() {
+        assert!(parse_target("http://127.0.0.1:5001").is_ok());
+        assert!(parse_target("http://127.0.0.1:5001/").is_ok());
+        assert!(parse_target("http://127.0.0.1:5001/api").is_err());
+        assert!(parse_target("127.0.0.1:5001").is_err());
+        assert!(parse_target("https://example.com").is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! The host-side state of one request and its response, as plugins see them
+//! through the `request` and `response` resources.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::body::BodyState;
+
+/// One client request travelling through the pipeline.
+pub struct RequestState {
+    /// Method, URI, version and headers, as edited so far.
+    pub head: http::request::Parts,
+    /// The body, streaming until a plugin reads it.
+    pub body: BodyState,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Facts plugins pass down the chain (`get-context` / `set-context`).
+    pub context: HashMap<String, String>,
+    /// The upstream chosen by a plugin (`set-upstream`).
+    pub upstream: Option<String>,
+    /// The authority the client asked for, fixed at arrival.
+    pub original_authority: Option<String>,
+}
+
+impl RequestState {
+    /// State for a request that just arrived.
+    pub fn new(head: http::request::Parts, body: BodyState, client: SocketAddr) -> Self {
+        let original_authority = authority_of(&head);
+        RequestState {
+            head,
+            body,
+            client,
+            context: HashMap::new(),
+            upstream: None,
+            original_authority,
+        }
+    }
+
+    /// Path and query, `/` when absent.
+    pub fn path_with_query(&self) -> &str {
+        self.head
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+    }
+}
+
+/// The `Host` header, or the authority of an absolute-form target (HTTP/2
+/// carries it in `:authority`, which hyper puts in the URI).
+fn authority_of(head: &http::request::Parts) -> Option<String> {
+    head.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| head.uri.authority().map(|a| a.as_str().to_string()))
+}
+
+/// A response on its way to the client.
+pub struct ResponseState {
+    /// Status, version and headers.
+    pub head: http::response::Parts,
+    /// The body.
+    pub body: BodyState,
+}
+
+impl ResponseState {
+    /// Into a response for hyper.
+    pub fn into_response(self) -> http::Response<crate::body::Body> {
+        http::Response::from_parts(self.head, self.body.into_body())
+    }
+}

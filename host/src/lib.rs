@@ -1,0 +1,37 @@
+//! Weir: a hyper/tokio API gateway whose routing, authentication, rate
+//! limiting and aggregation are WebAssembly component plugins, defined by the
+//! `weir:plugin` WIT package and loaded from a directory.
+//!
+//! The host owns mechanism (connections, pools, timeouts, limiter state,
+//! outbound calls); plugins own policy. Start from [`Gateway`]: build it
+//! from a [`Config`] and call [`Gateway::handle`], or serve it with
+//! [`server::serve`].
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exchange;
+pub mod gateway;
+pub mod headers;
+pub mod init;
+pub mod logging;
+pub mod pipeline;
+pub mod plugin;
+pub mod runtime;
+pub mod server;
+pub mod state;
+pub mod upstream;
+
+pub use config::Config;
+pub use error::GatewayError;
+pub use gateway::Gateway;
+pub use pipeline::{Pipeline, Stores};
+pub use runtime::Runtime;
+
+/// Where the build put the wasm crates of this workspace (default plugins,
+/// examples, test fixtures), for tests and benchmarks.
+#[doc(hidden)]
+pub const BUILT_WASM_DIR: &str = env!("WEIR_WASM_DIR");

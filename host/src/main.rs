@@ -1,0 +1,5 @@
+//! The `weir` binary.
+
+fn main() -> std::process::ExitCode {
+    weir::cli::main()
+}

@@ -1,0 +1,107 @@
+//! A pipeline: the ordered plugins and the upstreams they route to, built
+//! completely (every plugin compiled and initialised) before it serves, and
+//! immutable afterwards, so every request sees one consistent set.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{Config, Limits};
+use crate::plugin::{LoadError, LoadedPlugin};
+use crate::runtime::{Capabilities, Runtime};
+use crate::state::{KvStore, RateStore};
+use crate::upstream::Upstreams;
+
+/// The shared stores that outlive pipelines (limiter counts survive reloads).
+#[derive(Clone)]
+pub struct Stores {
+    /// For `rate`.
+    pub rate: Arc<dyn RateStore>,
+    /// For `kv`.
+    pub kv: Arc<dyn KvStore>,
+}
+
+impl Stores {
+    /// In-process stores.
+    pub fn in_memory() -> Self {
+        Stores {
+            rate: Arc::new(crate::state::MemoryRateStore::new()),
+            kv: Arc::new(crate::state::MemoryKvStore::new()),
+        }
+    }
+}
+
+/// Plugins in order plus the upstreams and limits they run with.
+pub struct Pipeline {
+    plugins: Vec<LoadedPlugin>,
+    upstreams: Arc<Upstreams>,
+    limits: Limits,
+    access_log: bool,
+}
+
+impl Pipeline {
+    /// Load every `*.wasm` in the config's plugin directory, in file-name order.
+    pub async fn load(runtime: &Arc<Runtime>, config: &Config, stores: &Stores) -> Result<Pipeline, LoadError> {
+        if config.limits.plugin_memory_bytes() > runtime.max_memory_bytes() {
+            return Err(LoadError {
+                file: config.source.clone(),
+                message: "`limits.plugin_memory_mb` was raised above the value the gateway started with; \
+                          restart to apply it"
+                    .into(),
+            });
+        }
+        let upstreams = Arc::new(Upstreams::new(&config.upstreams).map_err(|message| LoadError {
+            file: config.source.clone(),
+            message,
+        })?);
+        let caps = Arc::new(Capabilities {
+            upstreams: upstreams.clone(),
+            rate: stores.rate.clone(),
+            kv: stores.kv.clone(),
+            max_body_bytes: config.limits.max_body_bytes,
+        });
+        let mut plugins = Vec::new();
+        for file in plugin_files(&config.plugins_dir())? {
+            plugins.push(LoadedPlugin::load(runtime, &file, config, caps.clone()).await?);
+        }
+        Ok(Pipeline {
+            plugins,
+            upstreams,
+            limits: config.limits.clone(),
+            access_log: config.log.access_log,
+        })
+    }
+
+    /// The plugins in request order.
+    pub fn plugins(&self) -> &[LoadedPlugin] {
+        &self.plugins
+    }
+
+    /// The upstreams.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether to write access-log lines.
+    pub fn access_log(&self) -> bool {
+        self.access_log
+    }
+}
+
+/// The `*.wasm` files of `dir`, sorted by file name.
+pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LoadError {
+        file: dir.to_path_buf(),
+        message: format!("plugin directory cannot be read: {e}"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm") && path.is_file())
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}

@@ -1,0 +1,172 @@
+//! One plugin file loaded: read, hashed, compiled (or taken from the cache),
+//! checked against the `weir:plugin/plugin` world, and initialised with its
+//! config, all before it can serve a request.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::error::{GatewayError, PluginFailure};
+use crate::exchange::{RequestState, ResponseState};
+use crate::runtime::bindings::{Action, PluginPre};
+use crate::runtime::pool::{InstancePool, PoolSettings};
+use crate::runtime::{Capabilities, Runtime, compile};
+
+/// Why a plugin (or the plugin directory) could not be loaded. Names the file.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {message}", file.display())]
+pub struct LoadError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl LoadError {
+    fn new(file: &Path, message: impl Into<String>) -> Self {
+        LoadError {
+            file: file.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Facts about a loaded plugin, for logs and the admin API.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    /// Name: the file stem, e.g. `20-auth`.
+    pub name: String,
+    /// The `.wasm` file.
+    pub file: PathBuf,
+    /// Its config file, if there is one.
+    pub config_file: Option<PathBuf>,
+    /// SHA-256 of the `.wasm`, hex.
+    pub sha256: String,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+}
+
+/// A plugin ready to run hooks.
+pub struct LoadedPlugin {
+    info: PluginInfo,
+    pool: InstancePool,
+}
+
+impl LoadedPlugin {
+    /// Load `file` (and the `.json` beside it) for a pipeline of `config`.
+    pub async fn load(
+        runtime: &Arc<Runtime>,
+        file: &Path,
+        config: &Config,
+        caps: Arc<Capabilities>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .ok_or_else(|| LoadError::new(file, "has no file name"))?;
+        let bytes = tokio::fs::read(file)
+            .await
+            .map_err(|e| LoadError::new(file, format!("cannot be read: {e}")))?;
+        let sha256 = compile::sha256_hex(&bytes);
+        let (plugin_config, config_file) = read_plugin_config(file).await?;
+
+        let engine = runtime.engine().clone();
+        let cache_dir = config.cache_dir();
+        let hash = sha256.clone();
+        let component = tokio::task::spawn_blocking(move || compile::compile(&engine, &bytes, &hash, Some(&cache_dir)))
+            .await
+            .map_err(|e| LoadError::new(file, format!("compilation crashed: {e}")))?
+            .map_err(|message| LoadError::new(file, message))?;
+
+        let world = "does not implement the weir:plugin/plugin@0.1.0 world";
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::new(file, format!("{world}: {e:#}")))?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::new(file, format!("{world}: {e:#}")))?;
+
+        let settings = PoolSettings {
+            deadline: std::time::Duration::from_millis(config.limits.hook_deadline_ms),
+            max_memory: config.limits.plugin_memory_bytes(),
+            max_instances: config.runtime.max_instances_per_plugin,
+            max_uses: config.runtime.max_requests_per_instance,
+        };
+        let pool = InstancePool::start(runtime.clone(), pre, &name, plugin_config, caps, settings)
+            .await
+            .map_err(|failure| {
+                let message = match (&failure, &config_file) {
+                    (PluginFailure::Instantiate(why), Some(json)) => {
+                        format!("{why} (config file {})", json.display())
+                    }
+                    (PluginFailure::Instantiate(why), None) => format!("{why} (no config file; `{{}}` was used)"),
+                    (other, _) => format!("failed while starting: {other}"),
+                };
+                LoadError::new(file, message)
+            })?;
+
+        Ok(LoadedPlugin {
+            info: PluginInfo {
+                name,
+                file: file.to_path_buf(),
+                config_file,
+                sha256,
+                loaded_at: SystemTime::now(),
+            },
+            pool,
+        })
+    }
+
+    /// Facts about the plugin.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// Warm instances waiting for work.
+    pub fn idle_instances(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    /// Run the `on-request` hook.
+    pub async fn on_request(&self, req: RequestState) -> Result<(RequestState, Action), GatewayError> {
+        self.pool.on_request(req).await.map_err(|f| self.failed(f))
+    }
+
+    /// Run the `on-response` hook.
+    pub async fn on_response(
+        &self,
+        req: RequestState,
+        resp: ResponseState,
+    ) -> Result<(RequestState, ResponseState, Action), GatewayError> {
+        self.pool.on_response(req, resp).await.map_err(|f| self.failed(f))
+    }
+
+    /// Attribute a failure to this plugin.
+    pub fn failed(&self, failure: PluginFailure) -> GatewayError {
+        GatewayError::Plugin {
+            plugin: self.info.name.clone(),
+            failure,
+        }
+    }
+}
+
+/// The plugin's JSON config (`NAME.json` beside `NAME.wasm`), checked to be
+/// JSON so syntax errors name the config file; `{}` when there is none.
+async fn read_plugin_config(wasm: &Path) -> Result<(String, Option<PathBuf>), LoadError> {
+    let json = wasm.with_extension("json");
+    match tokio::fs::read_to_string(&json).await {
+        Ok(text) => {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+                return Err(LoadError::new(&json, format!("is not valid JSON: {e}")));
+            }
+            Ok((text, Some(json)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(("{}".to_string(), None)),
+        Err(e) => Err(LoadError::new(&json, format!("cannot be read: {e}"))),
+    }
+}

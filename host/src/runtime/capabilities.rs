@@ -1,0 +1,158 @@
+//! The host capabilities plugins import: `log`, `outbound`, `rate`, `kv`.
+//! Each is a thin adapter from the WIT types to the host's mechanism.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use http::{HeaderName, HeaderValue, Method, Request};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::bindings::weir::plugin::{kv, log, outbound, rate};
+use super::host::{Capabilities, HostState};
+use crate::body;
+use crate::error::UpstreamFailure;
+use crate::headers::strip_hop_by_hop;
+use crate::state::RateLimit;
+
+type Res<T> = wasmtime::Result<T>;
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) -> Res<()> {
+        let plugin = &*self.plugin;
+        match level {
+            log::Level::Trace => tracing::trace!(target: "weir::plugin", plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "weir::plugin", plugin, "{message}"),
+            log::Level::Info => tracing::info!(target: "weir::plugin", plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "weir::plugin", plugin, "{message}"),
+            log::Level::Error => tracing::error!(target: "weir::plugin", plugin, "{message}"),
+        }
+        Ok(())
+    }
+
+    fn enabled(&mut self, level: log::Level) -> Res<bool> {
+        Ok(match level {
+            log::Level::Trace => tracing::enabled!(target: "weir::plugin", tracing::Level::TRACE),
+            log::Level::Debug => tracing::enabled!(target: "weir::plugin", tracing::Level::DEBUG),
+            log::Level::Info => tracing::enabled!(target: "weir::plugin", tracing::Level::INFO),
+            log::Level::Warn => tracing::enabled!(target: "weir::plugin", tracing::Level::WARN),
+            log::Level::Error => tracing::enabled!(target: "weir::plugin", tracing::Level::ERROR),
+        })
+    }
+}
+
+impl outbound::Host for HostState {
+    async fn send(&mut self, call: outbound::Call) -> Res<Result<outbound::CallResponse, outbound::CallError>> {
+        Ok(perform(self.caps.clone(), call).await)
+    }
+
+    async fn send_all(
+        &mut self,
+        calls: Vec<outbound::Call>,
+    ) -> Res<Vec<Result<outbound::CallResponse, outbound::CallError>>> {
+        let caps = self.caps.clone();
+        Ok(futures::future::join_all(calls.into_iter().map(|call| perform(caps.clone(), call))).await)
+    }
+}
+
+/// Make one outbound call: only to a configured upstream, with the body
+/// read into memory up to `max_body_bytes`.
+async fn perform(caps: Arc<Capabilities>, call: outbound::Call) -> Result<outbound::CallResponse, outbound::CallError> {
+    use outbound::CallError;
+    let upstream = caps
+        .upstreams
+        .get(&call.upstream)
+        .ok_or_else(|| CallError::UnknownUpstream(call.upstream.clone()))?;
+    let request = build_request(&call)?;
+    let timeout = call.timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+    let response = upstream.send(request, timeout).await.map_err(|e| match e {
+        UpstreamFailure::Timeout(_) => CallError::Timeout,
+        UpstreamFailure::Connect(why) => CallError::ConnectFailed(why),
+        UpstreamFailure::Protocol(why) => CallError::Failed(why),
+    })?;
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    let limit = caps.max_body_bytes;
+    let bytes = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(CallError::TooLarge(limit)),
+        Err(e) => return Err(CallError::Failed(e.to_string())),
+    };
+    Ok(outbound::CallResponse {
+        status: head.status.as_u16(),
+        headers: head
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: bytes.to_vec(),
+    })
+}
+
+fn build_request(call: &outbound::Call) -> Result<Request<body::Body>, outbound::CallError> {
+    use outbound::CallError::InvalidRequest;
+    let method = Method::from_bytes(call.method.as_bytes())
+        .map_err(|_| InvalidRequest(format!("method `{}` is not valid", call.method)))?;
+    if !call.path_with_query.starts_with('/') {
+        return Err(InvalidRequest("path must start with `/`".into()));
+    }
+    let path = PathAndQuery::from_str(&call.path_with_query)
+        .map_err(|_| InvalidRequest(format!("path `{}` is not valid", call.path_with_query)))?;
+    let mut request = Request::new(body::full(call.body.clone()));
+    *request.method_mut() = method;
+    *request.uri_mut() = http::Uri::from(path);
+    for (name, value) in &call.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| InvalidRequest(format!("header name `{name}` is not valid")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| InvalidRequest(format!("value of header `{name}` is not valid")))?;
+        request.headers_mut().append(name, value);
+    }
+    strip_hop_by_hop(request.headers_mut());
+    Ok(request)
+}
+
+impl rate::Host for HostState {
+    async fn take(&mut self, key: String, cost: u32, limit: rate::Limit) -> Res<rate::Decision> {
+        let key = self.namespaced(&key);
+        let limit = RateLimit {
+            rate: limit.rate,
+            period: Duration::from_millis(limit.period_ms),
+            burst: limit.burst,
+        };
+        let d = self.caps.rate.take(&key, cost, limit).await;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Ok(rate::Decision {
+            allowed: d.allowed,
+            limit: d.limit,
+            remaining: d.remaining,
+            retry_after_ms: ms(d.retry_after),
+            reset_after_ms: ms(d.reset_after),
+        })
+    }
+}
+
+impl kv::Host for HostState {
+    async fn get(&mut self, key: String) -> Res<Result<Option<Vec<u8>>, kv::KvError>> {
+        let key = self.namespaced(&key);
+        Ok(self.caps.kv.get(&key).await.map_err(kv_error))
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Res<Result<(), kv::KvError>> {
+        let key = self.namespaced(&key);
+        let ttl = ttl_ms.map(Duration::from_millis);
+        Ok(self.caps.kv.set(&key, value, ttl).await.map_err(kv_error))
+    }
+
+    async fn delete(&mut self, key: String) -> Res<Result<bool, kv::KvError>> {
+        let key = self.namespaced(&key);
+        Ok(self.caps.kv.delete(&key).await.map_err(kv_error))
+    }
+}
+
+fn kv_error(e: crate::state::StoreError) -> kv::KvError {
+    match e {
+        crate::state::StoreError::Unavailable(why) => kv::KvError::Unavailable(why),
+    }
+}

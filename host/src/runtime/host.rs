@@ -1,0 +1,125 @@
+//! The data each plugin instance's `Store` carries: a locked-down WASI
+//! context, the resource table through which requests and responses are
+//! lent to the plugin, the memory limiter, and the capabilities.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::state::{KvStore, RateStore};
+use crate::upstream::Upstreams;
+
+/// What the host offers plugins of one pipeline.
+pub struct Capabilities {
+    /// Upstreams for `set-upstream` and `outbound`.
+    pub upstreams: Arc<Upstreams>,
+    /// Limiter state for `rate`.
+    pub rate: Arc<dyn RateStore>,
+    /// Store for `kv`.
+    pub kv: Arc<dyn KvStore>,
+    /// Largest body buffered for a plugin.
+    pub max_body_bytes: u64,
+}
+
+/// Per-instance store data.
+pub struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    /// Name of the plugin, for logs and to keep its keys private.
+    pub(crate) plugin: Arc<str>,
+    pub(crate) caps: Arc<Capabilities>,
+    /// When the current hook call must end.
+    pub(crate) deadline: Instant,
+}
+
+impl HostState {
+    /// State for a new instance of `plugin`, capped at `max_memory` bytes.
+    pub fn new(plugin: Arc<str>, caps: Arc<Capabilities>, max_memory: u64) -> Self {
+        HostState {
+            wasi: locked_down_wasi(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(max_memory),
+            plugin,
+            caps,
+            deadline: Instant::now(),
+        }
+    }
+
+    /// A key in the plugin's private namespace of the shared stores.
+    pub(crate) fn namespaced(&self, key: &str) -> String {
+        format!("{}:{key}", self.plugin)
+    }
+}
+
+/// WASI with nothing granted: no preopened directories, no environment, no
+/// arguments, no network, stdio discarded. Clocks and randomness stay, as
+/// language runtimes need them to start.
+fn locked_down_wasi() -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    builder
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    builder.build()
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers that the cap was hit, so the trap that
+/// follows can be reported as "memory limit exceeded".
+pub(crate) struct MemoryLimiter {
+    max_memory: u64,
+    pub(crate) exceeded: bool,
+}
+
+impl MemoryLimiter {
+    fn new(max_memory: u64) -> Self {
+        MemoryLimiter {
+            max_memory,
+            exceeded: false,
+        }
+    }
+}
+
+/// The error raised when a plugin grows its memory past the cap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {0} bytes exceeded")]
+pub(crate) struct MemoryLimitExceeded(pub u64);
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.max_memory {
+            self.exceeded = true;
+            // An error, not `Ok(false)`: trap at once rather than let the
+            // guest's allocator limp on.
+            return Err(wasmtime::Error::new(MemoryLimitExceeded(self.max_memory)));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}

@@ -1,0 +1,285 @@
+//! The `request` and `response` resources: plugins read and edit host-owned
+//! HTTP data in place, one field at a time.
+
+use std::str::FromStr;
+
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::uri::{PathAndQuery, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use wasmtime::component::Resource;
+
+use super::bindings::weir::plugin::types::{self, Address, BodyError, EditError};
+use super::host::HostState;
+use crate::body::{BodyState, BufferError};
+use crate::exchange::{RequestState, ResponseState};
+
+type Res<T> = wasmtime::Result<T>;
+
+impl types::Host for HostState {}
+
+impl HostState {
+    fn req(&self, r: &Resource<RequestState>) -> Res<&RequestState> {
+        Ok(self.table.get(r)?)
+    }
+    fn req_mut(&mut self, r: &Resource<RequestState>) -> Res<&mut RequestState> {
+        Ok(self.table.get_mut(r)?)
+    }
+    fn resp(&self, r: &Resource<ResponseState>) -> Res<&ResponseState> {
+        Ok(self.table.get(r)?)
+    }
+    fn resp_mut(&mut self, r: &Resource<ResponseState>) -> Res<&mut ResponseState> {
+        Ok(self.table.get_mut(r)?)
+    }
+}
+
+/// Header reads and edits shared by requests and responses.
+mod headers {
+    use super::*;
+
+    fn text(value: &HeaderValue) -> String {
+        String::from_utf8_lossy(value.as_bytes()).into_owned()
+    }
+
+    pub fn first(map: &HeaderMap, name: &str) -> Option<String> {
+        map.get(name).map(text)
+    }
+
+    pub fn all(map: &HeaderMap, name: &str) -> Vec<String> {
+        map.get_all(name).iter().map(text).collect()
+    }
+
+    pub fn list(map: &HeaderMap) -> Vec<(String, String)> {
+        map.iter()
+            .map(|(n, v)| (n.as_str().to_string(), text(v)))
+            .collect()
+    }
+
+    pub fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), EditError> {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| EditError::InvalidHeaderName)?;
+        let value = HeaderValue::from_str(value).map_err(|_| EditError::InvalidHeaderValue)?;
+        Ok((name, value))
+    }
+
+    pub fn set(map: &mut HeaderMap, name: &str, value: &str) -> Result<(), EditError> {
+        let (name, value) = parse(name, value)?;
+        map.insert(name, value);
+        Ok(())
+    }
+
+    pub fn append(map: &mut HeaderMap, name: &str, value: &str) -> Result<(), EditError> {
+        let (name, value) = parse(name, value)?;
+        map.append(name, value);
+        Ok(())
+    }
+
+    pub fn remove(map: &mut HeaderMap, name: &str) {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            map.remove(name);
+        }
+    }
+
+    /// After a body is replaced, its framing headers must describe it.
+    pub fn frame_body(map: &mut HeaderMap, len: usize) {
+        map.remove(TRANSFER_ENCODING);
+        map.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+}
+
+fn body_error(e: BufferError) -> BodyError {
+    match e {
+        BufferError::TooLarge(limit) => BodyError::TooLarge(limit),
+        BufferError::ReadFailed(why) => BodyError::ReadFailed(why),
+    }
+}
+
+async fn read_body(body: &mut BodyState, limit: u64) -> Result<Vec<u8>, BodyError> {
+    body.buffer(limit).await.map(|b| b.to_vec()).map_err(body_error)
+}
+
+impl types::HostRequest for HostState {
+    fn method(&mut self, r: Resource<RequestState>) -> Res<String> {
+        Ok(self.req(&r)?.head.method.as_str().to_string())
+    }
+
+    fn set_method(&mut self, r: Resource<RequestState>, method: String) -> Res<Result<(), EditError>> {
+        let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+            return Ok(Err(EditError::InvalidMethod));
+        };
+        self.req_mut(&r)?.head.method = method;
+        Ok(Ok(()))
+    }
+
+    fn path_with_query(&mut self, r: Resource<RequestState>) -> Res<String> {
+        Ok(self.req(&r)?.path_with_query().to_string())
+    }
+
+    fn set_path_with_query(&mut self, r: Resource<RequestState>, pq: String) -> Res<Result<(), EditError>> {
+        let parsed = match PathAndQuery::from_str(&pq) {
+            Ok(p) if pq.starts_with('/') => p,
+            _ => return Ok(Err(EditError::InvalidPath)),
+        };
+        let req = self.req_mut(&r)?;
+        let mut parts = req.head.uri.clone().into_parts();
+        parts.path_and_query = Some(parsed);
+        match Uri::from_parts(parts) {
+            Ok(uri) => {
+                req.head.uri = uri;
+                Ok(Ok(()))
+            }
+            Err(_) => Ok(Err(EditError::InvalidPath)),
+        }
+    }
+
+    fn authority(&mut self, r: Resource<RequestState>) -> Res<Option<String>> {
+        Ok(self.req(&r)?.original_authority.clone())
+    }
+
+    fn client_addr(&mut self, r: Resource<RequestState>) -> Res<Address> {
+        let client = self.req(&r)?.client;
+        Ok(Address {
+            ip: client.ip().to_string(),
+            port: client.port(),
+        })
+    }
+
+    fn header(&mut self, r: Resource<RequestState>, name: String) -> Res<Option<String>> {
+        Ok(headers::first(&self.req(&r)?.head.headers, &name))
+    }
+
+    fn header_all(&mut self, r: Resource<RequestState>, name: String) -> Res<Vec<String>> {
+        Ok(headers::all(&self.req(&r)?.head.headers, &name))
+    }
+
+    fn headers(&mut self, r: Resource<RequestState>) -> Res<Vec<(String, String)>> {
+        Ok(headers::list(&self.req(&r)?.head.headers))
+    }
+
+    fn set_header(&mut self, r: Resource<RequestState>, name: String, value: String) -> Res<Result<(), EditError>> {
+        Ok(headers::set(&mut self.req_mut(&r)?.head.headers, &name, &value))
+    }
+
+    fn append_header(&mut self, r: Resource<RequestState>, name: String, value: String) -> Res<Result<(), EditError>> {
+        Ok(headers::append(&mut self.req_mut(&r)?.head.headers, &name, &value))
+    }
+
+    fn remove_header(&mut self, r: Resource<RequestState>, name: String) -> Res<()> {
+        headers::remove(&mut self.req_mut(&r)?.head.headers, &name);
+        Ok(())
+    }
+
+    async fn body(&mut self, r: Resource<RequestState>) -> Res<Result<Vec<u8>, BodyError>> {
+        let limit = self.caps.max_body_bytes;
+        let req = self.req_mut(&r)?;
+        Ok(read_body(&mut req.body, limit).await)
+    }
+
+    fn set_body(&mut self, r: Resource<RequestState>, body: Vec<u8>) -> Res<()> {
+        let req = self.req_mut(&r)?;
+        headers::frame_body(&mut req.head.headers, body.len());
+        req.body.replace(body);
+        Ok(())
+    }
+
+    fn get_context(&mut self, r: Resource<RequestState>, key: String) -> Res<Option<String>> {
+        Ok(self.req(&r)?.context.get(&key).cloned())
+    }
+
+    fn set_context(&mut self, r: Resource<RequestState>, key: String, value: String) -> Res<()> {
+        self.req_mut(&r)?.context.insert(key, value);
+        Ok(())
+    }
+
+    fn upstream(&mut self, r: Resource<RequestState>) -> Res<Option<String>> {
+        Ok(self.req(&r)?.upstream.clone())
+    }
+
+    fn set_upstream(&mut self, r: Resource<RequestState>, name: String) -> Res<Result<(), EditError>> {
+        if !self.caps.upstreams.contains(&name) {
+            return Ok(Err(EditError::UnknownUpstream));
+        }
+        self.req_mut(&r)?.upstream = Some(name);
+        Ok(Ok(()))
+    }
+
+    fn drop(&mut self, _r: Resource<RequestState>) -> Res<()> {
+        // Requests are only ever lent to plugins; the host deletes them.
+        Ok(())
+    }
+}
+
+impl types::HostResponse for HostState {
+    fn status(&mut self, r: Resource<ResponseState>) -> Res<u16> {
+        Ok(self.resp(&r)?.head.status.as_u16())
+    }
+
+    fn set_status(&mut self, r: Resource<ResponseState>, status: u16) -> Res<Result<(), EditError>> {
+        let Ok(status) = StatusCode::from_u16(status) else {
+            return Ok(Err(EditError::InvalidStatus));
+        };
+        self.resp_mut(&r)?.head.status = status;
+        Ok(Ok(()))
+    }
+
+    fn header(&mut self, r: Resource<ResponseState>, name: String) -> Res<Option<String>> {
+        Ok(headers::first(&self.resp(&r)?.head.headers, &name))
+    }
+
+    fn header_all(&mut self, r: Resource<ResponseState>, name: String) -> Res<Vec<String>> {
+        Ok(headers::all(&self.resp(&r)?.head.headers, &name))
+    }
+
+    fn headers(&mut self, r: Resource<ResponseState>) -> Res<Vec<(String, String)>> {
+        Ok(headers::list(&self.resp(&r)?.head.headers))
+    }
+
+    fn set_header(&mut self, r: Resource<ResponseState>, name: String, value: String) -> Res<Result<(), EditError>> {
+        Ok(headers::set(&mut self.resp_mut(&r)?.head.headers, &name, &value))
+    }
+
+    fn append_header(&mut self, r: Resource<ResponseState>, name: String, value: String) -> Res<Result<(), EditError>> {
+        Ok(headers::append(&mut self.resp_mut(&r)?.head.headers, &name, &value))
+    }
+
+    fn remove_header(&mut self, r: Resource<ResponseState>, name: String) -> Res<()> {
+        headers::remove(&mut self.resp_mut(&r)?.head.headers, &name);
+        Ok(())
+    }
+
+    async fn body(&mut self, r: Resource<ResponseState>) -> Res<Result<Vec<u8>, BodyError>> {
+        let limit = self.caps.max_body_bytes;
+        let resp = self.resp_mut(&r)?;
+        Ok(read_body(&mut resp.body, limit).await)
+    }
+
+    fn set_body(&mut self, r: Resource<ResponseState>, body: Vec<u8>) -> Res<()> {
+        let resp = self.resp_mut(&r)?;
+        headers::frame_body(&mut resp.head.headers, body.len());
+        resp.body.replace(body);
+        Ok(())
+    }
+
+    fn drop(&mut self, _r: Resource<ResponseState>) -> Res<()> {
+        Ok(())
+    }
+}
+
+/// Turn a plugin's reply into a response, or say what is wrong with it.
+pub fn reply_to_response(reply: types::Reply) -> Result<ResponseState, String> {
+    let status = StatusCode::from_u16(reply.status).map_err(|_| format!("status {} is not valid", reply.status))?;
+    let mut response = http::Response::new(());
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    for (name, value) in &reply.headers {
+        let (n, v) = headers::parse(name, value).map_err(|e| match e {
+            EditError::InvalidHeaderName => format!("header name `{name}` is not valid"),
+            _ => format!("value of header `{name}` is not valid"),
+        })?;
+        map.append(n, v);
+    }
+    headers::frame_body(map, reply.body.len());
+    let (head, ()) = response.into_parts();
+    Ok(ResponseState {
+        head,
+        body: BodyState::buffered(reply.body),
+    })
+}

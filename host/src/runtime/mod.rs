@@ -1,0 +1,110 @@
+//! The WebAssembly runtime: one [`Engine`] for the process (pooling
+//! allocator, epoch interruption), the [`Linker`] holding every host
+//! capability, and the epoch ticker that lets hook deadlines fire.
+
+pub mod bindings;
+mod capabilities;
+pub mod compile;
+mod host;
+mod http;
+pub mod pool;
+
+pub use http::reply_to_response;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use host::{Capabilities, HostState};
+
+use crate::config::{Limits, RuntimeSettings};
+
+/// How often the epoch advances. A running hook notices its deadline, or
+/// yields to other tasks, at most this late.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The engine and linker shared by every plugin of every pipeline.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    max_memory_bytes: u64,
+}
+
+impl Runtime {
+    /// Build the engine for these limits (the pool size and the memory cap are
+    /// fixed for the life of the process) and start its epoch ticker.
+    pub fn new(limits: &Limits, settings: &RuntimeSettings) -> anyhow::Result<Arc<Runtime>> {
+        let max_memory_bytes = limits.plugin_memory_bytes();
+        let engine = Engine::new(&engine_config(max_memory_bytes, settings.pool_instances))
+            .map_err(anyhow::Error::from)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        start_epoch_ticker(&engine)?;
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            max_memory_bytes,
+        }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker with WASI (locked down) and Weir's capabilities.
+    pub fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
+    /// The largest memory cap a pipeline may ask for without a restart.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.max_memory_bytes
+    }
+}
+
+fn engine_config(max_memory_bytes: u64, pool_instances: u32) -> EngineConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    // Components from heavier toolchains (componentize-py/js) hold several
+    // core instances, memories and tables; Rust plugins hold one of each.
+    pool.total_component_instances(pool_instances)
+        .total_core_instances(pool_instances.saturating_mul(4))
+        .total_memories(pool_instances.saturating_mul(2))
+        .total_tables(pool_instances.saturating_mul(4))
+        .total_stacks(pool_instances)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16)
+        .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(2 * 1024 * 1024)
+        .table_keep_resident(64 * 1024);
+
+    let mut config = EngineConfig::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        // Component-model async is unused; leaving it on costs ~8 µs a call.
+        .concurrency_support(false)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
+fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("weir-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the epoch ticker thread: {e}"))?;
+    Ok(())
+}

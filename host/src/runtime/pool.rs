@@ -1,0 +1,221 @@
+//! Warm instances of one plugin, reused across requests.
+//!
+//! Each instance has its own `Store`. A hook call checks an instance out
+//! (waiting, up to the hook's deadline, when all `max_instances` are busy),
+//! lends it the request by pushing it into the store's resource table,
+//! calls the hook under the deadline, takes the request back, and returns
+//! the instance. An instance whose call failed in any way is dropped, never
+//! reused; one that served `max_uses` calls is replaced.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use wasmtime::component::Resource;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::bindings::{Action, Plugin, PluginPre};
+use super::host::{Capabilities, HostState, MemoryLimitExceeded};
+use super::Runtime;
+use crate::error::PluginFailure;
+use crate::exchange::{RequestState, ResponseState};
+
+/// Settings of one pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Wall-clock limit of one hook call (and of instantiation plus `init`).
+    pub deadline: Duration,
+    /// Linear-memory cap per instance.
+    pub max_memory: u64,
+    /// Most instances alive at once.
+    pub max_instances: u32,
+    /// Calls after which an instance is replaced.
+    pub max_uses: u64,
+}
+
+struct Warm {
+    store: Store<HostState>,
+    plugin: Plugin,
+    uses: u64,
+}
+
+/// The instances of one plugin.
+pub struct InstancePool {
+    runtime: Arc<Runtime>,
+    pre: PluginPre<HostState>,
+    name: Arc<str>,
+    config: Arc<str>,
+    caps: Arc<Capabilities>,
+    settings: PoolSettings,
+    idle: Mutex<Vec<Warm>>,
+    permits: Semaphore,
+}
+
+impl InstancePool {
+    /// A pool for `pre`, proven by creating (and `init`-ing) a first instance,
+    /// which is kept warm.
+    pub async fn start(
+        runtime: Arc<Runtime>,
+        pre: PluginPre<HostState>,
+        name: &str,
+        config: String,
+        caps: Arc<Capabilities>,
+        settings: PoolSettings,
+    ) -> Result<Self, PluginFailure> {
+        let pool = InstancePool {
+            runtime,
+            pre,
+            name: Arc::from(name),
+            config: Arc::from(config),
+            caps,
+            permits: Semaphore::new(settings.max_instances as usize),
+            settings,
+            idle: Mutex::new(Vec::new()),
+        };
+        let first = pool.instantiate(Instant::now() + pool.settings.deadline).await?;
+        pool.idle_list().push(first);
+        Ok(pool)
+    }
+
+    /// Run `on-request`; returns the (edited) request and the action.
+    pub async fn on_request(&self, req: RequestState) -> Result<(RequestState, Action), PluginFailure> {
+        let deadline = Instant::now() + self.settings.deadline;
+        let _permit = self.acquire(deadline).await?;
+        let mut warm = self.checkout(deadline).await?;
+        arm(&mut warm.store, deadline);
+        let table = &mut warm.store.data_mut().table;
+        let req_res = table.push(req).map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
+        let borrowed = Resource::new_borrow(req_res.rep());
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            warm.plugin.weir_plugin_handler().call_on_request(&mut warm.store, borrowed),
+        )
+        .await;
+        let req = warm.store.data_mut().table.delete(req_res);
+        let action = self.settle(&warm.store, outcome)?;
+        let req = req.map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
+        self.checkin(warm);
+        Ok((req, action))
+    }
+
+    /// Run `on-response`; returns the request, the (edited) response and the
+    /// action.
+    pub async fn on_response(
+        &self,
+        req: RequestState,
+        resp: ResponseState,
+    ) -> Result<(RequestState, ResponseState, Action), PluginFailure> {
+        let deadline = Instant::now() + self.settings.deadline;
+        let _permit = self.acquire(deadline).await?;
+        let mut warm = self.checkout(deadline).await?;
+        arm(&mut warm.store, deadline);
+        let table_error = |e: wasmtime::component::ResourceTableError| PluginFailure::Trap(format!("resource table: {e}"));
+        let table = &mut warm.store.data_mut().table;
+        let req_res = table.push(req).map_err(table_error)?;
+        let resp_res = table.push(resp).map_err(table_error)?;
+        let (req_b, resp_b) = (Resource::new_borrow(req_res.rep()), Resource::new_borrow(resp_res.rep()));
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            warm.plugin
+                .weir_plugin_handler()
+                .call_on_response(&mut warm.store, req_b, resp_b),
+        )
+        .await;
+        let table = &mut warm.store.data_mut().table;
+        let (req, resp) = (table.delete(req_res), table.delete(resp_res));
+        let action = self.settle(&warm.store, outcome)?;
+        let (req, resp) = (req.map_err(table_error)?, resp.map_err(table_error)?);
+        self.checkin(warm);
+        Ok((req, resp, action))
+    }
+
+    /// Number of warm instances waiting for work.
+    pub fn idle_count(&self) -> usize {
+        self.idle_list().len()
+    }
+
+    async fn acquire(&self, deadline: Instant) -> Result<tokio::sync::SemaphorePermit<'_>, PluginFailure> {
+        match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(PluginFailure::Busy(self.settings.max_instances)),
+        }
+    }
+
+    async fn checkout(&self, deadline: Instant) -> Result<Warm, PluginFailure> {
+        let idle = self.idle_list().pop();
+        match idle {
+            Some(warm) => Ok(warm),
+            None => self.instantiate(deadline).await,
+        }
+    }
+
+    fn checkin(&self, mut warm: Warm) {
+        warm.uses += 1;
+        if warm.uses < self.settings.max_uses {
+            self.idle_list().push(warm);
+        }
+    }
+
+    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+        // The list is only pushed to and popped from; a panic elsewhere
+        // while it was locked cannot leave it inconsistent.
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new instance with `init` already run.
+    async fn instantiate(&self, deadline: Instant) -> Result<Warm, PluginFailure> {
+        let state = HostState::new(self.name.clone(), self.caps.clone(), self.settings.max_memory);
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Give other tasks the thread; the deadline is checked again
+                // on the next tick.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        arm(&mut store, deadline);
+        let outcome = tokio::time::timeout_at(deadline, async {
+            let plugin = self.pre.instantiate_async(&mut store).await?;
+            let init = plugin.weir_plugin_handler().call_init(&mut store, &self.config).await?;
+            Ok::<_, wasmtime::Error>((plugin, init))
+        })
+        .await;
+        match self.settle(&store, outcome)? {
+            (plugin, Ok(())) => Ok(Warm { store, plugin, uses: 0 }),
+            (_, Err(message)) => Err(PluginFailure::Instantiate(format!("init rejected the config: {message}"))),
+        }
+    }
+
+    /// Map a call's outcome to a failure the gateway can report.
+    fn settle<T>(
+        &self,
+        store: &Store<HostState>,
+        outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, PluginFailure> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Err(_) => Err(PluginFailure::Deadline(self.settings.deadline)),
+            Ok(Err(_)) if store.data().limiter.exceeded => {
+                Err(PluginFailure::MemoryLimit(self.settings.max_memory))
+            }
+            Ok(Err(e)) if e.downcast_ref::<MemoryLimitExceeded>().is_some() => {
+                Err(PluginFailure::MemoryLimit(self.settings.max_memory))
+            }
+            Ok(Err(e)) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => {
+                Err(PluginFailure::Deadline(self.settings.deadline))
+            }
+            Ok(Err(e)) => Err(PluginFailure::Trap(format!("{e:#}"))),
+        }
+    }
+}
+
+/// Set the deadline for the next call and make the epoch callback run on
+/// the next tick.
+fn arm(store: &mut Store<HostState>, deadline: Instant) {
+    store.data_mut().deadline = deadline;
+    store.set_epoch_deadline(1);
+}

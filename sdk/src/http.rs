@@ -1,0 +1,104 @@
+//! Conveniences on the request, response, reply and action types.
+
+use crate::{Action, BodyError, Reply, Request, Response};
+
+/// Why a body could not be read as JSON.
+#[derive(Debug)]
+pub enum JsonBodyError {
+    /// The body could not be read.
+    Body(BodyError),
+    /// The body is not the expected JSON.
+    Json(serde_json::Error),
+}
+
+impl std::fmt::Display for JsonBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JsonBodyError::Body(BodyError::TooLarge(limit)) => {
+                write!(f, "body is larger than {limit} bytes")
+            }
+            JsonBodyError::Body(BodyError::ReadFailed(why)) => write!(f, "body read failed: {why}"),
+            JsonBodyError::Json(e) => write!(f, "invalid JSON body: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for JsonBodyError {}
+
+impl Request {
+    /// The path without the query, e.g. `/users/7`.
+    pub fn path(&self) -> String {
+        let pq = self.path_with_query();
+        match pq.split_once('?') {
+            Some((path, _)) => path.to_string(),
+            None => pq,
+        }
+    }
+
+    /// The raw query string without `?`, if there is one.
+    pub fn query(&self) -> Option<String> {
+        self.path_with_query()
+            .split_once('?')
+            .map(|(_, q)| q.to_string())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, JsonBodyError> {
+        let body = self.body().map_err(JsonBodyError::Body)?;
+        serde_json::from_slice(&body).map_err(JsonBodyError::Json)
+    }
+}
+
+impl Response {
+    /// The body parsed as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, JsonBodyError> {
+        let body = self.body().map_err(JsonBodyError::Body)?;
+        serde_json::from_slice(&body).map_err(JsonBodyError::Json)
+    }
+}
+
+impl Reply {
+    /// An empty reply with this status.
+    pub fn new(status: u16) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A `text/plain` reply.
+    pub fn text(status: u16, body: &str) -> Self {
+        Reply::new(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(body)
+    }
+
+    /// An `application/json` reply with `value` serialised as the body.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Self {
+        // Serialising a `serde_json::Value` or a plain struct cannot fail;
+        // fall back to `null` rather than panic if a custom impl does.
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+        Reply::new(status)
+            .header("content-type", "application/json")
+            .body(body)
+    }
+
+    /// Add a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Set the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+impl From<Reply> for Action {
+    fn from(reply: Reply) -> Self {
+        Action::Respond(reply)
+    }
+}

@@ -1,0 +1,149 @@
+//! Write [Weir](https://github.com/weir-gateway/weir) gateway plugins in Rust.
+//!
+//! A plugin is a type implementing [`Plugin`], exported with
+//! [`export_plugin!`] from a `cdylib` crate built for `wasm32-wasip2`. The host
+//! calls [`Plugin::new`] once per instance with the plugin's JSON config
+//! (parsed into [`Plugin::Config`] with serde), then the hooks for each
+//! request. Every hook has a default that lets the request go on.
+//!
+//! A plugin that adds a response header:
+//!
+//! ```
+//! use weir_sdk::{export_plugin, Action, Plugin, Request, Response};
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config { name: String, value: String }
+//!
+//! struct AddHeader(Config);
+//!
+//! impl Plugin for AddHeader {
+//!     type Config = Config;
+//!     fn new(config: Config) -> Result<Self, String> {
+//!         Ok(AddHeader(config))
+//!     }
+//!     fn on_response(&mut self, _req: &Request, resp: &Response) -> Action {
+//!         let _ = resp.set_header(&self.0.name, &self.0.value);
+//!         Action::Continue
+//!     }
+//! }
+//!
+//! export_plugin!(AddHeader);
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip2 --release` and drop the
+//! `.wasm` (plus a `.json` config with the same stem) into the gateway's
+//! plugin directory.
+//!
+//! # Instances and state
+//!
+//! The host keeps a pool of warm instances of each plugin and hands each hook
+//! call to any free one, so `&mut self` is per-instance state (a cache, say),
+//! not per-request state: pass facts between hooks and plugins with
+//! [`Request::set_context`] / [`Request::get_context`]. A panic aborts the
+//! instance; the host answers that request with a 500 and discards it.
+//!
+//! # Capabilities
+//!
+//! [`log`], [`outbound`] (HTTP calls to upstreams named in `weir.toml`),
+//! [`rate`] (a host-side limiter) and [`kv`] (a host-side key-value store).
+//! Plugins have no filesystem, environment or sockets.
+
+pub mod bindings;
+mod http;
+pub mod kv;
+pub mod log;
+pub mod outbound;
+pub mod rate;
+
+pub use bindings::weir::plugin::types::{
+    Action, Address, BodyError, EditError, Reply, Request, Response,
+};
+pub use http::JsonBodyError;
+
+/// A Weir plugin. Export it with [`export_plugin!`].
+pub trait Plugin: Sized + 'static {
+    /// The plugin's configuration, parsed from its JSON config file (`{}` when
+    /// there is none). Use [`NoConfig`] for a plugin without settings, and
+    /// `#[serde(deny_unknown_fields)]` so typos are reported.
+    type Config: serde::de::DeserializeOwned;
+
+    /// Build an instance from its config. An `Err` rejects the plugin at load
+    /// time and the message is shown to the operator.
+    fn new(config: Self::Config) -> Result<Self, String>;
+
+    /// Runs for every request, in plugin file-name order.
+    fn on_request(&mut self, req: &Request) -> Action {
+        let _ = req;
+        Action::Continue
+    }
+
+    /// Runs for every response, in reverse order, if this plugin's
+    /// `on_request` returned [`Action::Continue`].
+    fn on_response(&mut self, req: &Request, resp: &Response) -> Action {
+        let _ = (req, resp);
+        Action::Continue
+    }
+}
+
+/// The config of a plugin that takes none: accepts `{}` only.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoConfig {}
+
+/// Export a [`Plugin`] type as the component's `weir:plugin/handler`.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        const _: () = {
+            struct __WeirExport;
+
+            ::std::thread_local! {
+                static __WEIR_PLUGIN: ::std::cell::RefCell<::std::option::Option<$plugin>> =
+                    const { ::std::cell::RefCell::new(::std::option::Option::None) };
+            }
+
+            impl $crate::bindings::exports::weir::plugin::handler::Guest for __WeirExport {
+                fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    let plugin = $crate::__private::init::<$plugin>(&config)?;
+                    __WEIR_PLUGIN.with(|cell| *cell.borrow_mut() = ::std::option::Option::Some(plugin));
+                    ::std::result::Result::Ok(())
+                }
+
+                fn on_request(req: &$crate::Request) -> $crate::Action {
+                    __WEIR_PLUGIN.with(|cell| match cell.borrow_mut().as_mut() {
+                        ::std::option::Option::Some(p) => $crate::Plugin::on_request(p, req),
+                        ::std::option::Option::None => $crate::__private::not_initialised(),
+                    })
+                }
+
+                fn on_response(req: &$crate::Request, resp: &$crate::Response) -> $crate::Action {
+                    __WEIR_PLUGIN.with(|cell| match cell.borrow_mut().as_mut() {
+                        ::std::option::Option::Some(p) => $crate::Plugin::on_response(p, req, resp),
+                        ::std::option::Option::None => $crate::__private::not_initialised(),
+                    })
+                }
+            }
+
+            $crate::bindings::__export_world!(__WeirExport with_types_in $crate::bindings);
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use crate::{Action, Plugin, Reply};
+
+    /// Parse the config and build the plugin.
+    pub fn init<P: Plugin>(config: &str) -> Result<P, String> {
+        let source = if config.trim().is_empty() { "{}" } else { config };
+        let parsed: P::Config =
+            serde_json::from_str(source).map_err(|e| format!("invalid config: {e}"))?;
+        P::new(parsed)
+    }
+
+    /// The host always calls `init` first; answer clearly if it did not.
+    pub fn not_initialised() -> Action {
+        Action::Respond(Reply::text(500, "plugin used before init"))
+    }
+}
