@@ -17,19 +17,35 @@ const PROFILE: &str = "plugin";
 const WASM_CRATE_DIRS: &[&str] = &["plugins", "examples", "tests/fixtures"];
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().expect("host/ lives in the workspace").to_path_buf();
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace")
+        .to_path_buf();
 
     for dir in WASM_CRATE_DIRS.iter().chain(&["sdk", "wit"]) {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.toml").display()
+    );
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
     let target_root = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { workspace.join(p) })
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace.join(p)
+            }
+        })
         .unwrap_or_else(|| workspace.join("target"));
     let wasm_target_dir = target_root.join("wasm");
     let out_dir = wasm_target_dir.join(TARGET).join(PROFILE);
@@ -69,7 +85,9 @@ fn main() {
     }
     // Keep build-script output off cargo's stdout protocol.
     cmd.stdout(std::process::Stdio::inherit());
-    let status = cmd.status().expect("run the nested `cargo build` for wasm32-wasip2");
+    let status = cmd
+        .status()
+        .expect("run the nested `cargo build` for wasm32-wasip2");
     if !status.success() {
         panic!("building the wasm plugins failed (see the output above); packages: {packages:?}");
     }
@@ -86,13 +104,13 @@ fn check_target_installed() {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(sysroot) = sysroot {
-        if !sysroot.join("lib/rustlib").join(TARGET).exists() {
-            panic!(
-                "the {TARGET} Rust target is not installed; Weir builds its plugins for it.\n\
-                 Install it with:  rustup target add {TARGET}"
-            );
-        }
+    if let Some(sysroot) = sysroot
+        && !sysroot.join("lib/rustlib").join(TARGET).exists()
+    {
+        panic!(
+            "the {TARGET} Rust target is not installed; Weir builds its plugins for it.\n\
+             Install it with:  rustup target add {TARGET}"
+        );
     }
 }
 
@@ -100,12 +118,16 @@ fn check_target_installed() {
 fn wasm_packages(workspace: &Path) -> Vec<String> {
     let mut packages = Vec::new();
     for dir in WASM_CRATE_DIRS {
-        let Ok(entries) = fs::read_dir(workspace.join(dir)) else { continue };
+        let Ok(entries) = fs::read_dir(workspace.join(dir)) else {
+            continue;
+        };
         let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         dirs.sort();
         for crate_dir in dirs {
             let manifest = crate_dir.join("Cargo.toml");
-            let Ok(text) = fs::read_to_string(&manifest) else { continue };
+            let Ok(text) = fs::read_to_string(&manifest) else {
+                continue;
+            };
             if let Some(name) = package_name(&text) {
                 packages.push(name);
             }
@@ -122,11 +144,9 @@ fn package_name(manifest: &str) -> Option<String> {
             in_package = line == "[package]";
             continue;
         }
-        if in_package {
-            if let Some(rest) = line.strip_prefix("name") {
-                let value = rest.trim_start().strip_prefix('=')?.trim();
-                return Some(value.trim_matches('"').to_string());
-            }
+        if in_package && let Some(rest) = line.strip_prefix("name") {
+            let value = rest.trim_start().strip_prefix('=')?.trim();
+            return Some(value.trim_matches('"').to_string());
         }
     }
     None

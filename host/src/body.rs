@@ -19,7 +19,9 @@ pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// An empty body.
@@ -243,8 +245,14 @@ mod tests {
     #[tokio::test]
     async fn buffers_once_and_replays() {
         let mut state = BodyState::streaming(chunked(&[b"hello ", b"world"]));
-        assert_eq!(state.buffer(100).await.unwrap(), Bytes::from_static(b"hello world"));
-        assert_eq!(state.buffer(100).await.unwrap(), Bytes::from_static(b"hello world"));
+        assert_eq!(
+            state.buffer(100).await.unwrap(),
+            Bytes::from_static(b"hello world")
+        );
+        assert_eq!(
+            state.buffer(100).await.unwrap(),
+            Bytes::from_static(b"hello world")
+        );
         let all = state.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(all, Bytes::from_static(b"hello world"));
     }
@@ -261,6 +269,9 @@ mod tests {
     async fn exact_size_hint_over_limit_reads_nothing() {
         let mut state = BodyState::streaming(full(vec![7u8; 64]));
         assert_eq!(state.buffer(10).await, Err(BufferError::TooLarge(10)));
-        assert_eq!(state.into_body().collect().await.unwrap().to_bytes().len(), 64);
+        assert_eq!(
+            state.into_body().collect().await.unwrap().to_bytes().len(),
+            64
+        );
     }
 }

@@ -78,10 +78,17 @@ pub fn main() -> ExitCode {
 }
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
-fn run(path: &Path, listen: Option<SocketAddr>, init: bool, log_format: Option<LogFormat>) -> anyhow::Result<()> {
+fn run(
+    path: &Path,
+    listen: Option<SocketAddr>,
+    init: bool,
+    log_format: Option<LogFormat>,
+) -> anyhow::Result<()> {
     if init && !path.exists() {
         for file in crate::init::write_gateway(path, false)? {
             eprintln!("wrote {}", file.display());
@@ -120,7 +127,10 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -143,7 +153,10 @@ fn init(dir: &Path, force: bool) -> anyhow::Result<()> {
     for file in crate::init::write_gateway(&dir.join("weir.toml"), force)? {
         println!("wrote {}", file.display());
     }
-    println!("start it with: weir run --config {}", dir.join("weir.toml").display());
+    println!(
+        "start it with: weir run --config {}",
+        dir.join("weir.toml").display()
+    );
     Ok(())
 }
 
@@ -154,7 +167,11 @@ fn check(path: &Path) -> anyhow::Result<()> {
         let gateway = Gateway::new(&config).await?;
         let pipeline = gateway.pipeline();
         for plugin in pipeline.plugins() {
-            println!("plugin {} ok ({})", plugin.name(), plugin.info().file.display());
+            println!(
+                "plugin {} ok ({})",
+                plugin.name(),
+                plugin.info().file.display()
+            );
         }
         for upstream in pipeline.upstreams().iter() {
             let targets: Vec<String> = upstream.targets().map(ToString::to_string).collect();

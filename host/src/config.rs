@@ -215,13 +215,25 @@ impl Config {
     /// Check values serde cannot: ranges and URLs.
     fn validate(&self) -> Result<(), String> {
         let positive = [
-            ("limits.max_header_bytes", self.limits.max_header_bytes as u64),
+            (
+                "limits.max_header_bytes",
+                self.limits.max_header_bytes as u64,
+            ),
             ("limits.max_body_bytes", self.limits.max_body_bytes),
             ("limits.hook_deadline_ms", self.limits.hook_deadline_ms),
             ("limits.plugin_memory_mb", self.limits.plugin_memory_mb),
-            ("runtime.max_instances_per_plugin", u64::from(self.runtime.max_instances_per_plugin)),
-            ("runtime.max_requests_per_instance", self.runtime.max_requests_per_instance),
-            ("runtime.pool_instances", u64::from(self.runtime.pool_instances)),
+            (
+                "runtime.max_instances_per_plugin",
+                u64::from(self.runtime.max_instances_per_plugin),
+            ),
+            (
+                "runtime.max_requests_per_instance",
+                self.runtime.max_requests_per_instance,
+            ),
+            (
+                "runtime.pool_instances",
+                u64::from(self.runtime.pool_instances),
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -232,7 +244,10 @@ impl Config {
             return Err("`limits.plugin_memory_mb` must be at most 4096".into());
         }
         if self.runtime.pool_instances < self.runtime.max_instances_per_plugin {
-            return Err("`runtime.pool_instances` must be at least `runtime.max_instances_per_plugin`".into());
+            return Err(
+                "`runtime.pool_instances` must be at least `runtime.max_instances_per_plugin`"
+                    .into(),
+            );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(format!("`log.level`: {e}"));
@@ -265,13 +280,18 @@ fn validate_upstream(name: &str, upstream: &UpstreamConfig) -> Result<(), String
         ));
     }
     if upstream.targets.is_empty() {
-        return Err(format!("`upstreams.{name}.targets` must list at least one target"));
+        return Err(format!(
+            "`upstreams.{name}.targets` must list at least one target"
+        ));
     }
     for (i, target) in upstream.targets.iter().enumerate() {
-        parse_target(target).map_err(|why| format!("`upstreams.{name}.targets[{i}]` = `{target}`: {why}"))?;
+        parse_target(target)
+            .map_err(|why| format!("`upstreams.{name}.targets[{i}]` = `{target}`: {why}"))?;
     }
     if upstream.connect_timeout_ms == 0 || upstream.request_timeout_ms == 0 {
-        return Err(format!("`upstreams.{name}` timeouts must be greater than 0"));
+        return Err(format!(
+            "`upstreams.{name}` timeouts must be greater than 0"
+        ));
     }
     Ok(())
 }
@@ -310,7 +330,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_key_and_file() {
-        let err = parse("listen = \"127.0.0.1:0\"\nlisten_port = 3\n").unwrap_err().to_string();
+        let err = parse("listen = \"127.0.0.1:0\"\nlisten_port = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("weir.toml:"), "{err}");
         assert!(err.contains("listen_port"), "{err}");
         let err = parse("[upstreams.a]\ntargets = [\"http://127.0.0.1:1\"]\nretry = 2\n")
@@ -321,11 +343,17 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let err = parse("[limits]\nhook_deadline_ms = 0\n").unwrap_err().to_string();
+        let err = parse("[limits]\nhook_deadline_ms = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("limits.hook_deadline_ms"), "{err}");
-        let err = parse("[upstreams.users]\ntargets = [\"ftp://x\"]\n").unwrap_err().to_string();
+        let err = parse("[upstreams.users]\ntargets = [\"ftp://x\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("upstreams.users.targets[0]"), "{err}");
-        let err = parse("[upstreams.users]\ntargets = []\n").unwrap_err().to_string();
+        let err = parse("[upstreams.users]\ntargets = []\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("upstreams.users.targets"), "{err}");
         let err = parse("listen = \"nowhere\"\n").unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");

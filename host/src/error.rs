@@ -180,12 +180,21 @@ mod tests {
             failure,
         };
         assert_eq!(plugin(PluginFailure::Trap("x".into())).status(), 500);
-        assert_eq!(plugin(PluginFailure::Deadline(Duration::from_millis(5))).status(), 500);
+        assert_eq!(
+            plugin(PluginFailure::Deadline(Duration::from_millis(5))).status(),
+            500
+        );
         assert_eq!(plugin(PluginFailure::Busy(4)).status(), 503);
         assert_eq!(upstream(UpstreamFailure::Connect("x".into())).status(), 502);
-        assert_eq!(upstream(UpstreamFailure::Timeout(Duration::from_secs(1))).status(), 504);
+        assert_eq!(
+            upstream(UpstreamFailure::Timeout(Duration::from_secs(1))).status(),
+            504
+        );
         assert_eq!(GatewayError::NoUpstream.status(), 404);
-        assert_eq!(GatewayError::from(DownstreamError::HeadersTooLarge(1)).status(), 431);
+        assert_eq!(
+            GatewayError::from(DownstreamError::HeadersTooLarge(1)).status(),
+            431
+        );
     }
 
     #[test]

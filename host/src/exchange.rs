@@ -38,10 +38,7 @@ impl RequestState {
 
     /// Path and query, `/` when absent.
     pub fn path_with_query(&self) -> &str {
-        self.head
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
+        self.head.uri.path_and_query().map_or("/", |pq| pq.as_str())
     }
 }
 

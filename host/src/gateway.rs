@@ -52,7 +52,11 @@ impl Gateway {
     }
 
     /// A gateway on an existing runtime (one per process) and stores.
-    pub async fn with_runtime(runtime: Arc<Runtime>, config: &Config, stores: Stores) -> Result<Gateway, LoadError> {
+    pub async fn with_runtime(
+        runtime: Arc<Runtime>,
+        config: &Config,
+        stores: Stores,
+    ) -> Result<Gateway, LoadError> {
         let pipeline = Pipeline::load(&runtime, config, &stores).await?;
         Ok(Gateway {
             runtime,
@@ -124,7 +128,11 @@ fn log_failure(error: &GatewayError) {
     }
 }
 
-async fn process<B>(pipeline: &Pipeline, request: Request<B>, client: SocketAddr) -> Result<Outcome, GatewayError>
+async fn process<B>(
+    pipeline: &Pipeline,
+    request: Request<B>,
+    client: SocketAddr,
+) -> Result<Outcome, GatewayError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -202,17 +210,29 @@ async fn proxy(pipeline: &Pipeline, req: &mut RequestState) -> Result<ResponseSt
     headers::strip_hop_by_hop(headers);
     // Keep the authority the client asked for (HTTP/2 clients send it as
     // `:authority`, not `Host`), as Envoy and Traefik do by default.
-    if !headers.contains_key(http::header::HOST) {
-        if let Some(value) = req.original_authority.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
-            headers.insert(http::header::HOST, value);
-        }
+    if !headers.contains_key(http::header::HOST)
+        && let Some(value) = req
+            .original_authority
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        headers.insert(http::header::HOST, value);
     }
-    headers::add_forwarded(headers, req.client.ip(), "http", req.original_authority.as_deref());
+    headers::add_forwarded(
+        headers,
+        req.client.ip(),
+        "http",
+        req.original_authority.as_deref(),
+    );
 
-    let response = upstream.send(outgoing, None).await.map_err(|failure| GatewayError::Upstream {
-        upstream: name.clone(),
-        failure,
-    })?;
+    let response =
+        upstream
+            .send(outgoing, None)
+            .await
+            .map_err(|failure| GatewayError::Upstream {
+                upstream: name.clone(),
+                failure,
+            })?;
     let (mut head, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut head.headers);
     Ok(ResponseState {

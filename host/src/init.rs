@@ -28,19 +28,26 @@ pub const SAMPLE_CONFIG: &str = include_str!("../weir.sample.toml");
 pub fn write_gateway(config_path: &Path, force: bool) -> anyhow::Result<Vec<PathBuf>> {
     let dir = config_path.parent().unwrap_or(Path::new("."));
     let plugins = dir.join("plugins");
-    let mut files: Vec<(PathBuf, &[u8])> = vec![(config_path.to_path_buf(), SAMPLE_CONFIG.as_bytes())];
+    let mut files: Vec<(PathBuf, &[u8])> =
+        vec![(config_path.to_path_buf(), SAMPLE_CONFIG.as_bytes())];
     for plugin in DEFAULT_PLUGINS {
         files.push((plugins.join(format!("{}.wasm", plugin.stem)), plugin.wasm));
-        files.push((plugins.join(format!("{}.json", plugin.stem)), plugin.config.as_bytes()));
+        files.push((
+            plugins.join(format!("{}.json", plugin.stem)),
+            plugin.config.as_bytes(),
+        ));
     }
-    if !force {
-        if let Some((existing, _)) = files.iter().find(|(path, _)| path.exists()) {
-            anyhow::bail!("{} already exists (use --force to overwrite)", existing.display());
-        }
+    if !force && let Some((existing, _)) = files.iter().find(|(path, _)| path.exists()) {
+        anyhow::bail!(
+            "{} already exists (use --force to overwrite)",
+            existing.display()
+        );
     }
-    std::fs::create_dir_all(&plugins).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", plugins.display()))?;
+    std::fs::create_dir_all(&plugins)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", plugins.display()))?;
     for (path, bytes) in &files {
-        std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, bytes)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     Ok(files.into_iter().map(|(path, _)| path).collect())
 }

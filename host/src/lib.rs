@@ -7,7 +7,10 @@
 //! from a [`Config`] and call [`Gateway::handle`], or serve it with
 //! [`server::serve`].
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod body;
 pub mod cli;

@@ -40,7 +40,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Load every `*.wasm` in the config's plugin directory, in file-name order.
-    pub async fn load(runtime: &Arc<Runtime>, config: &Config, stores: &Stores) -> Result<Pipeline, LoadError> {
+    pub async fn load(
+        runtime: &Arc<Runtime>,
+        config: &Config,
+        stores: &Stores,
+    ) -> Result<Pipeline, LoadError> {
         if config.limits.plugin_memory_bytes() > runtime.max_memory_bytes() {
             return Err(LoadError {
                 file: config.source.clone(),
@@ -49,10 +53,13 @@ impl Pipeline {
                     .into(),
             });
         }
-        let upstreams = Arc::new(Upstreams::new(&config.upstreams).map_err(|message| LoadError {
-            file: config.source.clone(),
-            message,
-        })?);
+        let upstreams =
+            Arc::new(
+                Upstreams::new(&config.upstreams).map_err(|message| LoadError {
+                    file: config.source.clone(),
+                    message,
+                })?,
+            );
         let caps = Arc::new(Capabilities {
             upstreams: upstreams.clone(),
             rate: stores.rate.clone(),

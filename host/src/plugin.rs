@@ -74,23 +74,26 @@ impl LoadedPlugin {
         let engine = runtime.engine().clone();
         let cache_dir = config.cache_dir();
         let hash = sha256.clone();
-        let component = tokio::task::spawn_blocking(move || compile::compile(&engine, &bytes, &hash, Some(&cache_dir)))
-            .await
-            .map_err(|e| LoadError::new(file, format!("compilation crashed: {e}")))?
-            .map_err(|message| LoadError::new(file, message))?;
+        let component = tokio::task::spawn_blocking(move || {
+            compile::compile(&engine, &bytes, &hash, Some(&cache_dir))
+        })
+        .await
+        .map_err(|e| LoadError::new(file, format!("compilation crashed: {e}")))?
+        .map_err(|message| LoadError::new(file, message))?;
 
         let world = "does not implement the weir:plugin/plugin@0.1.0 world";
         let instance_pre = runtime
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| LoadError::new(file, format!("{world}: {e:#}")))?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::new(file, format!("{world}: {e:#}")))?;
+        let pre = PluginPre::new(instance_pre)
+            .map_err(|e| LoadError::new(file, format!("{world}: {e:#}")))?;
 
         let settings = PoolSettings {
             deadline: std::time::Duration::from_millis(config.limits.hook_deadline_ms),
             max_memory: config.limits.plugin_memory_bytes(),
             max_instances: config.runtime.max_instances_per_plugin,
-            max_uses: config.runtime.max_requests_per_instance,
+            max_requests: config.runtime.max_requests_per_instance,
         };
         let pool = InstancePool::start(runtime.clone(), pre, &name, plugin_config, caps, settings)
             .await
@@ -99,7 +102,9 @@ impl LoadedPlugin {
                     (PluginFailure::Instantiate(why), Some(json)) => {
                         format!("{why} (config file {})", json.display())
                     }
-                    (PluginFailure::Instantiate(why), None) => format!("{why} (no config file; `{{}}` was used)"),
+                    (PluginFailure::Instantiate(why), None) => {
+                        format!("{why} (no config file; `{{}}` was used)")
+                    }
                     (other, _) => format!("failed while starting: {other}"),
                 };
                 LoadError::new(file, message)
@@ -133,7 +138,10 @@ impl LoadedPlugin {
     }
 
     /// Run the `on-request` hook.
-    pub async fn on_request(&self, req: RequestState) -> Result<(RequestState, Action), GatewayError> {
+    pub async fn on_request(
+        &self,
+        req: RequestState,
+    ) -> Result<(RequestState, Action), GatewayError> {
         self.pool.on_request(req).await.map_err(|f| self.failed(f))
     }
 
@@ -143,7 +151,10 @@ impl LoadedPlugin {
         req: RequestState,
         resp: ResponseState,
     ) -> Result<(RequestState, ResponseState, Action), GatewayError> {
-        self.pool.on_response(req, resp).await.map_err(|f| self.failed(f))
+        self.pool
+            .on_response(req, resp)
+            .await
+            .map_err(|f| self.failed(f))
     }
 
     /// Attribute a failure to this plugin.

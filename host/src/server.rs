@@ -75,7 +75,10 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: no new connections, draining in-flight requests");
-    if tokio::time::timeout(settings.drain_timeout, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(settings.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             "drain timeout of {} ms reached; closing the remaining connections",
             settings.drain_timeout.as_millis()

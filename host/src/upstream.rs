@@ -125,8 +125,14 @@ impl Upstream {
         match tokio::time::timeout(timeout, self.client.request(request)).await {
             Err(_) => Err(UpstreamFailure::Timeout(timeout)),
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamFailure::Connect(format!("{target}: {}", source_chain(&e)))),
-            Ok(Err(e)) => Err(UpstreamFailure::Protocol(format!("{target}: {}", source_chain(&e)))),
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamFailure::Connect(format!(
+                "{target}: {}",
+                source_chain(&e)
+            ))),
+            Ok(Err(e)) => Err(UpstreamFailure::Protocol(format!(
+                "{target}: {}",
+                source_chain(&e)
+            ))),
         }
     }
 }

@@ -17,4 +17,3 @@ pub fn set(key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), KvError> 
 pub fn delete(key: &str) -> Result<bool, KvError> {
     raw::delete(key)
 }
-

@@ -104,9 +104,12 @@ macro_rules! export_plugin {
             }
 
             impl $crate::bindings::exports::weir::plugin::handler::Guest for __WeirExport {
-                fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), ::std::string::String> {
                     let plugin = $crate::__private::init::<$plugin>(&config)?;
-                    __WEIR_PLUGIN.with(|cell| *cell.borrow_mut() = ::std::option::Option::Some(plugin));
+                    __WEIR_PLUGIN
+                        .with(|cell| *cell.borrow_mut() = ::std::option::Option::Some(plugin));
                     ::std::result::Result::Ok(())
                 }
 
@@ -125,7 +128,13 @@ macro_rules! export_plugin {
                 }
             }
 
-            $crate::bindings::__export_world!(__WeirExport with_types_in $crate::bindings);
+            // Only wasm builds export the component's functions: native builds
+            // of a plugin crate (for its unit tests) link without them.
+            #[cfg(target_arch = "wasm32")]
+    $crate::bindings::__export_world!(__WeirExport with_types_in $crate::bindings);
+            #[cfg(not(target_arch = "wasm32"))]
+            const _: fn(::std::string::String) -> ::std::result::Result<(), ::std::string::String> =
+                <__WeirExport as $crate::bindings::exports::weir::plugin::handler::Guest>::init;
         };
     };
 }
@@ -136,7 +145,11 @@ pub mod __private {
 
     /// Parse the config and build the plugin.
     pub fn init<P: Plugin>(config: &str) -> Result<P, String> {
-        let source = if config.trim().is_empty() { "{}" } else { config };
+        let source = if config.trim().is_empty() {
+            "{}"
+        } else {
+            config
+        };
         let parsed: P::Config =
             serde_json::from_str(source).map_err(|e| format!("invalid config: {e}"))?;
         P::new(parsed)

@@ -1,6 +1,6 @@
 //! Logging through the gateway's log; lines are tagged with the plugin name.
 //!
-//! ```
+//! ```no_run
 //! weir_sdk::info!("routing {} to {}", "/users", "users");
 //! ```
 

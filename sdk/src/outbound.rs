@@ -71,4 +71,3 @@ impl CallResponse {
         serde_json::from_slice(&self.body)
     }
 }
-

@@ -1,1 +1,12 @@
+//! Integration tests: real backends on loopback, the real gateway (in-process
+//! through its listener, or the `weir` binary), real plugins built by the
+//! build script, and a real HTTP client.
 
+mod capabilities;
+mod cli;
+mod failures;
+mod hooks;
+mod instances;
+mod loading;
+mod proxying;
+mod support;

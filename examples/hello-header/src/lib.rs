@@ -11,7 +11,10 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { name: "x-hello".into(), value: "weir".into() }
+        Config {
+            name: "x-hello".into(),
+            value: "weir".into(),
+        }
     }
 }
 

@@ -19,4 +19,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use weir::plugin::types::{Action, Reply};
+pub use self::weir::plugin::types::{Action, Reply};

@@ -43,7 +43,10 @@ impl log::Host for HostState {
 }
 
 impl outbound::Host for HostState {
-    async fn send(&mut self, call: outbound::Call) -> Res<Result<outbound::CallResponse, outbound::CallError>> {
+    async fn send(
+        &mut self,
+        call: outbound::Call,
+    ) -> Res<Result<outbound::CallResponse, outbound::CallError>> {
         Ok(perform(self.caps.clone(), call).await)
     }
 
@@ -52,20 +55,28 @@ impl outbound::Host for HostState {
         calls: Vec<outbound::Call>,
     ) -> Res<Vec<Result<outbound::CallResponse, outbound::CallError>>> {
         let caps = self.caps.clone();
-        Ok(futures::future::join_all(calls.into_iter().map(|call| perform(caps.clone(), call))).await)
+        Ok(
+            futures::future::join_all(calls.into_iter().map(|call| perform(caps.clone(), call)))
+                .await,
+        )
     }
 }
 
 /// Make one outbound call: only to a configured upstream, with the body
 /// read into memory up to `max_body_bytes`.
-async fn perform(caps: Arc<Capabilities>, call: outbound::Call) -> Result<outbound::CallResponse, outbound::CallError> {
+async fn perform(
+    caps: Arc<Capabilities>,
+    call: outbound::Call,
+) -> Result<outbound::CallResponse, outbound::CallError> {
     use outbound::CallError;
     let upstream = caps
         .upstreams
         .get(&call.upstream)
         .ok_or_else(|| CallError::UnknownUpstream(call.upstream.clone()))?;
     let request = build_request(&call)?;
-    let timeout = call.timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+    let timeout = call
+        .timeout_ms
+        .map(|ms| Duration::from_millis(u64::from(ms)));
     let response = upstream.send(request, timeout).await.map_err(|e| match e {
         UpstreamFailure::Timeout(_) => CallError::Timeout,
         UpstreamFailure::Connect(why) => CallError::ConnectFailed(why),
@@ -74,9 +85,14 @@ async fn perform(caps: Arc<Capabilities>, call: outbound::Call) -> Result<outbou
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let limit = caps.max_body_bytes;
-    let bytes = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+    let bytes = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(CallError::TooLarge(limit)),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(CallError::TooLarge(limit));
+        }
         Err(e) => return Err(CallError::Failed(e.to_string())),
     };
     Ok(outbound::CallResponse {
@@ -84,7 +100,12 @@ async fn perform(caps: Arc<Capabilities>, call: outbound::Call) -> Result<outbou
         headers: head
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: bytes.to_vec(),
     })
@@ -139,7 +160,12 @@ impl kv::Host for HostState {
         Ok(self.caps.kv.get(&key).await.map_err(kv_error))
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Res<Result<(), kv::KvError>> {
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Res<Result<(), kv::KvError>> {
         let key = self.namespaced(&key);
         let ttl = ttl_ms.map(Duration::from_millis);
         Ok(self.caps.kv.set(&key, value, ttl).await.map_err(kv_error))

@@ -38,7 +38,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Compile `bytes` (from a file whose SHA-256 is `sha256`), using and
 /// filling the cache in `cache_dir` when given. Errors are messages for the
 /// operator.
-pub fn compile(engine: &Engine, bytes: &[u8], sha256: &str, cache_dir: Option<&Path>) -> Result<Component, String> {
+pub fn compile(
+    engine: &Engine,
+    bytes: &[u8],
+    sha256: &str,
+    cache_dir: Option<&Path>,
+) -> Result<Component, String> {
     match classify(bytes) {
         WasmKind::Component => {}
         WasmKind::CoreModule => {
@@ -49,16 +54,17 @@ pub fn compile(engine: &Engine, bytes: &[u8], sha256: &str, cache_dir: Option<&P
         WasmKind::NotWasm => return Err("is not a WebAssembly file".into()),
     }
     let cached = cache_dir.map(|dir| dir.join(format!("{sha256}-{}.cwasm", engine_tag(engine))));
-    if let Some(path) = &cached {
-        if let Some(component) = load_cached(engine, path) {
-            return Ok(component);
-        }
+    if let Some(path) = &cached
+        && let Some(component) = load_cached(engine, path)
+    {
+        return Ok(component);
     }
-    let component = Component::new(engine, bytes).map_err(|e| format!("cannot be compiled: {e:#}"))?;
-    if let Some(path) = &cached {
-        if let Err(e) = store_cached(&component, path) {
-            tracing::warn!(cache = %path.display(), "cannot write the compiled-plugin cache: {e}");
-        }
+    let component =
+        Component::new(engine, bytes).map_err(|e| format!("cannot be compiled: {e:#}"))?;
+    if let Some(path) = &cached
+        && let Err(e) = store_cached(&component, path)
+    {
+        tracing::warn!(cache = %path.display(), "cannot write the compiled-plugin cache: {e}");
     }
     Ok(component)
 }
@@ -97,7 +103,8 @@ fn store_cached(component: &Component, path: &Path) -> std::io::Result<()> {
     // Write aside and rename, so a concurrent reader never sees half a file.
     let tmp: PathBuf = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         std::process::id()
     ));
     std::fs::write(&tmp, bytes)?;

@@ -55,7 +55,8 @@ mod headers {
     }
 
     pub fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), EditError> {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| EditError::InvalidHeaderName)?;
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| EditError::InvalidHeaderName)?;
         let value = HeaderValue::from_str(value).map_err(|_| EditError::InvalidHeaderValue)?;
         Ok((name, value))
     }
@@ -93,7 +94,10 @@ fn body_error(e: BufferError) -> BodyError {
 }
 
 async fn read_body(body: &mut BodyState, limit: u64) -> Result<Vec<u8>, BodyError> {
-    body.buffer(limit).await.map(|b| b.to_vec()).map_err(body_error)
+    body.buffer(limit)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(body_error)
 }
 
 impl types::HostRequest for HostState {
@@ -101,7 +105,11 @@ impl types::HostRequest for HostState {
         Ok(self.req(&r)?.head.method.as_str().to_string())
     }
 
-    fn set_method(&mut self, r: Resource<RequestState>, method: String) -> Res<Result<(), EditError>> {
+    fn set_method(
+        &mut self,
+        r: Resource<RequestState>,
+        method: String,
+    ) -> Res<Result<(), EditError>> {
         let Ok(method) = Method::from_bytes(method.as_bytes()) else {
             return Ok(Err(EditError::InvalidMethod));
         };
@@ -113,7 +121,11 @@ impl types::HostRequest for HostState {
         Ok(self.req(&r)?.path_with_query().to_string())
     }
 
-    fn set_path_with_query(&mut self, r: Resource<RequestState>, pq: String) -> Res<Result<(), EditError>> {
+    fn set_path_with_query(
+        &mut self,
+        r: Resource<RequestState>,
+        pq: String,
+    ) -> Res<Result<(), EditError>> {
         let parsed = match PathAndQuery::from_str(&pq) {
             Ok(p) if pq.starts_with('/') => p,
             _ => return Ok(Err(EditError::InvalidPath)),
@@ -154,12 +166,30 @@ impl types::HostRequest for HostState {
         Ok(headers::list(&self.req(&r)?.head.headers))
     }
 
-    fn set_header(&mut self, r: Resource<RequestState>, name: String, value: String) -> Res<Result<(), EditError>> {
-        Ok(headers::set(&mut self.req_mut(&r)?.head.headers, &name, &value))
+    fn set_header(
+        &mut self,
+        r: Resource<RequestState>,
+        name: String,
+        value: String,
+    ) -> Res<Result<(), EditError>> {
+        Ok(headers::set(
+            &mut self.req_mut(&r)?.head.headers,
+            &name,
+            &value,
+        ))
     }
 
-    fn append_header(&mut self, r: Resource<RequestState>, name: String, value: String) -> Res<Result<(), EditError>> {
-        Ok(headers::append(&mut self.req_mut(&r)?.head.headers, &name, &value))
+    fn append_header(
+        &mut self,
+        r: Resource<RequestState>,
+        name: String,
+        value: String,
+    ) -> Res<Result<(), EditError>> {
+        Ok(headers::append(
+            &mut self.req_mut(&r)?.head.headers,
+            &name,
+            &value,
+        ))
     }
 
     fn remove_header(&mut self, r: Resource<RequestState>, name: String) -> Res<()> {
@@ -193,7 +223,11 @@ impl types::HostRequest for HostState {
         Ok(self.req(&r)?.upstream.clone())
     }
 
-    fn set_upstream(&mut self, r: Resource<RequestState>, name: String) -> Res<Result<(), EditError>> {
+    fn set_upstream(
+        &mut self,
+        r: Resource<RequestState>,
+        name: String,
+    ) -> Res<Result<(), EditError>> {
         if !self.caps.upstreams.contains(&name) {
             return Ok(Err(EditError::UnknownUpstream));
         }
@@ -212,7 +246,11 @@ impl types::HostResponse for HostState {
         Ok(self.resp(&r)?.head.status.as_u16())
     }
 
-    fn set_status(&mut self, r: Resource<ResponseState>, status: u16) -> Res<Result<(), EditError>> {
+    fn set_status(
+        &mut self,
+        r: Resource<ResponseState>,
+        status: u16,
+    ) -> Res<Result<(), EditError>> {
         let Ok(status) = StatusCode::from_u16(status) else {
             return Ok(Err(EditError::InvalidStatus));
         };
@@ -232,12 +270,30 @@ impl types::HostResponse for HostState {
         Ok(headers::list(&self.resp(&r)?.head.headers))
     }
 
-    fn set_header(&mut self, r: Resource<ResponseState>, name: String, value: String) -> Res<Result<(), EditError>> {
-        Ok(headers::set(&mut self.resp_mut(&r)?.head.headers, &name, &value))
+    fn set_header(
+        &mut self,
+        r: Resource<ResponseState>,
+        name: String,
+        value: String,
+    ) -> Res<Result<(), EditError>> {
+        Ok(headers::set(
+            &mut self.resp_mut(&r)?.head.headers,
+            &name,
+            &value,
+        ))
     }
 
-    fn append_header(&mut self, r: Resource<ResponseState>, name: String, value: String) -> Res<Result<(), EditError>> {
-        Ok(headers::append(&mut self.resp_mut(&r)?.head.headers, &name, &value))
+    fn append_header(
+        &mut self,
+        r: Resource<ResponseState>,
+        name: String,
+        value: String,
+    ) -> Res<Result<(), EditError>> {
+        Ok(headers::append(
+            &mut self.resp_mut(&r)?.head.headers,
+            &name,
+            &value,
+        ))
     }
 
     fn remove_header(&mut self, r: Resource<ResponseState>, name: String) -> Res<()> {
@@ -265,7 +321,8 @@ impl types::HostResponse for HostState {
 
 /// Turn a plugin's reply into a response, or say what is wrong with it.
 pub fn reply_to_response(reply: types::Reply) -> Result<ResponseState, String> {
-    let status = StatusCode::from_u16(reply.status).map_err(|_| format!("status {} is not valid", reply.status))?;
+    let status = StatusCode::from_u16(reply.status)
+        .map_err(|_| format!("status {} is not valid", reply.status))?;
     let mut response = http::Response::new(());
     *response.status_mut() = status;
     let map = response.headers_mut();

@@ -5,7 +5,11 @@
 //! lends it the request by pushing it into the store's resource table,
 //! calls the hook under the deadline, takes the request back, and returns
 //! the instance. An instance whose call failed in any way is dropped, never
-//! reused; one that served `max_uses` calls is replaced.
+//! reused; one that served `max_requests` requests is replaced.
+//!
+//! The deadline covers the hook itself (and creating an instance for it when
+//! none is warm); waiting for a free instance is bounded separately, by the
+//! same duration, and ends in "busy" (503).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,9 +19,9 @@ use tokio::time::Instant;
 use wasmtime::component::Resource;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+use super::Runtime;
 use super::bindings::{Action, Plugin, PluginPre};
 use super::host::{Capabilities, HostState, MemoryLimitExceeded};
-use super::Runtime;
 use crate::error::PluginFailure;
 use crate::exchange::{RequestState, ResponseState};
 
@@ -30,14 +34,15 @@ pub struct PoolSettings {
     pub max_memory: u64,
     /// Most instances alive at once.
     pub max_instances: u32,
-    /// Calls after which an instance is replaced.
-    pub max_uses: u64,
+    /// Requests (`on-request` calls) after which an instance is replaced.
+    pub max_requests: u64,
 }
 
 struct Warm {
     store: Store<HostState>,
     plugin: Plugin,
-    uses: u64,
+    /// `on-request` calls served.
+    requests: u64,
 }
 
 /// The instances of one plugin.
@@ -73,28 +78,38 @@ impl InstancePool {
             settings,
             idle: Mutex::new(Vec::new()),
         };
-        let first = pool.instantiate(Instant::now() + pool.settings.deadline).await?;
+        let first = pool
+            .instantiate(Instant::now() + pool.settings.deadline)
+            .await?;
         pool.idle_list().push(first);
         Ok(pool)
     }
 
     /// Run `on-request`; returns the (edited) request and the action.
-    pub async fn on_request(&self, req: RequestState) -> Result<(RequestState, Action), PluginFailure> {
+    pub async fn on_request(
+        &self,
+        req: RequestState,
+    ) -> Result<(RequestState, Action), PluginFailure> {
+        let _permit = self.acquire().await?;
         let deadline = Instant::now() + self.settings.deadline;
-        let _permit = self.acquire(deadline).await?;
         let mut warm = self.checkout(deadline).await?;
         arm(&mut warm.store, deadline);
         let table = &mut warm.store.data_mut().table;
-        let req_res = table.push(req).map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
+        let req_res = table
+            .push(req)
+            .map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
         let borrowed = Resource::new_borrow(req_res.rep());
         let outcome = tokio::time::timeout_at(
             deadline,
-            warm.plugin.weir_plugin_handler().call_on_request(&mut warm.store, borrowed),
+            warm.plugin
+                .weir_plugin_handler()
+                .call_on_request(&mut warm.store, borrowed),
         )
         .await;
         let req = warm.store.data_mut().table.delete(req_res);
         let action = self.settle(&warm.store, outcome)?;
         let req = req.map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
+        warm.requests += 1;
         self.checkin(warm);
         Ok((req, action))
     }
@@ -106,15 +121,20 @@ impl InstancePool {
         req: RequestState,
         resp: ResponseState,
     ) -> Result<(RequestState, ResponseState, Action), PluginFailure> {
+        let _permit = self.acquire().await?;
         let deadline = Instant::now() + self.settings.deadline;
-        let _permit = self.acquire(deadline).await?;
         let mut warm = self.checkout(deadline).await?;
         arm(&mut warm.store, deadline);
-        let table_error = |e: wasmtime::component::ResourceTableError| PluginFailure::Trap(format!("resource table: {e}"));
+        let table_error = |e: wasmtime::component::ResourceTableError| {
+            PluginFailure::Trap(format!("resource table: {e}"))
+        };
         let table = &mut warm.store.data_mut().table;
         let req_res = table.push(req).map_err(table_error)?;
         let resp_res = table.push(resp).map_err(table_error)?;
-        let (req_b, resp_b) = (Resource::new_borrow(req_res.rep()), Resource::new_borrow(resp_res.rep()));
+        let (req_b, resp_b) = (
+            Resource::new_borrow(req_res.rep()),
+            Resource::new_borrow(resp_res.rep()),
+        );
         let outcome = tokio::time::timeout_at(
             deadline,
             warm.plugin
@@ -135,8 +155,9 @@ impl InstancePool {
         self.idle_list().len()
     }
 
-    async fn acquire(&self, deadline: Instant) -> Result<tokio::sync::SemaphorePermit<'_>, PluginFailure> {
-        match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
+    /// Wait for a free instance slot, at most one hook deadline.
+    async fn acquire(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PluginFailure> {
+        match tokio::time::timeout(self.settings.deadline, self.permits.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(PluginFailure::Busy(self.settings.max_instances)),
         }
@@ -150,9 +171,8 @@ impl InstancePool {
         }
     }
 
-    fn checkin(&self, mut warm: Warm) {
-        warm.uses += 1;
-        if warm.uses < self.settings.max_uses {
+    fn checkin(&self, warm: Warm) {
+        if warm.requests < self.settings.max_requests {
             self.idle_list().push(warm);
         }
     }
@@ -160,12 +180,18 @@ impl InstancePool {
     fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
         // The list is only pushed to and popped from; a panic elsewhere
         // while it was locked cannot leave it inconsistent.
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A new instance with `init` already run.
     async fn instantiate(&self, deadline: Instant) -> Result<Warm, PluginFailure> {
-        let state = HostState::new(self.name.clone(), self.caps.clone(), self.settings.max_memory);
+        let state = HostState::new(
+            self.name.clone(),
+            self.caps.clone(),
+            self.settings.max_memory,
+        );
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|ctx| {
@@ -180,13 +206,22 @@ impl InstancePool {
         arm(&mut store, deadline);
         let outcome = tokio::time::timeout_at(deadline, async {
             let plugin = self.pre.instantiate_async(&mut store).await?;
-            let init = plugin.weir_plugin_handler().call_init(&mut store, &self.config).await?;
+            let init = plugin
+                .weir_plugin_handler()
+                .call_init(&mut store, &self.config)
+                .await?;
             Ok::<_, wasmtime::Error>((plugin, init))
         })
         .await;
         match self.settle(&store, outcome)? {
-            (plugin, Ok(())) => Ok(Warm { store, plugin, uses: 0 }),
-            (_, Err(message)) => Err(PluginFailure::Instantiate(format!("init rejected the config: {message}"))),
+            (plugin, Ok(())) => Ok(Warm {
+                store,
+                plugin,
+                requests: 0,
+            }),
+            (_, Err(message)) => Err(PluginFailure::Instantiate(format!(
+                "init rejected the config: {message}"
+            ))),
         }
     }
 

@@ -48,7 +48,12 @@ impl RateLimit {
 /// Apply one take at time `now` to a key whose TAT is `tat` (both as
 /// durations since any fixed origin). Returns the decision and the new TAT
 /// to store (unchanged when refused).
-pub fn take(tat: Option<Duration>, now: Duration, cost: u32, limit: RateLimit) -> (Decision, Duration) {
+pub fn take(
+    tat: Option<Duration>,
+    now: Duration,
+    cost: u32,
+    limit: RateLimit,
+) -> (Decision, Duration) {
     let capacity = limit.capacity();
     let interval = limit.interval_ns();
     let tolerance = interval * u128::from(capacity);
@@ -122,8 +127,14 @@ mod tests {
     fn allows_rate_at_once_then_refills_smoothly() {
         // 5 per second: 5 at t=0, the 6th refused, one more every 200 ms.
         let l = limit(5, 1000, 0);
-        assert_eq!(run(l, &[0, 0, 0, 0, 0, 0]), [true, true, true, true, true, false]);
-        assert_eq!(run(l, &[0, 0, 0, 0, 0, 199, 200, 201]), [true, true, true, true, true, false, true, false]);
+        assert_eq!(
+            run(l, &[0, 0, 0, 0, 0, 0]),
+            [true, true, true, true, true, false]
+        );
+        assert_eq!(
+            run(l, &[0, 0, 0, 0, 0, 199, 200, 201]),
+            [true, true, true, true, true, false, true, false]
+        );
     }
 
     #[test]

@@ -157,7 +157,12 @@ impl KvStore for MemoryKvStore {
         }))
     }
 
-    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), StoreError> {
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
         let now = Instant::now();
         let entry = KvEntry {
             value,
@@ -173,9 +178,9 @@ impl KvStore for MemoryKvStore {
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let now = Instant::now();
-        Ok(self
-            .entries
-            .with(key, |shard| shard.map.remove(key).is_some_and(|e| e.live(now))))
+        Ok(self.entries.with(key, |shard| {
+            shard.map.remove(key).is_some_and(|e| e.live(now))
+        }))
     }
 }
 
@@ -251,7 +256,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn kv_expires() {
         let kv = MemoryKvStore::new();
-        kv.set("a", b"1".to_vec(), Some(Duration::from_secs(1))).await.unwrap();
+        kv.set("a", b"1".to_vec(), Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
         kv.set("b", b"2".to_vec(), None).await.unwrap();
         assert_eq!(kv.get("a").await.unwrap(), Some(b"1".to_vec()));
         tokio::time::advance(Duration::from_secs(2)).await;

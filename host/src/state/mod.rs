@@ -31,7 +31,8 @@ pub trait KvStore: Send + Sync + 'static {
     /// The live value under `key`.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Store `value` under `key`, expiring after `ttl` if given.
-    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), StoreError>;
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>)
+    -> Result<(), StoreError>;
     /// Remove `key`; whether it was present.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 }

@@ -34,7 +34,9 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 
 impl Router {
     fn find(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| prefix_matches(&r.path_prefix, path))
+        self.routes
+            .iter()
+            .find(|r| prefix_matches(&r.path_prefix, path))
     }
 }
 
@@ -44,21 +46,33 @@ impl Plugin for Router {
     fn new(config: Config) -> Result<Self, String> {
         let mut routes = config.routes;
         if let Some(bad) = routes.iter().find(|r| !r.path_prefix.starts_with('/')) {
-            return Err(format!("route `{}`: path_prefix must start with `/`", bad.name));
+            return Err(format!(
+                "route `{}`: path_prefix must start with `/`",
+                bad.name
+            ));
         }
         // Stable sort keeps file order among equal lengths.
-        routes.sort_by(|a, b| b.path_prefix.len().cmp(&a.path_prefix.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
         Ok(Router { routes })
     }
 
     fn on_request(&mut self, req: &Request) -> Action {
         let path = req.path();
         let Some(route) = self.find(&path) else {
-            return Reply::json(404, &serde_json::json!({"error": "no route", "path": path})).into();
+            return Reply::json(404, &serde_json::json!({"error": "no route", "path": path}))
+                .into();
         };
         if req.set_upstream(&route.upstream).is_err() {
-            weir_sdk::error!("route `{}` names unknown upstream `{}`", route.name, route.upstream);
-            return Reply::json(502, &serde_json::json!({"error": "unknown upstream", "route": route.name})).into();
+            weir_sdk::error!(
+                "route `{}` names unknown upstream `{}`",
+                route.name,
+                route.upstream
+            );
+            return Reply::json(
+                502,
+                &serde_json::json!({"error": "unknown upstream", "route": route.name}),
+            )
+            .into();
         }
         req.set_context("route", &route.name);
         Action::Continue
@@ -88,7 +102,11 @@ mod tests {
             upstream: "u".into(),
         };
         let router = Router::new(Config {
-            routes: vec![route("root", "/"), route("api", "/api"), route("users", "/api/users")],
+            routes: vec![
+                route("root", "/"),
+                route("api", "/api"),
+                route("users", "/api/users"),
+            ],
         })
         .unwrap();
         assert_eq!(router.find("/api/users/7").unwrap().name, "users");

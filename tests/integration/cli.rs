@@ -1,0 +1,218 @@
+//! The `weir` binary: started on port 0 (it prints the address), refusing
+//! bad plugins and config with a message and a non-zero exit, `init` and
+//! `check`, and a clean exit on SIGTERM.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::*;
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// A running `weir run`; killed when dropped.
+struct Process {
+    child: Child,
+    addr: String,
+}
+
+impl Process {
+    async fn start(config: &Path) -> Process {
+        let mut child = Command::new(WEIR)
+            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    return addr.to_string();
+                }
+            }
+            panic!("weir exited without printing its address");
+        })
+        .await
+        .expect("weir did not start within 60 s");
+        Process { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Send SIGTERM and wait for the exit code.
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("weir did not exit after SIGTERM")
+            .unwrap()
+    }
+}
+
+/// Run `weir ARGS` to completion: (success, stdout, stderr).
+async fn run_weir(args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(WEIR)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (status, _, _) = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::join!(
+            child.wait(),
+            stdout.read_to_string(&mut out),
+            stderr.read_to_string(&mut err)
+        )
+    })
+    .await
+    .expect("weir did not finish");
+    (status.unwrap().success(), out, err)
+}
+
+#[tokio::test]
+async fn weir_run_prints_its_address_serves_and_exits_zero_on_sigterm() {
+    let backend = Backend::start().await;
+    let setup = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .plugin("20-hello", "hello_header", None);
+    let process = Process::start(&setup.write()).await;
+    let reply = get(&process.url("/")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-hello"), Some("weir"));
+    assert_eq!(reply.text(), "hello from backend");
+    let status = process.terminate().await;
+    assert!(status.success(), "{status:?}");
+}
+
+/// `weir run` on `setup` must fail at start with all of `expected` in stderr.
+async fn refused_at_start(setup: &Setup, expected: &[&str]) {
+    let config = setup.write();
+    let (ok, out, err) = run_weir(&[
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!ok, "weir run should have failed; stdout: {out}");
+    assert!(!out.contains("listening on"), "{out}");
+    for text in expected {
+        assert!(err.contains(text), "stderr lacks {text:?}:\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn weir_run_refuses_a_plugin_whose_init_rejects_its_config() {
+    let setup = Setup::new().scripted("20-picky", json!({"init_error": "need at least one route"}));
+    refused_at_start(
+        &setup,
+        &[
+            "20-picky.wasm",
+            "init rejected the config: need at least one route",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn weir_run_refuses_a_file_that_is_not_a_component() {
+    let setup = Setup::new().raw_file("20-core.wasm", b"\0asm\x01\0\0\0");
+    refused_at_start(&setup, &["20-core.wasm", "not a component"]).await;
+    let setup = Setup::new().raw_file("20-junk.wasm", b"junk");
+    refused_at_start(&setup, &["20-junk.wasm", "is not a WebAssembly file"]).await;
+}
+
+#[tokio::test]
+async fn weir_run_refuses_a_component_of_another_world() {
+    let setup = Setup::new().plugin("20-wrong", "fixture_wrong_world", None);
+    refused_at_start(
+        &setup,
+        &[
+            "20-wrong.wasm",
+            "does not implement the weir:plugin/plugin@0.1.0 world",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn weir_run_refuses_an_unknown_config_key() {
+    let setup = Setup::new().limit("max_header_byte = 10");
+    refused_at_start(&setup, &["weir.toml", "unknown field `max_header_byte`"]).await;
+    let setup =
+        Setup::new().upstream_with("users", "targets = [\"http://127.0.0.1:1\"]\nretries = 2");
+    refused_at_start(&setup, &["weir.toml", "unknown field `retries`"]).await;
+}
+
+#[tokio::test]
+async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
+    let backend = Backend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway_dir = dir.path().join("gw");
+    let (ok, out, err) = run_weir(&["init", gateway_dir.to_str().unwrap()]).await;
+    assert!(ok, "{out}{err}");
+    assert!(gateway_dir.join("plugins/50-router.wasm").exists());
+    assert!(gateway_dir.join("plugins/50-router.json").exists());
+
+    // Point the sample upstream at our backend (the sample uses port 8000).
+    let config = gateway_dir.join("weir.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("http://127.0.0.1:8000"));
+    let cache = crate::support::gateway::shared_cache_dir();
+    let text = text
+        .replace("http://127.0.0.1:8000", &backend.url())
+        .replace(
+            "cache_dir = \".weir-cache\"",
+            &format!("cache_dir = {:?}", cache.display().to_string()),
+        );
+    std::fs::write(&config, text).unwrap();
+
+    let (ok, out, err) = run_weir(&["check", "--config", config.to_str().unwrap()]).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("plugin 50-router ok"), "{out}");
+
+    let process = Process::start(&config).await;
+    let reply = get(&process.url("/anything")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "hello from backend");
+    assert!(process.terminate().await.success());
+
+    // A second init does not overwrite.
+    let (ok, _, err) = run_weir(&["init", gateway_dir.to_str().unwrap()]).await;
+    assert!(!ok);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[tokio::test]
+async fn weir_check_reports_a_broken_plugin() {
+    let setup = Setup::new().raw_file("20-junk.wasm", b"junk");
+    let config = setup.write();
+    let (ok, _, err) = run_weir(&["check", "--config", config.to_str().unwrap()]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("20-junk.wasm: is not a WebAssembly file"),
+        "{err}"
+    );
+}

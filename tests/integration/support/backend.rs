@@ -1,0 +1,151 @@
+//! A real HTTP backend on `127.0.0.1:0` that counts hits and remembers the
+//! last request, with a few routes for the tests:
+//!
+//! - `/echo`: the request body streamed back.
+//! - `/chunked?n=N`: N chunks of "chunk-i\n", no content-length.
+//! - `/slow?ms=N`: waits N ms, then answers.
+//! - `/status/N`: answers status N with `x-custom: 1`.
+//! - `/json?...`: a JSON document naming the path.
+//! - anything else: 200 "hello from backend" with `x-backend: yes`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use weir::body::{self, Body, BoxError};
+
+/// What the backend saw of a request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+}
+
+#[derive(Default)]
+struct Shared {
+    hits: AtomicUsize,
+    last: Mutex<Option<Seen>>,
+}
+
+/// A running backend; stops when dropped.
+pub struct Backend {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    pub async fn start() -> Backend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared::default());
+        let state = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Backend { addr, shared, task }
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.shared.hits.load(Ordering::SeqCst)
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> Option<Seen> {
+        self.shared.last.lock().unwrap().clone()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn query_number(req: &Request<Incoming>, key: &str) -> Option<u64> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.parse().ok())?
+    })
+}
+
+async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    *state.last.lock().unwrap() = Some(Seen {
+        method: req.method().to_string(),
+        path_and_query: req
+            .uri()
+            .path_and_query()
+            .map_or("/".into(), |p| p.to_string()),
+        headers: req.headers().clone(),
+    });
+    let path = req.uri().path().to_string();
+    if path == "/echo" {
+        let mut response = Response::new(body::boxed(req.into_body()));
+        response
+            .headers_mut()
+            .insert("x-echo", "1".parse().unwrap());
+        return response;
+    }
+    if path == "/chunked" {
+        let n = query_number(&req, "n").unwrap_or(5);
+        let frames =
+            (0..n).map(|i| Ok::<_, BoxError>(Frame::data(Bytes::from(format!("chunk-{i}\n")))));
+        return Response::new(StreamBody::new(futures::stream::iter(frames)).boxed_unsync());
+    }
+    if path == "/slow" {
+        let ms = query_number(&req, "ms").unwrap_or(100);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Response::new(body::full("slow done"));
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        let mut response = Response::new(body::full(format!("status {code}")));
+        *response.status_mut() = code.parse().unwrap_or(http::StatusCode::IM_A_TEAPOT);
+        response
+            .headers_mut()
+            .insert("x-custom", "1".parse().unwrap());
+        return response;
+    }
+    if path.starts_with("/json") {
+        let doc = serde_json::json!({"path": req.uri().to_string()});
+        let mut response = Response::new(body::full(doc.to_string()));
+        response
+            .headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        return response;
+    }
+    let mut response = Response::new(body::full("hello from backend"));
+    response
+        .headers_mut()
+        .insert("x-backend", "yes".parse().unwrap());
+    response
+}

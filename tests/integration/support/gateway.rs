@@ -1,0 +1,206 @@
+//! Building a gateway directory (weir.toml + plugins) in a temp dir, and
+//! running it in-process on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use weir::config::{Config, Limits, RuntimeSettings};
+use weir::server::{ServerSettings, serve};
+use weir::{Gateway, Runtime, Stores};
+
+/// A built wasm artifact of this workspace, e.g. `hello_header`.
+pub fn wasm(artifact: &str) -> PathBuf {
+    let path = Path::new(weir::BUILT_WASM_DIR).join(format!("{artifact}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: the build script should have built it",
+        path.display()
+    );
+    path
+}
+
+/// Compiled plugins are cached across tests (and test runs).
+pub fn shared_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("weir-plugin-cache")
+}
+
+/// One engine for all in-process tests, as in production one per process.
+pub fn shared_runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let settings = RuntimeSettings {
+                pool_instances: 1000,
+                ..RuntimeSettings::default()
+            };
+            Runtime::new(&Limits::default(), &settings).unwrap()
+        })
+        .clone()
+}
+
+/// A gateway directory under construction.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    top: Vec<String>,
+    limits: Vec<String>,
+    runtime: Vec<String>,
+    upstreams: Vec<String>,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        Setup {
+            dir,
+            top: vec![format!(
+                "cache_dir = {:?}",
+                shared_cache_dir().display().to_string()
+            )],
+            limits: Vec::new(),
+            runtime: Vec::new(),
+            upstreams: Vec::new(),
+        }
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Add a plugin: a copy of a built artifact as `STEM.wasm`, and its config.
+    pub fn plugin(self, stem: &str, artifact: &str, config: Option<serde_json::Value>) -> Setup {
+        std::fs::copy(
+            wasm(artifact),
+            self.plugins_dir().join(format!("{stem}.wasm")),
+        )
+        .unwrap();
+        if let Some(config) = config {
+            std::fs::write(
+                self.plugins_dir().join(format!("{stem}.json")),
+                config.to_string(),
+            )
+            .unwrap();
+        }
+        self
+    }
+
+    /// Add the scripted test plugin with this script.
+    pub fn scripted(self, stem: &str, script: serde_json::Value) -> Setup {
+        self.plugin(stem, "fixture_scripted", Some(script))
+    }
+
+    /// Add a file as-is to the plugin directory.
+    pub fn raw_file(self, name: &str, bytes: &[u8]) -> Setup {
+        std::fs::write(self.plugins_dir().join(name), bytes).unwrap();
+        self
+    }
+
+    pub fn upstream(mut self, name: &str, targets: &[String]) -> Setup {
+        let targets: Vec<String> = targets.iter().map(|t| format!("{t:?}")).collect();
+        self.upstreams.push(format!(
+            "[upstreams.{name}]\ntargets = [{}]",
+            targets.join(", ")
+        ));
+        self
+    }
+
+    /// Add a raw upstream section body (after `[upstreams.NAME]`).
+    pub fn upstream_with(mut self, name: &str, body: &str) -> Setup {
+        self.upstreams.push(format!("[upstreams.{name}]\n{body}"));
+        self
+    }
+
+    pub fn limit(mut self, line: &str) -> Setup {
+        self.limits.push(line.to_string());
+        self
+    }
+
+    pub fn runtime(mut self, line: &str) -> Setup {
+        self.runtime.push(line.to_string());
+        self
+    }
+
+    /// Use this compiled-plugin cache instead of the shared one.
+    pub fn cache_dir(mut self, dir: &Path) -> Setup {
+        self.top[0] = format!("cache_dir = {:?}", dir.display().to_string());
+        self
+    }
+
+    pub fn toml(&self) -> String {
+        let mut text = self.top.join("\n");
+        text.push_str("\n[log]\naccess_log = false\n");
+        text.push_str(&format!("[limits]\n{}\n", self.limits.join("\n")));
+        text.push_str(&format!("[runtime]\n{}\n", self.runtime.join("\n")));
+        for upstream in &self.upstreams {
+            text.push_str(upstream);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// Write `weir.toml` and return its path.
+    pub fn write(&self) -> PathBuf {
+        let path = self.dir.path().join("weir.toml");
+        std::fs::write(&path, self.toml()).unwrap();
+        path
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.write()).unwrap()
+    }
+
+    /// Load the gateway (on the shared engine), or the load error.
+    pub async fn try_gateway(&self) -> Result<Gateway, weir::plugin::LoadError> {
+        Gateway::with_runtime(shared_runtime(), &self.config(), Stores::in_memory()).await
+    }
+
+    pub async fn gateway(&self) -> Gateway {
+        self.try_gateway().await.unwrap()
+    }
+
+    /// Load and serve on `127.0.0.1:0`.
+    pub async fn serve(&self) -> Running {
+        Running::start(Arc::new(self.gateway().await)).await
+    }
+}
+
+/// A gateway served in-process; stops when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    pub async fn start(gateway: Arc<Gateway>) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let settings = ServerSettings {
+            max_header_bytes: 64 * 1024,
+            drain_timeout: Duration::from_secs(5),
+        };
+        tokio::spawn(serve(listener, gateway.clone(), settings, async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            addr,
+            gateway,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Helpers shared by the integration tests.
+
+pub mod backend;
+pub mod client;
+pub mod gateway;
+
+pub use backend::Backend;
+pub use client::{get, request, send};
+pub use gateway::{Running, Setup, wasm};
+pub use serde_json::json;
