@@ -104,9 +104,10 @@ pub struct RuntimeSettings {
     /// Most instances of one plugin alive at once; a hook waits (up to its
     /// deadline) for a free one beyond that.
     pub max_instances_per_plugin: u32,
-    /// An instance is discarded and replaced after this many hook calls;
-    /// 1 gives a fresh instance per call.
-    pub max_requests_per_instance: u64,
+    /// An instance is discarded and replaced after this many hook calls (a
+    /// request makes up to two per plugin); 1 gives a fresh instance for
+    /// every call.
+    pub max_calls_per_instance: u64,
     /// Size of the engine's instance pool (all plugins, old and new pipelines
     /// during a reload). Fixed at start.
     pub pool_instances: u32,
@@ -116,7 +117,7 @@ impl Default for RuntimeSettings {
     fn default() -> Self {
         RuntimeSettings {
             max_instances_per_plugin: 32,
-            max_requests_per_instance: 10_000,
+            max_calls_per_instance: 10_000,
             pool_instances: 512,
         }
     }
@@ -227,8 +228,8 @@ impl Config {
                 u64::from(self.runtime.max_instances_per_plugin),
             ),
             (
-                "runtime.max_requests_per_instance",
-                self.runtime.max_requests_per_instance,
+                "runtime.max_calls_per_instance",
+                self.runtime.max_calls_per_instance,
             ),
             (
                 "runtime.pool_instances",

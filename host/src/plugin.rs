@@ -93,7 +93,7 @@ impl LoadedPlugin {
             deadline: std::time::Duration::from_millis(config.limits.hook_deadline_ms),
             max_memory: config.limits.plugin_memory_bytes(),
             max_instances: config.runtime.max_instances_per_plugin,
-            max_requests: config.runtime.max_requests_per_instance,
+            max_calls: config.runtime.max_calls_per_instance,
         };
         let pool = InstancePool::start(runtime.clone(), pre, &name, plugin_config, caps, settings)
             .await

@@ -1,11 +1,12 @@
 //! Instances are reused across requests (init once per instance), replaced
-//! after `max_requests_per_instance`, and fresh per request when that is 1.
+//! after `max_calls_per_instance` hook calls, and fresh per call when that
+//! is 1. Each request makes two calls per plugin: on-request, on-response.
 
 use crate::support::*;
 
-fn counting(backend: &Backend, max_requests: u64) -> Setup {
+fn counting(backend: &Backend, max_calls: u64) -> Setup {
     Setup::new()
-        .runtime(&format!("max_requests_per_instance = {max_requests}"))
+        .runtime(&format!("max_calls_per_instance = {max_calls}"))
         .upstream("backend", &[backend.url()])
         .scripted(
             "10-count",
@@ -33,25 +34,27 @@ async fn calls_seen(gw: &Running, n: usize, backend: &Backend) -> Vec<String> {
 async fn a_warm_instance_serves_request_after_request() {
     let backend = Backend::start().await;
     let gw = counting(&backend, 10_000).serve().await;
-    // Sequential requests reuse the one warm instance: its call count grows.
+    // Sequential requests reuse the one warm instance: its call count grows
+    // by two per request.
     assert_eq!(
         calls_seen(&gw, 5, &backend).await,
-        ["1", "2", "3", "4", "5"]
+        ["1", "3", "5", "7", "9"]
     );
 }
 
 #[tokio::test]
-async fn instances_are_recycled_after_their_request_budget() {
+async fn instances_are_recycled_after_their_call_budget() {
     let backend = Backend::start().await;
-    let gw = counting(&backend, 3).serve().await;
+    // Four calls: two requests' worth, then a new instance.
+    let gw = counting(&backend, 4).serve().await;
     assert_eq!(
-        calls_seen(&gw, 7, &backend).await,
-        ["1", "2", "3", "1", "2", "3", "1"]
+        calls_seen(&gw, 5, &backend).await,
+        ["1", "3", "1", "3", "1"]
     );
 }
 
 #[tokio::test]
-async fn a_budget_of_one_gives_a_fresh_instance_per_request() {
+async fn a_budget_of_one_gives_a_fresh_instance_per_call() {
     let backend = Backend::start().await;
     let gw = counting(&backend, 1).serve().await;
     assert_eq!(calls_seen(&gw, 4, &backend).await, ["1", "1", "1", "1"]);

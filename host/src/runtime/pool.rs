@@ -5,7 +5,7 @@
 //! lends it the request by pushing it into the store's resource table,
 //! calls the hook under the deadline, takes the request back, and returns
 //! the instance. An instance whose call failed in any way is dropped, never
-//! reused; one that served `max_requests` requests is replaced.
+//! reused; one that served `max_calls` hook calls is replaced.
 //!
 //! The deadline covers the hook itself (and creating an instance for it when
 //! none is warm); waiting for a free instance is bounded separately, by the
@@ -34,15 +34,16 @@ pub struct PoolSettings {
     pub max_memory: u64,
     /// Most instances alive at once.
     pub max_instances: u32,
-    /// Requests (`on-request` calls) after which an instance is replaced.
-    pub max_requests: u64,
+    /// Hook calls after which an instance is replaced (1: a fresh instance
+    /// for every call).
+    pub max_calls: u64,
 }
 
 struct Warm {
     store: Store<HostState>,
     plugin: Plugin,
-    /// `on-request` calls served.
-    requests: u64,
+    /// Hook calls served.
+    calls: u64,
 }
 
 /// The instances of one plugin.
@@ -109,7 +110,6 @@ impl InstancePool {
         let req = warm.store.data_mut().table.delete(req_res);
         let action = self.settle(&warm.store, outcome)?;
         let req = req.map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
-        warm.requests += 1;
         self.checkin(warm);
         Ok((req, action))
     }
@@ -171,8 +171,9 @@ impl InstancePool {
         }
     }
 
-    fn checkin(&self, warm: Warm) {
-        if warm.requests < self.settings.max_requests {
+    fn checkin(&self, mut warm: Warm) {
+        warm.calls += 1;
+        if warm.calls < self.settings.max_calls {
             self.idle_list().push(warm);
         }
     }
@@ -217,7 +218,7 @@ impl InstancePool {
             (plugin, Ok(())) => Ok(Warm {
                 store,
                 plugin,
-                requests: 0,
+                calls: 0,
             }),
             (_, Err(message)) => Err(PluginFailure::Instantiate(format!(
                 "init rejected the config: {message}"

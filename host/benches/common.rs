@@ -1,0 +1,45 @@
+//! Shared by the benchmarks: building a gateway directory and summarising
+//! timings.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+/// A temp gateway dir with the given plugins (`(stem, artifact, config)`).
+pub fn gateway_dir(
+    plugins: &[(&str, &str, Option<&str>)],
+    toml: &str,
+) -> (tempfile::TempDir, weir::Config) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plugins_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugins_dir).expect("plugins dir");
+    for (stem, artifact, config) in plugins {
+        let wasm = Path::new(weir::BUILT_WASM_DIR).join(format!("{artifact}.wasm"));
+        std::fs::copy(&wasm, plugins_dir.join(format!("{stem}.wasm"))).expect("copy plugin");
+        if let Some(config) = config {
+            std::fs::write(plugins_dir.join(format!("{stem}.json")), config).expect("write config");
+        }
+    }
+    let path = dir.path().join("weir.toml");
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-plugin-cache");
+    let text = format!("cache_dir = {:?}\n{toml}", cache.display().to_string());
+    std::fs::write(&path, text).expect("write weir.toml");
+    let config = weir::Config::load(&path).expect("valid config");
+    (dir, config)
+}
+
+/// Percentile of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// `median / p99` in microseconds.
+pub fn summary(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    (
+        percentile(samples, 0.5).as_secs_f64() * 1e6,
+        percentile(samples, 0.99).as_secs_f64() * 1e6,
+    )
+}
