@@ -149,14 +149,12 @@ fn main() {
         .expect("tokio runtime");
     runtime.block_on(async {
         let backend = start_backend().await;
-        let router = format!(
-            "{{\"routes\": [{{\"name\": \"all\", \"path_prefix\": \"/\", \"upstream\": \"backend\"}}]}}"
-        );
+        let router = r#"{"routes": [{"name": "all", "path_prefix": "/", "upstream": "backend"}]}"#;
         let toml = format!(
             "[log]\naccess_log = false\n[upstreams.backend]\ntargets = [\"http://{backend}\"]\n"
         );
         let (_dir, config) = common::gateway_dir(
-            &[("10-router", "weir_plugin_router", Some(&router)), ("20-hello", "hello_header", None)],
+            &[("10-router", "weir_plugin_router", Some(router)), ("20-hello", "hello_header", None)],
             &toml,
         );
         let gateway = Arc::new(Gateway::new(&config).await.expect("gateway loads"));

@@ -142,9 +142,20 @@ impl BodyState {
         }
     }
 
-    /// Take the body out, leaving an empty buffered body behind.
-    pub fn take(&mut self) -> Body {
-        std::mem::replace(self, BodyState::buffered(Bytes::new())).into_body()
+    /// The body to send on. A buffered body stays readable here (its bytes
+    /// are shared, not copied); a streaming one is moved out, leaving an
+    /// empty body behind.
+    pub fn send(&mut self) -> Body {
+        match self {
+            BodyState::Buffered { data, trailers } => Buffered {
+                data: (!data.is_empty()).then(|| data.clone()),
+                trailers: trailers.clone(),
+            }
+            .boxed_unsync(),
+            BodyState::Streaming(_) => {
+                std::mem::replace(self, BodyState::buffered(Bytes::new())).into_body()
+            }
+        }
     }
 
     /// The body to send on.

@@ -196,7 +196,7 @@ async fn proxy(pipeline: &Pipeline, req: &mut RequestState) -> Result<ResponseSt
         .get(&name)
         .ok_or_else(|| GatewayError::Internal(format!("upstream `{name}` vanished")))?;
 
-    let mut outgoing = Request::new(req.body.take());
+    let mut outgoing = Request::new(req.body.send());
     *outgoing.method_mut() = req.head.method.clone();
     *outgoing.uri_mut() = http::Uri::from(
         req.head

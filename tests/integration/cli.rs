@@ -21,11 +21,16 @@ struct Process {
 
 impl Process {
     async fn start(config: &Path) -> Process {
+        Process::start_with(config, &[], Stdio::inherit()).await
+    }
+
+    async fn start_with(config: &Path, extra: &[&str], stderr: Stdio) -> Process {
         let mut child = Command::new(WEIR)
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
+            .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -47,8 +52,21 @@ impl Process {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Send SIGTERM, wait for the exit, and return what it wrote to stderr
+    /// (when piped).
+    async fn terminate_and_read_stderr(mut self) -> (std::process::ExitStatus, String) {
+        let mut stderr = self.child.stderr.take().unwrap();
+        let reader = tokio::spawn(async move {
+            let mut text = String::new();
+            stderr.read_to_string(&mut text).await.unwrap();
+            text
+        });
+        let status = self.terminate().await;
+        (status, reader.await.unwrap())
+    }
+
     /// Send SIGTERM and wait for the exit code.
-    async fn terminate(mut self) -> std::process::ExitStatus {
+    async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().unwrap().to_string();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -96,7 +114,7 @@ async fn weir_run_prints_its_address_serves_and_exits_zero_on_sigterm() {
             json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
         )
         .plugin("20-hello", "hello_header", None);
-    let process = Process::start(&setup.write()).await;
+    let mut process = Process::start(&setup.write()).await;
     let reply = get(&process.url("/")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-hello"), Some("weir"));
@@ -193,7 +211,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("plugin 50-router ok"), "{out}");
 
-    let process = Process::start(&config).await;
+    let mut process = Process::start(&config).await;
     let reply = get(&process.url("/anything")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "hello from backend");
@@ -214,5 +232,45 @@ async fn weir_check_reports_a_broken_plugin() {
     assert!(
         err.contains("20-junk.wasm: is not a WebAssembly file"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn json_logs_have_one_access_line_per_request_without_the_query() {
+    let backend = Backend::start().await;
+    let setup = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .log(&["format = \"json\"", "access_log = true"]);
+    let process = Process::start_with(&setup.write(), &[], Stdio::piped()).await;
+    assert_eq!(
+        get(&process.url("/users/7?api_key=s3cr3t")).await.status,
+        200
+    );
+    assert_eq!(get(&process.url("/missing/route")).await.status, 200);
+    let (status, stderr) = process.terminate_and_read_stderr().await;
+    assert!(status.success());
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+        })
+        .collect();
+    let access: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "weir::access")
+        .collect();
+    assert_eq!(access.len(), 2, "{stderr}");
+    assert_eq!(access[0]["path"], "/users/7");
+    assert_eq!(access[0]["status"], 200);
+    assert_eq!(access[0]["method"], "GET");
+    assert_eq!(access[0]["upstream"], "backend");
+    assert!(
+        !stderr.contains("s3cr3t"),
+        "a query string reached the log: {stderr}"
     );
 }

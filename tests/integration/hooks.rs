@@ -261,3 +261,41 @@ async fn handle_works_without_a_socket() {
     assert_eq!(seen.headers["x-forwarded-for"], "192.0.2.7");
     assert_eq!(seen.headers["host"], "api.example.com");
 }
+
+#[tokio::test]
+async fn a_request_body_read_on_the_way_in_is_still_readable_on_the_way_out() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted("10-body", json!({
+            "on_request": [{"op": "set_upstream", "name": "backend"},
+                           {"op": "body_length_to_header", "header": "x-in"}],
+            "on_response": [{"op": "request_body_length_to_header", "header": "x-request-length-out"}]}))
+        .serve()
+        .await;
+    let reply = send(
+        &crate::support::client::http1(),
+        request(Method::POST, &gw.url("/echo"), "twelve bytes"),
+    )
+    .await;
+    assert_eq!(reply.text(), "twelve bytes");
+    assert_eq!(reply.header("x-request-length-out"), Some("12"));
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({
+            "on_request": [{"op": "set_upstream", "name": "backend"}],
+            "on_response": [{"op": "request_body_length_to_header", "header": "x-never-read"}]}),
+        )
+        .serve()
+        .await;
+    let reply = send(
+        &crate::support::client::http1(),
+        request(Method::POST, &gw.url("/echo"), "twelve bytes"),
+    )
+    .await;
+    assert_eq!(reply.text(), "twelve bytes");
+    // Streamed straight through: nothing is left to read afterwards.
+    assert_eq!(reply.header("x-never-read"), Some("0"));
+}

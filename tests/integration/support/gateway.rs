@@ -46,6 +46,7 @@ pub struct Setup {
     top: Vec<String>,
     limits: Vec<String>,
     runtime: Vec<String>,
+    log: Vec<String>,
     upstreams: Vec<String>,
 }
 
@@ -61,6 +62,7 @@ impl Setup {
             )],
             limits: Vec::new(),
             runtime: Vec::new(),
+            log: vec!["access_log = false".to_string()],
             upstreams: Vec::new(),
         }
     }
@@ -128,9 +130,15 @@ impl Setup {
         self
     }
 
+    /// Replace the `[log]` section's lines.
+    pub fn log(mut self, lines: &[&str]) -> Setup {
+        self.log = lines.iter().map(|l| l.to_string()).collect();
+        self
+    }
+
     pub fn toml(&self) -> String {
         let mut text = self.top.join("\n");
-        text.push_str("\n[log]\naccess_log = false\n");
+        text.push_str(&format!("\n[log]\n{}\n", self.log.join("\n")));
         text.push_str(&format!("[limits]\n{}\n", self.limits.join("\n")));
         text.push_str(&format!("[runtime]\n{}\n", self.runtime.join("\n")));
         for upstream in &self.upstreams {
