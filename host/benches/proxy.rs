@@ -149,7 +149,7 @@ fn main() {
         .expect("tokio runtime");
     runtime.block_on(async {
         let backend = start_backend().await;
-        let router = r#"{"routes": [{"name": "all", "path_prefix": "/", "upstream": "backend"}]}"#;
+        let router = r#"{"routes": [{"name": "user", "match": {"path": "/users/{id}"}, "upstream": "backend"}]}"#;
         let toml = format!(
             "[log]\naccess_log = false\n[upstreams.backend]\ntargets = [\"http://{backend}\"]\n"
         );

@@ -174,7 +174,11 @@ fn check(path: &Path) -> anyhow::Result<()> {
             );
         }
         for upstream in pipeline.upstreams().iter() {
-            let targets: Vec<String> = upstream.targets().map(ToString::to_string).collect();
+            let targets: Vec<String> = upstream
+                .targets()
+                .iter()
+                .map(|t| t.authority().to_string())
+                .collect();
             println!("upstream {} -> {}", upstream.name(), targets.join(", "));
         }
         println!("{}: ok", path.display());

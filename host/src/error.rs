@@ -57,6 +57,9 @@ pub enum UpstreamFailure {
     /// The connection broke or the response was malformed.
     #[error("request failed: {0}")]
     Protocol(String),
+    /// Every target is out of rotation (health checks or ejection).
+    #[error("no healthy target")]
+    NoHealthyTarget,
 }
 
 /// Why the client's request was refused before any plugin ran.
@@ -113,6 +116,10 @@ impl GatewayError {
                 failure: UpstreamFailure::Timeout(_),
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Upstream {
+                failure: UpstreamFailure::NoHealthyTarget,
+                ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Downstream(DownstreamError::HeadersTooLarge(_)) => {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
@@ -136,6 +143,7 @@ impl GatewayError {
                     UpstreamFailure::Connect(_) => "connection failed",
                     UpstreamFailure::Timeout(_) => "timeout",
                     UpstreamFailure::Protocol(_) => "bad response",
+                    UpstreamFailure::NoHealthyTarget => "no healthy target",
                 };
                 json!({"error": "upstream failed", "upstream": upstream, "cause": cause})
             }

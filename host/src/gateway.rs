@@ -29,6 +29,7 @@ use crate::pipeline::{Pipeline, Stores};
 use crate::plugin::LoadError;
 use crate::runtime::Runtime;
 use crate::runtime::bindings::Action;
+use crate::upstream::{Affinity, Head, Outgoing};
 
 /// The gateway: the current pipeline and what is needed to build the next.
 pub struct Gateway {
@@ -142,7 +143,16 @@ where
     if header_bytes > limits.max_header_bytes {
         return Err(DownstreamError::HeadersTooLarge(limits.max_header_bytes).into());
     }
-    let (head, body) = request.into_parts();
+    let (mut head, body) = request.into_parts();
+    // One normal path for plugins and the upstream alike.
+    if let Some(normal) = crate::normalize::normalize_uri(&head.uri)
+        .map_err(|e| DownstreamError::BadRequest(e.to_string()))?
+    {
+        let mut parts = head.uri.clone().into_parts();
+        parts.path_and_query = Some(normal);
+        head.uri =
+            http::Uri::from_parts(parts).map_err(|e| DownstreamError::BadRequest(e.to_string()))?;
+    }
     let mut req = RequestState::new(head, BodyState::streaming(body::boxed(body)), client);
 
     // on-request, in order, until a plugin answers.
@@ -196,17 +206,8 @@ async fn proxy(pipeline: &Pipeline, req: &mut RequestState) -> Result<ResponseSt
         .get(&name)
         .ok_or_else(|| GatewayError::Internal(format!("upstream `{name}` vanished")))?;
 
-    let mut outgoing = Request::new(req.body.send());
-    *outgoing.method_mut() = req.head.method.clone();
-    *outgoing.uri_mut() = http::Uri::from(
-        req.head
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
-    let headers = outgoing.headers_mut();
-    *headers = req.head.headers.clone();
+    let mut headers = req.head.headers.clone();
+    let headers = &mut headers;
     headers::strip_hop_by_hop(headers);
     // Keep the authority the client asked for (HTTP/2 clients send it as
     // `:authority`, not `Host`), as Envoy and Traefik do by default.
@@ -225,18 +226,42 @@ async fn proxy(pipeline: &Pipeline, req: &mut RequestState) -> Result<ResponseSt
         req.original_authority.as_deref(),
     );
 
-    let response =
-        upstream
-            .send(outgoing, None)
-            .await
-            .map_err(|failure| GatewayError::Upstream {
-                upstream: name.clone(),
-                failure,
-            })?;
+    // A buffered body (or none) can be replayed on a retry; a streaming
+    // one cannot.
+    let replayable = match &req.body {
+        BodyState::Buffered {
+            data,
+            trailers: None,
+        } => Some(data.clone()),
+        BodyState::Streaming(b) if http_body::Body::size_hint(b).exact() == Some(0) => {
+            Some(Bytes::new())
+        }
+        _ => None,
+    };
+    let body = match replayable {
+        Some(bytes) => Outgoing::Replayable(bytes),
+        None => Outgoing::Streaming(req.body.send()),
+    };
+    let head = Head {
+        method: &req.head.method,
+        path_and_query: req.path_with_query(),
+        headers,
+    };
+    let affinity = Affinity {
+        client_ip: Some(req.client.ip()),
+        headers: Some(&req.head.headers),
+    };
+    let response = upstream
+        .send(head, body, affinity, None)
+        .await
+        .map_err(|failure| GatewayError::Upstream {
+            upstream: name.clone(),
+            failure,
+        })?;
     let (mut head, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut head.headers);
     Ok(ResponseState {
         head,
-        body: BodyState::streaming(body::boxed(body)),
+        body: BodyState::streaming(body),
     })
 }

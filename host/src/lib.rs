@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod headers;
 pub mod init;
 pub mod logging;
+pub mod normalize;
 pub mod pipeline;
 pub mod plugin;
 pub mod runtime;

@@ -179,9 +179,11 @@ async fn weir_run_refuses_a_component_of_another_world() {
 async fn weir_run_refuses_an_unknown_config_key() {
     let setup = Setup::new().limit("max_header_byte = 10");
     refused_at_start(&setup, &["weir.toml", "unknown field `max_header_byte`"]).await;
-    let setup =
-        Setup::new().upstream_with("users", "targets = [\"http://127.0.0.1:1\"]\nretries = 2");
-    refused_at_start(&setup, &["weir.toml", "unknown field `retries`"]).await;
+    let setup = Setup::new().upstream_with(
+        "users",
+        "targets = [\"http://127.0.0.1:1\"]\nretry_budget = 2",
+    );
+    refused_at_start(&setup, &["weir.toml", "unknown field `retry_budget`"]).await;
 }
 
 #[tokio::test]
@@ -194,13 +196,15 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(gateway_dir.join("plugins/50-router.wasm").exists());
     assert!(gateway_dir.join("plugins/50-router.json").exists());
 
-    // Point the sample upstream at our backend (the sample uses port 8000).
+    // Point the sample upstreams at our backends (the sample uses 8001/8002).
+    let users = Backend::start().await;
     let config = gateway_dir.join("weir.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains("http://127.0.0.1:8000"));
+    assert!(text.contains("http://127.0.0.1:8001") && text.contains("http://127.0.0.1:8002"));
     let cache = crate::support::gateway::shared_cache_dir();
     let text = text
-        .replace("http://127.0.0.1:8000", &backend.url())
+        .replace("http://127.0.0.1:8001", &users.url())
+        .replace("http://127.0.0.1:8002", &backend.url())
         .replace(
             "cache_dir = \".weir-cache\"",
             &format!("cache_dir = {:?}", cache.display().to_string()),
@@ -211,10 +215,20 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("plugin 50-router ok"), "{out}");
 
+    // The sample routes: /users/{id} → users as /{id}.json; /orders/* →
+    // orders with the prefix stripped; anything else → 404 "no route".
     let mut process = Process::start(&config).await;
-    let reply = get(&process.url("/anything")).await;
+    assert_eq!(get(&process.url("/users/7")).await.status, 200);
+    assert_eq!(users.last().unwrap().path_and_query, "/7.json");
+    let reply = get(&process.url("/orders/42?full=1")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "hello from backend");
+    let seen = backend.last().unwrap();
+    assert_eq!(seen.path_and_query, "/42?full=1");
+    assert_eq!(seen.headers["x-routed-by"], "weir");
+    let reply = get(&process.url("/elsewhere")).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["error"], "no route");
     assert!(process.terminate().await.success());
 
     // A second init does not overwrite.

@@ -8,5 +8,8 @@ mod failures;
 mod hooks;
 mod instances;
 mod loading;
+mod normalization;
 mod proxying;
+mod routing;
 mod support;
+mod upstreams;

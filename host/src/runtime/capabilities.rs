@@ -5,16 +5,17 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{HeaderName, HeaderValue, Method, Request};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::bindings::weir::plugin::{kv, log, outbound, rate};
 use super::host::{Capabilities, HostState};
-use crate::body;
+use crate::body::{BodyState, BufferError};
 use crate::error::UpstreamFailure;
 use crate::headers::strip_hop_by_hop;
 use crate::state::RateLimit;
+use crate::upstream::{Affinity, Head, Outgoing};
 
 type Res<T> = wasmtime::Result<T>;
 
@@ -73,27 +74,38 @@ async fn perform(
         .upstreams
         .get(&call.upstream)
         .ok_or_else(|| CallError::UnknownUpstream(call.upstream.clone()))?;
-    let request = build_request(&call)?;
+    let (method, headers) = build_request(&call)?;
     let timeout = call
         .timeout_ms
         .map(|ms| Duration::from_millis(u64::from(ms)));
-    let response = upstream.send(request, timeout).await.map_err(|e| match e {
-        UpstreamFailure::Timeout(_) => CallError::Timeout,
-        UpstreamFailure::Connect(why) => CallError::ConnectFailed(why),
-        UpstreamFailure::Protocol(why) => CallError::Failed(why),
-    })?;
+    let head = Head {
+        method: &method,
+        path_and_query: &call.path_with_query,
+        headers: &headers,
+    };
+    let body = Outgoing::Replayable(Bytes::from(call.body.clone()));
+    let affinity = Affinity {
+        client_ip: None,
+        headers: Some(&headers),
+    };
+    let response = upstream
+        .send(head, body, affinity, timeout)
+        .await
+        .map_err(|e| match e {
+            UpstreamFailure::Timeout(_) => CallError::Timeout,
+            UpstreamFailure::Connect(why) => CallError::ConnectFailed(why),
+            UpstreamFailure::Protocol(why) => CallError::Failed(why),
+            UpstreamFailure::NoHealthyTarget => {
+                CallError::ConnectFailed("no healthy target".into())
+            }
+        })?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
     let limit = caps.max_body_bytes;
-    let bytes = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(CallError::TooLarge(limit));
-        }
-        Err(e) => return Err(CallError::Failed(e.to_string())),
+    let bytes = match BodyState::streaming(body).buffer(limit).await {
+        Ok(bytes) => bytes,
+        Err(BufferError::TooLarge(limit)) => return Err(CallError::TooLarge(limit)),
+        Err(BufferError::ReadFailed(why)) => return Err(CallError::Failed(why)),
     };
     Ok(outbound::CallResponse {
         status: head.status.as_u16(),
@@ -111,27 +123,29 @@ async fn perform(
     })
 }
 
-fn build_request(call: &outbound::Call) -> Result<Request<body::Body>, outbound::CallError> {
+/// Check the call's method, path and headers.
+fn build_request(call: &outbound::Call) -> Result<(Method, HeaderMap), outbound::CallError> {
     use outbound::CallError::InvalidRequest;
     let method = Method::from_bytes(call.method.as_bytes())
         .map_err(|_| InvalidRequest(format!("method `{}` is not valid", call.method)))?;
-    if !call.path_with_query.starts_with('/') {
-        return Err(InvalidRequest("path must start with `/`".into()));
+    if !call.path_with_query.starts_with('/')
+        || PathAndQuery::from_str(&call.path_with_query).is_err()
+    {
+        return Err(InvalidRequest(format!(
+            "path `{}` is not valid",
+            call.path_with_query
+        )));
     }
-    let path = PathAndQuery::from_str(&call.path_with_query)
-        .map_err(|_| InvalidRequest(format!("path `{}` is not valid", call.path_with_query)))?;
-    let mut request = Request::new(body::full(call.body.clone()));
-    *request.method_mut() = method;
-    *request.uri_mut() = http::Uri::from(path);
+    let mut headers = HeaderMap::new();
     for (name, value) in &call.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| InvalidRequest(format!("header name `{name}` is not valid")))?;
         let value = HeaderValue::from_str(value)
             .map_err(|_| InvalidRequest(format!("value of header `{name}` is not valid")))?;
-        request.headers_mut().append(name, value);
+        headers.append(name, value);
     }
-    strip_hop_by_hop(request.headers_mut());
-    Ok(request)
+    strip_hop_by_hop(&mut headers);
+    Ok((method, headers))
 }
 
 impl rate::Host for HostState {

@@ -6,11 +6,16 @@
 //! - `/slow?ms=N`: waits N ms, then answers.
 //! - `/status/N`: answers status N with `x-custom: 1`.
 //! - `/json?...`: a JSON document naming the path.
+//! - `/healthz`: 200, or 503 after `set_healthy(false)` (not counted in hits).
 //! - anything else: 200 "hello from backend" with `x-backend: yes`.
+//!
+//! Every counted route first waits `set_delay` ms and answers
+//! `set_failing(status)` instead, when set. `kill` closes the listener and
+//! every open connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,13 +32,17 @@ use weir::body::{self, Body, BoxError};
 pub struct Seen {
     pub method: String,
     pub path_and_query: String,
+    pub version: http::Version,
     pub headers: HeaderMap,
 }
 
-#[derive(Default)]
 struct Shared {
     hits: AtomicUsize,
     last: Mutex<Option<Seen>>,
+    healthy: AtomicBool,
+    delay_ms: AtomicU64,
+    failing: AtomicU16,
+    connections: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// A running backend; stops when dropped.
@@ -45,7 +54,7 @@ pub struct Backend {
 
 impl Drop for Backend {
     fn drop(&mut self) {
-        self.task.abort();
+        self.kill();
     }
 }
 
@@ -53,29 +62,64 @@ impl Backend {
     pub async fn start() -> Backend {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            hits: AtomicUsize::new(0),
+            last: Mutex::new(None),
+            healthy: AtomicBool::new(true),
+            delay_ms: AtomicU64::new(0),
+            failing: AtomicU16::new(0),
+            connections: Mutex::new(Vec::new()),
+        });
         let state = shared.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let state = state.clone();
-                tokio::spawn(async move {
+                let conn_state = state.clone();
+                let connection = tokio::spawn(async move {
                     let service = service_fn(move |req| {
-                        let state = state.clone();
+                        let state = conn_state.clone();
                         async move { Ok::<_, Infallible>(answer(&state, req).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
+                state
+                    .connections
+                    .lock()
+                    .unwrap()
+                    .push(connection.abort_handle());
             }
         });
         Backend { addr, shared, task }
     }
 
-    /// Requests received so far.
+    /// Stop listening and close every open connection.
+    pub fn kill(&self) {
+        self.task.abort();
+        for connection in self.shared.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// What `/healthz` answers: 200 when healthy, 503 when not.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.shared.healthy.store(healthy, Ordering::SeqCst);
+    }
+
+    /// Wait this long before answering counted routes.
+    pub fn set_delay(&self, ms: u64) {
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Answer counted routes with this status (0: behave normally).
+    pub fn set_failing(&self, status: u16) {
+        self.shared.failing.store(status, Ordering::SeqCst);
+    }
+
+    /// Requests received so far (health probes not counted).
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
     }
@@ -99,6 +143,14 @@ fn query_number(req: &Request<Incoming>, key: &str) -> Option<u64> {
 }
 
 async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        let mut response = Response::new(body::full("health"));
+        if !state.healthy.load(Ordering::SeqCst) {
+            *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        }
+        return response;
+    }
     state.hits.fetch_add(1, Ordering::SeqCst);
     *state.last.lock().unwrap() = Some(Seen {
         method: req.method().to_string(),
@@ -106,9 +158,19 @@ async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
             .uri()
             .path_and_query()
             .map_or("/".into(), |p| p.to_string()),
+        version: req.version(),
         headers: req.headers().clone(),
     });
-    let path = req.uri().path().to_string();
+    let delay = state.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let failing = state.failing.load(Ordering::SeqCst);
+    if failing != 0 {
+        let mut response = Response::new(body::full("failing on purpose"));
+        *response.status_mut() = http::StatusCode::from_u16(failing).unwrap();
+        return response;
+    }
     if path == "/echo" {
         let mut response = Response::new(body::boxed(req.into_body()));
         response

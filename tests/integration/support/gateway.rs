@@ -93,6 +93,11 @@ impl Setup {
         self.plugin(stem, "fixture_scripted", Some(script))
     }
 
+    /// Add the default router as `50-router` with this config.
+    pub fn router(self, config: serde_json::Value) -> Setup {
+        self.plugin("50-router", "weir_plugin_router", Some(config))
+    }
+
     /// Add a file as-is to the plugin directory.
     pub fn raw_file(self, name: &str, bytes: &[u8]) -> Setup {
         std::fs::write(self.plugins_dir().join(name), bytes).unwrap();

@@ -1,0 +1,300 @@
+//! Named upstreams: their targets, balancing, keep-alive connection pools
+//! (HTTP/1.1 or HTTP/2), health (active checks and passive ejection),
+//! timeouts and retries. The host owns all of this; plugins only name the
+//! upstream.
+
+mod balance;
+mod health;
+mod target;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Scheme;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub use balance::Balancer;
+pub use target::{Ejection, Target};
+
+use crate::body::{self, Body};
+use crate::config::{BalanceConfig, HashOn, Protocol, UpstreamConfig, parse_target};
+use crate::error::UpstreamFailure;
+
+/// All upstreams of a pipeline, by name. Dropping it stops their health
+/// checks.
+pub struct Upstreams {
+    by_name: BTreeMap<String, Upstream>,
+    /// Health-check tasks hold a weak reference; they end when this goes.
+    _alive: Arc<()>,
+}
+
+impl Upstreams {
+    /// Build from `[upstreams.*]` (already validated) and start health
+    /// checks. Must run inside a tokio runtime when any upstream has them.
+    pub fn new(configs: &BTreeMap<String, UpstreamConfig>) -> Result<Self, String> {
+        let alive = Arc::new(());
+        let mut by_name = BTreeMap::new();
+        for (name, config) in configs {
+            let upstream = Upstream::new(name, config)?;
+            if let Some(health) = &config.health {
+                let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+                    format!("upstream `{name}`: health checks need a running tokio runtime")
+                })?;
+                handle.spawn(health::run(
+                    name.clone(),
+                    upstream.targets.clone(),
+                    upstream.client.clone(),
+                    health.clone(),
+                    Arc::downgrade(&alive),
+                ));
+            }
+            by_name.insert(name.clone(), upstream);
+        }
+        Ok(Upstreams {
+            by_name,
+            _alive: alive,
+        })
+    }
+
+    /// The upstream called `name`.
+    pub fn get(&self, name: &str) -> Option<&Upstream> {
+        self.by_name.get(name)
+    }
+
+    /// Whether `name` is configured.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// All upstreams.
+    pub fn iter(&self) -> impl Iterator<Item = &Upstream> {
+        self.by_name.values()
+    }
+}
+
+/// What a request carries for choosing a target.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Affinity<'a> {
+    /// The client's IP.
+    pub client_ip: Option<IpAddr>,
+    /// The request headers.
+    pub headers: Option<&'a HeaderMap>,
+}
+
+/// The request to send, without its body. The path is the one the target
+/// gets; the authority is the target's.
+pub struct Head<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Path and query.
+    pub path_and_query: &'a str,
+    /// Headers, already cleaned of hop-by-hop ones.
+    pub headers: &'a HeaderMap,
+}
+
+/// A body to send upstream.
+pub enum Outgoing {
+    /// Held in memory: can be sent again on a retry.
+    Replayable(Bytes),
+    /// Streaming from the client: one attempt only.
+    Streaming(Body),
+}
+
+/// One named upstream.
+pub struct Upstream {
+    name: String,
+    targets: Vec<Arc<Target>>,
+    balancer: Balancer,
+    hash_on: HashOn,
+    client: Client<HttpConnector, Body>,
+    request_timeout: Duration,
+    retries: u32,
+    ejection: Ejection,
+}
+
+impl Upstream {
+    fn new(name: &str, config: &UpstreamConfig) -> Result<Self, String> {
+        let targets: Vec<Arc<Target>> = config
+            .targets
+            .iter()
+            .map(|t| parse_target(t).map(|a| Arc::new(Target::new(a))))
+            .collect::<Result<_, _>>()?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(90));
+        if config.protocol == Protocol::H2c {
+            builder.http2_only(true);
+        }
+        let balancer = match config.balance {
+            BalanceConfig::RoundRobin => Balancer::round_robin(),
+            BalanceConfig::LeastRequests => Balancer::least_requests(),
+            BalanceConfig::ConsistentHash => Balancer::consistent_hash(&targets),
+        };
+        Ok(Upstream {
+            name: name.to_string(),
+            targets,
+            balancer,
+            hash_on: config.hash_on.clone(),
+            client: builder.build(connector),
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            retries: config.retries,
+            ejection: Ejection {
+                failures: config.passive.failures,
+                duration: Duration::from_millis(config.passive.eject_ms),
+            },
+        })
+    }
+
+    /// The upstream's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its targets.
+    pub fn targets(&self) -> &[Arc<Target>] {
+        &self.targets
+    }
+
+    /// The configured limit for a response head.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    fn hash_key(&self, affinity: Affinity<'_>) -> Option<String> {
+        match &self.hash_on {
+            HashOn::ClientIp => affinity.client_ip.map(|ip| ip.to_string()),
+            HashOn::Header(name) => affinity
+                .headers?
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        }
+    }
+
+    /// Send a request (its URI holds the path and query) to a target and
+    /// wait for the response head within `timeout` (capped by the upstream's
+    /// own). Idempotent requests with a replayable body are retried, on
+    /// another target when there is one, after a connection failure or a
+    /// 502/503 answer, up to `retries` times.
+    pub async fn send(
+        &self,
+        head: Head<'_>,
+        body: Outgoing,
+        affinity: Affinity<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<Response<Body>, UpstreamFailure> {
+        let timeout = timeout.map_or(self.request_timeout, |t| t.min(self.request_timeout));
+        let (replay, mut streaming) = match body {
+            Outgoing::Replayable(bytes) => (Some(bytes), None),
+            Outgoing::Streaming(body) => (None, Some(body)),
+        };
+        let attempts = if replay.is_some() && is_idempotent(head.method) {
+            1 + self.retries
+        } else {
+            1
+        };
+        let key = self.hash_key(affinity);
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last_failure = None;
+        for attempt in 1..=attempts {
+            let Some((index, target)) = self.balancer.pick(&self.targets, key.as_deref(), &tried)
+            else {
+                return Err(UpstreamFailure::NoHealthyTarget);
+            };
+            tried.push(index);
+            let body = match (&replay, streaming.take()) {
+                (Some(bytes), _) => body::full(bytes.clone()),
+                (None, Some(body)) => body,
+                (None, None) => body::empty(),
+            };
+            let mut request = Request::new(body);
+            *request.method_mut() = head.method.clone();
+            *request.headers_mut() = head.headers.clone();
+            *request.uri_mut() = Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(target.authority().clone())
+                .path_and_query(head.path_and_query)
+                .build()
+                .map_err(|e| UpstreamFailure::Protocol(format!("bad target URI: {e}")))?;
+            let in_flight = target.start();
+            let more = attempt < attempts;
+            match tokio::time::timeout(timeout, self.client.request(request)).await {
+                Err(_) => return Err(UpstreamFailure::Timeout(timeout)),
+                Ok(Ok(response)) => {
+                    target.succeeded();
+                    let retryable = matches!(
+                        response.status(),
+                        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
+                    );
+                    if retryable && more {
+                        tracing::debug!(upstream = self.name, target = %target.authority(), status = %response.status(), "retrying");
+                        continue;
+                    }
+                    let (parts, incoming) = response.into_parts();
+                    let tracked = incoming
+                        .map_err(body::BoxError::from)
+                        .map_frame(move |frame| {
+                            // The guard lives as long as the body is being read.
+                            let _ = &in_flight;
+                            frame
+                        });
+                    return Ok(Response::from_parts(parts, body::boxed(tracked)));
+                }
+                Ok(Err(e)) => {
+                    let failure = if e.is_connect() {
+                        if target.connect_failed(self.ejection) {
+                            tracing::warn!(upstream = self.name, target = %target.authority(), "connection failures; target ejected");
+                        }
+                        UpstreamFailure::Connect(format!(
+                            "{}: {}",
+                            target.authority(),
+                            source_chain(&e)
+                        ))
+                    } else {
+                        UpstreamFailure::Protocol(format!(
+                            "{}: {}",
+                            target.authority(),
+                            source_chain(&e)
+                        ))
+                    };
+                    tracing::debug!(upstream = self.name, "attempt {attempt} failed: {failure}");
+                    last_failure = Some(failure);
+                    if !more {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_failure.unwrap_or(UpstreamFailure::NoHealthyTarget))
+    }
+}
+
+/// Methods that may be repeated without changing the result (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// An error with its causes, `a: b: c`.
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
