@@ -18,8 +18,12 @@ const WARMUP: usize = 2_000;
 const SAMPLES: usize = 20_000;
 
 fn request() -> RequestState {
+    request_to("/users/7?full=1")
+}
+
+fn request_to(path: &str) -> RequestState {
     let (head, ()) = http::Request::builder()
-        .uri("/users/7?full=1")
+        .uri(path)
         .header("host", "api.example.com")
         .header("user-agent", "bench")
         .body(())
@@ -79,6 +83,91 @@ async fn measure(label: &str, max_calls_per_instance: u64, samples: usize) -> (f
     (req_med, req_p99, resp_med, resp_p99)
 }
 
+/// `n` routes, a quarter each exact, template, prefix and regex.
+fn routes(n: usize) -> String {
+    let mut routes = Vec::new();
+    for i in 0..n {
+        let (kind, value) = match i % 4 {
+            0 => ("path", format!("/exact/{i}")),
+            1 => ("path", format!("/svc{i}/{{id}}/items/{{item}}")),
+            2 => ("path_prefix", format!("/prefix{i}")),
+            _ => ("path_regex", format!("^/re{i}/[0-9]+$")),
+        };
+        routes.push(
+            serde_json::json!({"name": format!("r{i}"), "match": {kind: value}, "upstream": "u"}),
+        );
+    }
+    serde_json::json!({ "routes": routes }).to_string()
+}
+
+/// Routing cost: the router's on-request hook (matching, set-upstream,
+/// set-context, rewrite) on a warm instance.
+async fn measure_router(n: usize) {
+    let config = routes(n);
+    let toml = "[log]\naccess_log = false\n[upstreams.u]\ntargets = [\"http://127.0.0.1:9\"]\n";
+    let (_dir, config) =
+        common::gateway_dir(&[("50-router", "weir_plugin_router", Some(&config))], toml);
+    let gateway = Gateway::new(&config).await.expect("gateway loads");
+    let pipeline = gateway.pipeline();
+    let plugin = &pipeline.plugins()[0];
+    // The last route of each kind, so every stage sees all its routes.
+    let last = |kind: usize| {
+        (0..n)
+            .rev()
+            .find(|i| i % 4 == kind)
+            .expect("a route of each kind")
+    };
+    let paths = [
+        ("exact", format!("/exact/{}", last(0))),
+        ("template", format!("/svc{}/7/items/9", last(1))),
+        ("prefix", format!("/prefix{}/deep/path", last(2))),
+        ("regex", format!("/re{}/42", last(3))),
+        ("no route (404)", "/nowhere/at/all".to_string()),
+    ];
+    for (label, path) in paths {
+        let mut samples = Vec::with_capacity(SAMPLES);
+        for i in 0..(WARMUP + SAMPLES) {
+            let req = request_to(&path);
+            let started = Instant::now();
+            let (_, _) = plugin.on_request(req).await.expect("on_request");
+            if i >= WARMUP {
+                samples.push(started.elapsed());
+            }
+        }
+        let (median, p99) = common::summary(&mut samples);
+        println!("router, {n:>4} routes, {label:<15} median {median:>7.2} µs  p99 {p99:>7.2} µs");
+    }
+}
+
+/// Whole-request overhead without a network: `Gateway::handle` for a
+/// request that the router answers itself (404), so every cost is the
+/// host's pipeline plus one hook.
+async fn measure_handle() {
+    let router = r#"{"routes": [{"name": "r", "match": {"path": "/only"}, "upstream": "u"}]}"#;
+    let toml = "[log]\naccess_log = false\n[upstreams.u]\ntargets = [\"http://127.0.0.1:9\"]\n";
+    let (_dir, config) =
+        common::gateway_dir(&[("50-router", "weir_plugin_router", Some(router))], toml);
+    let gateway = Gateway::new(&config).await.expect("gateway loads");
+    let client: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for i in 0..(WARMUP + SAMPLES) {
+        let req = http::Request::builder()
+            .uri("/users/7?full=1")
+            .header("host", "api.example.com")
+            .header("user-agent", "bench")
+            .body(body::empty())
+            .expect("request");
+        let started = Instant::now();
+        let response = gateway.handle(req, client).await;
+        if i >= WARMUP {
+            samples.push(started.elapsed());
+        }
+        assert_eq!(response.status(), 404);
+    }
+    let (median, p99) = common::summary(&mut samples);
+    println!("Gateway::handle, router answers 404 median {median:>7.2} µs  p99 {p99:>7.2} µs");
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -94,6 +183,11 @@ fn main() {
         // A budget of one call: every hook call gets a new instance
         // (instantiate + init + call + drop).
         measure("fresh instance per call", 1, SAMPLES / 4).await;
+        println!();
+        measure_router(10).await;
+        measure_router(1000).await;
+        println!();
+        measure_handle().await;
     });
     std::thread::sleep(Duration::from_millis(10));
 }

@@ -206,8 +206,8 @@ async fn proxy(pipeline: &Pipeline, req: &mut RequestState) -> Result<ResponseSt
         .get(&name)
         .ok_or_else(|| GatewayError::Internal(format!("upstream `{name}` vanished")))?;
 
-    let mut headers = req.head.headers.clone();
-    let headers = &mut headers;
+    let mut outgoing = req.head.headers.clone();
+    let headers = &mut outgoing;
     headers::strip_hop_by_hop(headers);
     // Keep the authority the client asked for (HTTP/2 clients send it as
     // `:authority`, not `Host`), as Envoy and Traefik do by default.
@@ -245,7 +245,7 @@ async fn proxy(pipeline: &Pipeline, req: &mut RequestState) -> Result<ResponseSt
     let head = Head {
         method: &req.head.method,
         path_and_query: req.path_with_query(),
-        headers,
+        headers: outgoing,
     };
     let affinity = Affinity {
         client_ip: Some(req.client.ip()),

@@ -78,15 +78,16 @@ async fn perform(
     let timeout = call
         .timeout_ms
         .map(|ms| Duration::from_millis(u64::from(ms)));
+    let affinity_headers = headers.clone();
     let head = Head {
         method: &method,
         path_and_query: &call.path_with_query,
-        headers: &headers,
+        headers,
     };
     let body = Outgoing::Replayable(Bytes::from(call.body.clone()));
     let affinity = Affinity {
         client_ip: None,
-        headers: Some(&headers),
+        headers: Some(&affinity_headers),
     };
     let response = upstream
         .send(head, body, affinity, timeout)

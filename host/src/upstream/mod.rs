@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Scheme;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -96,7 +95,7 @@ pub struct Head<'a> {
     /// Path and query.
     pub path_and_query: &'a str,
     /// Headers, already cleaned of hop-by-hop ones.
-    pub headers: &'a HeaderMap,
+    pub headers: HeaderMap,
 }
 
 /// A body to send upstream.
@@ -188,7 +187,7 @@ impl Upstream {
     /// 502/503 answer, up to `retries` times.
     pub async fn send(
         &self,
-        head: Head<'_>,
+        mut head: Head<'_>,
         body: Outgoing,
         affinity: Affinity<'_>,
         timeout: Option<Duration>,
@@ -203,7 +202,10 @@ impl Upstream {
         } else {
             1
         };
-        let key = self.hash_key(affinity);
+        let key = match self.balancer {
+            Balancer::ConsistentHash { .. } => self.hash_key(affinity),
+            _ => None,
+        };
         let mut tried: Vec<usize> = Vec::new();
         let mut last_failure = None;
         for attempt in 1..=attempts {
@@ -219,7 +221,12 @@ impl Upstream {
             };
             let mut request = Request::new(body);
             *request.method_mut() = head.method.clone();
-            *request.headers_mut() = head.headers.clone();
+            // Keep a copy only while another attempt may need it.
+            *request.headers_mut() = if attempt < attempts {
+                head.headers.clone()
+            } else {
+                std::mem::take(&mut head.headers)
+            };
             *request.uri_mut() = Uri::builder()
                 .scheme(Scheme::HTTP)
                 .authority(target.authority().clone())
@@ -241,13 +248,10 @@ impl Upstream {
                         continue;
                     }
                     let (parts, incoming) = response.into_parts();
-                    let tracked = incoming
-                        .map_err(body::BoxError::from)
-                        .map_frame(move |frame| {
-                            // The guard lives as long as the body is being read.
-                            let _ = &in_flight;
-                            frame
-                        });
+                    let tracked = Tracked {
+                        inner: incoming,
+                        _in_flight: in_flight,
+                    };
                     return Ok(Response::from_parts(parts, body::boxed(tracked)));
                 }
                 Ok(Err(e)) => {
@@ -276,6 +280,34 @@ impl Upstream {
             }
         }
         Err(last_failure.unwrap_or(UpstreamFailure::NoHealthyTarget))
+    }
+}
+
+/// A response body that keeps its target's in-flight count up until it has
+/// been read (or dropped), forwarding everything else untouched so hyper
+/// still sees the exact length and the end of the stream.
+struct Tracked {
+    inner: hyper::body::Incoming,
+    _in_flight: target::InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

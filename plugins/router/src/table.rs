@@ -114,8 +114,19 @@ pub struct Table {
     exact: HashMap<String, Vec<usize>>,
     templates: Node,
     prefixes: HashMap<String, Vec<usize>>,
-    regexes: Vec<(usize, Regex)>,
+    regexes: Vec<RegexRoute>,
 }
+
+#[derive(Debug)]
+struct RegexRoute {
+    index: usize,
+    regex: Regex,
+    /// Every match starts with this.
+    literal: String,
+}
+
+/// One stage of matching: adds the candidates of one kind of path match.
+type Stage = fn(&Table, &str, &mut Vec<Candidate>);
 
 /// A candidate before its non-path conditions are checked.
 struct Candidate {
@@ -195,7 +206,11 @@ impl Table {
                     params.push(name.to_string());
                 }
             }
-            self.regexes.push((index, regex));
+            self.regexes.push(RegexRoute {
+                index,
+                literal: literal_prefix(pattern),
+                regex,
+            });
         }
         let rewrite = match &config.rewrite {
             Some(t) => Some(Rewrite::parse(t, &params)?),
@@ -243,29 +258,42 @@ impl Table {
         node.routes.push(index);
     }
 
-    /// Match a request.
+    /// Match a request. Stages run in order of specificity and each runs
+    /// only if the ones before it chose nothing.
     pub fn find<'a>(&'a self, facts: &dyn Facts) -> Outcome<'a> {
+        let path = facts.path();
+        let stages: [Stage; 4] = [
+            Table::exact_candidates,
+            Table::template_candidates,
+            Table::prefix_candidates,
+            Table::regex_candidates,
+        ];
         let mut allowed: Vec<String> = Vec::new();
-        for candidate in self.candidates(facts.path()) {
-            let route = &self.routes[candidate.index];
-            if !route.conditions_hold(facts) {
-                continue;
-            }
-            match &route.methods {
-                Some(methods) if !methods.iter().any(|m| m == facts.method()) => {
-                    for m in methods {
-                        if !allowed.contains(m) {
-                            allowed.push(m.clone());
+        let mut candidates = Vec::new();
+        for stage in stages {
+            candidates.clear();
+            stage(self, path, &mut candidates);
+            for candidate in candidates.drain(..) {
+                let route = &self.routes[candidate.index];
+                if !route.conditions_hold(facts) {
+                    continue;
+                }
+                match &route.methods {
+                    Some(methods) if !methods.iter().any(|m| m == facts.method()) => {
+                        for m in methods {
+                            if !allowed.contains(m) {
+                                allowed.push(m.clone());
+                            }
                         }
                     }
-                }
-                _ => {
-                    let captures = self.named_captures(route, candidate.captures);
-                    return Outcome::Matched(Matched {
-                        route,
-                        kind: candidate.kind,
-                        captures,
-                    });
+                    _ => {
+                        let captures = self.named_captures(route, candidate.captures);
+                        return Outcome::Matched(Matched {
+                            route,
+                            kind: candidate.kind,
+                            captures,
+                        });
+                    }
                 }
             }
         }
@@ -295,9 +323,7 @@ impl Table {
             .collect()
     }
 
-    /// Path candidates, most specific first.
-    fn candidates(&self, path: &str) -> Vec<Candidate> {
-        let mut out = Vec::new();
+    fn exact_candidates(&self, path: &str, out: &mut Vec<Candidate>) {
         if let Some(indexes) = self.exact.get(path) {
             out.extend(indexes.iter().map(|&index| Candidate {
                 index,
@@ -305,10 +331,15 @@ impl Table {
                 captures: Vec::new(),
             }));
         }
+    }
+
+    fn template_candidates(&self, path: &str, out: &mut Vec<Candidate>) {
         let segments: Vec<&str> = template::segments(path).collect();
-        let mut captured = Vec::new();
-        walk(&self.templates, &segments, &mut captured, &mut out);
-        // Segment-boundary prefixes of the path, longest first; `/` last.
+        walk(&self.templates, &segments, &mut Vec::new(), out);
+    }
+
+    /// Segment-boundary prefixes of the path, longest first; `/` last.
+    fn prefix_candidates(&self, path: &str, out: &mut Vec<Candidate>) {
         let mut end = path.len();
         loop {
             let prefix = &path[..end];
@@ -326,24 +357,55 @@ impl Table {
             }
             end = prefix.rfind('/').unwrap_or(0);
         }
-        for (index, regex) in &self.regexes {
-            if let Some(caps) = regex.captures(path) {
-                let mut captures = Vec::new();
-                for (i, name) in regex.capture_names().enumerate().skip(1) {
-                    let value = caps.get(i).map_or("", |m| m.as_str()).to_string();
-                    if let Some(name) = name {
-                        captures.push((name.to_string(), value.clone()));
-                    }
-                    captures.push((i.to_string(), value));
-                }
-                out.push(Candidate {
-                    index: *index,
-                    kind: PathKind::Regex,
-                    captures,
-                });
+    }
+
+    fn regex_candidates(&self, path: &str, out: &mut Vec<Candidate>) {
+        for entry in &self.regexes {
+            // Most patterns start with a literal (`^/old/...`): a cheap
+            // string check skips the regex engine for paths that cannot match.
+            if !path.starts_with(entry.literal.as_str()) {
+                continue;
             }
+            let Some(caps) = entry.regex.captures(path) else {
+                continue;
+            };
+            let mut captures = Vec::new();
+            for (i, name) in entry.regex.capture_names().enumerate().skip(1) {
+                let value = caps.get(i).map_or("", |m| m.as_str()).to_string();
+                if let Some(name) = name {
+                    captures.push((name.to_string(), value.clone()));
+                }
+                captures.push((i.to_string(), value));
+            }
+            out.push(Candidate {
+                index: entry.index,
+                kind: PathKind::Regex,
+                captures,
+            });
         }
-        out
+    }
+}
+
+/// The literal text every match of `pattern` starts with: what follows a
+/// leading `^` up to the first metacharacter (empty if unanchored).
+fn literal_prefix(pattern: &str) -> String {
+    // An alternation can start anywhere (`^/x|^/y`): no safe prefix.
+    let Some(rest) = pattern.strip_prefix('^').filter(|_| !pattern.contains('|')) else {
+        return String::new();
+    };
+    let literal: String = rest
+        .chars()
+        .take_while(|c| !".^$*+?()[]{}|\\".contains(*c))
+        .collect();
+    // A quantifier applies to the character before it (`^/ab?`), so that
+    // character is not certain to be there.
+    match rest[literal.len()..].chars().next() {
+        Some('*' | '?' | '{') => {
+            let mut literal = literal;
+            literal.pop();
+            literal
+        }
+        _ => literal,
     }
 }
 
@@ -597,6 +659,18 @@ mod tests {
         assert!(bad(serde_json::json!([{"name": "x", "match": {"path": "/a/{id}"}, "rewrite": "/{nope}", "upstream": "u"}])).contains("nope"));
         assert!(bad(serde_json::json!([{"name": "x", "match": {"path": "/a"}, "strip_prefix": true, "upstream": "u"}])).contains("strip_prefix"));
         assert!(bad(serde_json::json!([{"name": "x", "match": {"path_prefix": "/a", "host": "a.*.com"}, "upstream": "u"}])).contains("host"));
+    }
+
+    #[test]
+    fn regex_literal_prefixes_are_safe() {
+        assert_eq!(literal_prefix("^/old/(.*)$"), "/old/");
+        assert_eq!(literal_prefix("^/re12/[0-9]+$"), "/re12/");
+        assert_eq!(literal_prefix("^/ab?c"), "/a");
+        assert_eq!(literal_prefix("^/a+"), "/a");
+        assert_eq!(literal_prefix("^/a{2}"), "/");
+        assert_eq!(literal_prefix("/anywhere"), "");
+        assert_eq!(literal_prefix("^/x|^/y"), "");
+        assert_eq!(literal_prefix("^/(x|y)"), "");
     }
 
     #[test]
