@@ -168,6 +168,107 @@ async fn measure_handle() {
     println!("Gateway::handle, router answers 404 median {median:>7.2} µs  p99 {p99:>7.2} µs");
 }
 
+/// Auth cost: the auth plugin's on-request hook checking an API key, an
+/// RS256 token (2048-bit key) and an ES256 token.
+async fn measure_auth() {
+    use base64::Engine;
+    use rsa::signature::{SignatureEncoding, Signer};
+    use rsa::traits::PublicKeyParts;
+    use sha2::Digest;
+
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let rsa_key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("rsa key");
+    let p256_key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let point = p256_key.verifying_key().to_encoded_point(false);
+    let public = rsa_key.to_public_key();
+    let jwks = serde_json::json!({"keys": [
+        {"kty": "RSA", "kid": "r", "n": b64(&public.n().to_bytes_be()), "e": b64(&public.e().to_bytes_be())},
+        {"kty": "EC", "kid": "e", "crv": "P-256", "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))},
+    ]});
+    let config = serde_json::json!({
+        "api_key": {"consumers": [{"id": "alice", "sha256": hex::encode(sha2::Sha256::digest(b"the-key"))}]},
+        "jwt": {"jwks": jwks, "issuer": "idp"},
+    });
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        + 3600;
+    let rs_signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key);
+    // Token `i` differs by its `jti`, so each is new to the verified-token cache.
+    let token = |alg: &str, i: usize| {
+        let claims = serde_json::json!({"sub": "bob", "iss": "idp", "exp": exp, "jti": i});
+        let kid = if alg == "RS256" { "r" } else { "e" };
+        let header = serde_json::json!({"alg": alg, "kid": kid});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = if alg == "RS256" {
+            rs_signer.sign(input.as_bytes()).to_vec()
+        } else {
+            let sig: p256::ecdsa::Signature = p256_key.sign(input.as_bytes());
+            sig.to_bytes().to_vec()
+        };
+        format!("Bearer {input}.{}", b64(&sig))
+    };
+    const FRESH: usize = 1_000;
+    let rs_fresh: Vec<String> = (0..FRESH).map(|i| token("RS256", i)).collect();
+    let es_fresh: Vec<String> = (0..FRESH).map(|i| token("ES256", i)).collect();
+
+    let toml = "[log]\naccess_log = false\n";
+    let text = config.to_string();
+    let (_dir, config) = common::gateway_dir(&[("60-auth", "weir_plugin_auth", Some(&text))], toml);
+    let gateway = Gateway::new(&config).await.expect("gateway loads");
+    let pipeline = gateway.pipeline();
+    let plugin = &pipeline.plugins()[0];
+    let cases: [(&str, &str, Vec<String>); 5] = [
+        ("API key", "x-api-key", vec!["the-key".to_string()]),
+        ("JWT RS256, new token", "authorization", rs_fresh),
+        ("JWT ES256, new token", "authorization", es_fresh),
+        (
+            "JWT RS256, reused token",
+            "authorization",
+            vec![token("RS256", FRESH)],
+        ),
+        (
+            "JWT ES256, reused token",
+            "authorization",
+            vec![token("ES256", FRESH)],
+        ),
+    ];
+    for (label, header, values) in cases {
+        let rounds = if values.len() > 1 {
+            values.len()
+        } else {
+            SAMPLES / 10
+        };
+        let warmup = if values.len() > 1 { 0 } else { WARMUP / 10 };
+        let mut samples = Vec::with_capacity(rounds);
+        for i in 0..(warmup + rounds) {
+            let mut req = request();
+            let value = &values[i % values.len()];
+            req.head.headers.insert(
+                http::HeaderName::from_static(header),
+                value.parse().expect("header value"),
+            );
+            let started = Instant::now();
+            let (req, action) = plugin.on_request(req).await.expect("on_request");
+            if i >= warmup {
+                samples.push(started.elapsed());
+            }
+            assert!(
+                matches!(action, weir::runtime::bindings::Action::Continue),
+                "{label} was refused"
+            );
+            assert!(req.context.contains_key("consumer"));
+        }
+        let (median, p99) = common::summary(&mut samples);
+        println!("auth, {label:<24} median {median:>8.2} µs  p99 {p99:>8.2} µs");
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -188,6 +289,8 @@ fn main() {
         measure_router(1000).await;
         println!();
         measure_handle().await;
+        println!();
+        measure_auth().await;
     });
     std::thread::sleep(Duration::from_millis(10));
 }

@@ -14,11 +14,18 @@ pub struct DefaultPlugin {
 }
 
 /// The default plugins, in order.
-pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[DefaultPlugin {
-    stem: "50-router",
-    wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_router.wasm")),
-    config: include_str!("../../plugins/router/sample.json"),
-}];
+pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
+    DefaultPlugin {
+        stem: "50-router",
+        wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_router.wasm")),
+        config: include_str!("../../plugins/router/sample.json"),
+    },
+    DefaultPlugin {
+        stem: "60-auth",
+        wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_auth.wasm")),
+        config: include_str!("../../plugins/auth/sample.json"),
+    },
+];
 
 /// The `weir.toml` written by `weir init`.
 pub const SAMPLE_CONFIG: &str = include_str!("../weir.sample.toml");

@@ -168,16 +168,22 @@ impl LoadedPlugin {
 
 /// The plugin's JSON config (`NAME.json` beside `NAME.wasm`), checked to be
 /// JSON so syntax errors name the config file; `{}` when there is none.
+/// `{"$file": "PATH"}` anywhere in it is replaced by the text of that file
+/// (see [`plugin_config::include_files`]).
 async fn read_plugin_config(wasm: &Path) -> Result<(String, Option<PathBuf>), LoadError> {
     let json = wasm.with_extension("json");
-    match tokio::fs::read_to_string(&json).await {
-        Ok(text) => {
-            if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
-                return Err(LoadError::new(&json, format!("is not valid JSON: {e}")));
-            }
-            Ok((text, Some(json)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(("{}".to_string(), None)),
-        Err(e) => Err(LoadError::new(&json, format!("cannot be read: {e}"))),
+    let text = match tokio::fs::read_to_string(&json).await {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(("{}".to_string(), None)),
+        Err(e) => return Err(LoadError::new(&json, format!("cannot be read: {e}"))),
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| LoadError::new(&json, format!("is not valid JSON: {e}")))?;
+    let dir = json.parent().unwrap_or(Path::new("."));
+    if crate::plugin_config::include_files(&mut value, dir)
+        .map_err(|message| LoadError::new(&json, message))?
+    {
+        return Ok((value.to_string(), Some(json)));
     }
+    Ok((text, Some(json)))
 }

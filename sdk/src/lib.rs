@@ -46,10 +46,12 @@
 //! # Capabilities
 //!
 //! [`log`], [`outbound`] (HTTP calls to upstreams named in `weir.toml`),
-//! [`rate`] (a host-side limiter) and [`kv`] (a host-side key-value store).
+//! [`rate`] (a host-side limiter), [`kv`] (a host-side key-value store) and
+//! [`crypto`] (native signature verification).
 //! Plugins have no filesystem, environment or sockets.
 
 pub mod bindings;
+pub mod crypto;
 mod http;
 pub mod kv;
 pub mod log;

@@ -195,6 +195,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(ok, "{out}{err}");
     assert!(gateway_dir.join("plugins/50-router.wasm").exists());
     assert!(gateway_dir.join("plugins/50-router.json").exists());
+    assert!(gateway_dir.join("plugins/60-auth.wasm").exists());
 
     // Point the sample upstreams at our backends (the sample uses 8001/8002).
     let users = Backend::start().await;
@@ -215,17 +216,29 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("plugin 50-router ok"), "{out}");
 
-    // The sample routes: /users/{id} → users as /{id}.json; /orders/* →
-    // orders with the prefix stripped; anything else → 404 "no route".
+    // The sample routes: /users/{id} → users as /{id}.json, public;
+    // /orders/* → orders with the prefix stripped, API key required;
+    // anything else → 404 "no route".
+    assert!(out.contains("plugin 60-auth ok"), "{out}");
     let mut process = Process::start(&config).await;
     assert_eq!(get(&process.url("/users/7")).await.status, 200);
     assert_eq!(users.last().unwrap().path_and_query, "/7.json");
     let reply = get(&process.url("/orders/42?full=1")).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(backend.hits(), 0);
+    let req = http::Request::builder()
+        .uri(process.url("/orders/42?full=1"))
+        .header("x-api-key", "weir-demo-key")
+        .body(weir::body::empty())
+        .unwrap();
+    let reply = send(&crate::support::client::http1(), req).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "hello from backend");
     let seen = backend.last().unwrap();
     assert_eq!(seen.path_and_query, "/42?full=1");
     assert_eq!(seen.headers["x-routed-by"], "weir");
+    assert_eq!(seen.headers["x-consumer-id"], "demo");
+    assert!(seen.headers.get("x-api-key").is_none());
     let reply = get(&process.url("/elsewhere")).await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["error"], "no route");

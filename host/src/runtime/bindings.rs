@@ -16,6 +16,7 @@ wasmtime::component::bindgen!({
     with: {
         "weir:plugin/types.request": crate::exchange::RequestState,
         "weir:plugin/types.response": crate::exchange::ResponseState,
+        "weir:plugin/crypto.verifying-key": crate::jose::VerifyingKey,
     },
 });
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::bindings::weir::plugin::{kv, log, outbound, rate};
+use super::bindings::weir::plugin::{crypto, kv, log, outbound, rate};
 use super::host::{Capabilities, HostState};
 use crate::body::{BodyState, BufferError};
 use crate::error::UpstreamFailure;
@@ -195,5 +195,55 @@ impl kv::Host for HostState {
 fn kv_error(e: crate::state::StoreError) -> kv::KvError {
     match e {
         crate::state::StoreError::Unavailable(why) => kv::KvError::Unavailable(why),
+    }
+}
+
+/// Most keys one instance may hold, so a plugin cannot grow host memory
+/// without bound.
+const MAX_CRYPTO_KEYS: usize = 4096;
+
+impl crypto::Host for HostState {}
+
+impl crypto::HostVerifyingKey for HostState {
+    fn from_jwk(
+        &mut self,
+        jwk: String,
+    ) -> Res<Result<wasmtime::component::Resource<crate::jose::VerifyingKey>, String>> {
+        if self.crypto_keys >= MAX_CRYPTO_KEYS {
+            return Ok(Err(format!(
+                "an instance may hold at most {MAX_CRYPTO_KEYS} keys"
+            )));
+        }
+        match crate::jose::VerifyingKey::from_jwk(&jwk) {
+            Ok(key) => {
+                self.crypto_keys += 1;
+                Ok(Ok(self.table.push(key)?))
+            }
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    fn accepts(
+        &mut self,
+        key: wasmtime::component::Resource<crate::jose::VerifyingKey>,
+        alg: String,
+    ) -> Res<bool> {
+        Ok(self.table.get(&key)?.accepts(&alg))
+    }
+
+    fn verify(
+        &mut self,
+        key: wasmtime::component::Resource<crate::jose::VerifyingKey>,
+        alg: String,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> Res<bool> {
+        Ok(self.table.get(&key)?.verify(&alg, &message, &signature))
+    }
+
+    fn drop(&mut self, key: wasmtime::component::Resource<crate::jose::VerifyingKey>) -> Res<()> {
+        self.table.delete(key)?;
+        self.crypto_keys = self.crypto_keys.saturating_sub(1);
+        Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub struct HostState {
     pub(crate) caps: Arc<Capabilities>,
     /// When the current hook call must end.
     pub(crate) deadline: Instant,
+    /// Keys held through the `crypto` capability.
+    pub(crate) crypto_keys: usize,
 }
 
 impl HostState {
@@ -46,6 +48,7 @@ impl HostState {
             plugin,
             caps,
             deadline: Instant::now(),
+            crypto_keys: 0,
         }
     }
 

@@ -43,6 +43,7 @@ struct Shared {
     delay_ms: AtomicU64,
     failing: AtomicU16,
     connections: Mutex<Vec<tokio::task::AbortHandle>>,
+    documents: Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// A running backend; stops when dropped.
@@ -69,6 +70,7 @@ impl Backend {
             delay_ms: AtomicU64::new(0),
             failing: AtomicU16::new(0),
             connections: Mutex::new(Vec::new()),
+            documents: Mutex::new(std::collections::HashMap::new()),
         });
         let state = shared.clone();
         let task = tokio::spawn(async move {
@@ -119,6 +121,15 @@ impl Backend {
         self.shared.failing.store(status, Ordering::SeqCst);
     }
 
+    /// Answer GET `path` with this JSON document (replacing any before).
+    pub fn serve_json(&self, path: &str, document: &serde_json::Value) {
+        self.shared
+            .documents
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), document.to_string());
+    }
+
     /// Requests received so far (health probes not counted).
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
@@ -164,6 +175,14 @@ async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let document = state.documents.lock().unwrap().get(&path).cloned();
+    if let Some(document) = document {
+        let mut response = Response::new(body::full(document));
+        response
+            .headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        return response;
     }
     let failing = state.failing.load(Ordering::SeqCst);
     if failing != 0 {

@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod client;
 pub mod gateway;
+pub mod jwt;
 
 pub use backend::Backend;
 pub use client::{get, request, send};
