@@ -269,6 +269,96 @@ async fn measure_auth() {
     }
 }
 
+/// Rate-limit cost: the rate-limit plugin's on-request hook with one and
+/// with three limits, in memory and with Redis on loopback (a
+/// `redis-server` started here, if installed).
+async fn measure_rate_limit() {
+    let one = r#"{"headers": false, "limits": [{"name": "a", "key": "client_ip", "rate": 1000000000, "per": "1s"}]}"#;
+    let three = r#"{"headers": false, "limits": [
+        {"name": "a", "key": "client_ip", "rate": 1000000000, "per": "1s"},
+        {"name": "b", "key": "header:user-agent", "rate": 1000000000, "per": "1s"},
+        {"name": "c", "key": ["client_ip", "header:host"], "rate": 1000000000, "per": "1s"}]}"#;
+    let redis = RedisForBench::start();
+    let mut backends = vec![("memory", "[log]\naccess_log = false\n".to_string())];
+    match &redis {
+        Some(r) => backends.push((
+            "redis",
+            format!("[log]\naccess_log = false\n[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:{}\"\n", r.port),
+        )),
+        None => println!("rate limit with Redis: skipped (redis-server is not installed)"),
+    }
+    for (store, toml) in &backends {
+        for (label, config) in [("1 limit", one), ("3 limits", three)] {
+            let (_dir, config) = common::gateway_dir(
+                &[("70-rate-limit", "weir_plugin_rate_limit", Some(config))],
+                toml,
+            );
+            let gateway = Gateway::new(&config).await.expect("gateway loads");
+            let pipeline = gateway.pipeline();
+            let plugin = &pipeline.plugins()[0];
+            let samples_n = SAMPLES / 4;
+            let mut samples = Vec::with_capacity(samples_n);
+            for i in 0..(WARMUP + samples_n) {
+                let started = Instant::now();
+                let (_, action) = plugin.on_request(request()).await.expect("on_request");
+                if i >= WARMUP {
+                    samples.push(started.elapsed());
+                }
+                assert!(matches!(action, weir::runtime::bindings::Action::Continue));
+            }
+            let (median, p99) = common::summary(&mut samples);
+            println!(
+                "rate limit, {store:<6} {label:<9} median {median:>8.2} µs  p99 {p99:>8.2} µs"
+            );
+        }
+    }
+}
+
+/// A throwaway `redis-server` on a free port.
+struct RedisForBench {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl RedisForBench {
+    fn start() -> Option<RedisForBench> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(RedisForBench { port, child })
+    }
+}
+
+impl Drop for RedisForBench {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -291,6 +381,8 @@ fn main() {
         measure_handle().await;
         println!();
         measure_auth().await;
+        println!();
+        measure_rate_limit().await;
     });
     std::thread::sleep(Duration::from_millis(10));
 }

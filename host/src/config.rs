@@ -53,6 +53,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogSettings,
+    /// Where the `rate` and `kv` capabilities keep their state.
+    #[serde(default)]
+    pub state: StateConfig,
     /// Named upstreams that plugins route to and call.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
@@ -121,6 +124,44 @@ impl Default for RuntimeSettings {
             pool_instances: 512,
         }
     }
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `memory` (this process only) or `redis` (shared by gateways).
+    pub backend: StateBackend,
+    /// For `redis`: `redis://host:port[/db]`.
+    pub url: Option<String>,
+    /// For `redis`: limit on one call.
+    pub timeout_ms: u64,
+    /// For `redis`: connections kept open.
+    pub pool_size: usize,
+    /// For `redis`: what rate limits do while Redis is unreachable.
+    pub on_error: crate::state::FailPolicy,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            backend: StateBackend::Memory,
+            url: None,
+            timeout_ms: 100,
+            pool_size: 4,
+            on_error: crate::state::FailPolicy::FailOpen,
+        }
+    }
+}
+
+/// `[state] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// In this process.
+    Memory,
+    /// In Redis.
+    Redis,
 }
 
 /// `[log]`.
@@ -372,6 +413,20 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(format!("`log.level`: {e}"));
+        }
+        if self.state.backend == StateBackend::Redis {
+            match &self.state.url {
+                None => return Err("`state.url` is required with `backend = \"redis\"`".into()),
+                Some(url) if !url.starts_with("redis://") => {
+                    return Err(format!("`state.url` `{url}` must start with `redis://`"));
+                }
+                Some(_) => {}
+            }
+            if self.state.timeout_ms == 0 || self.state.pool_size == 0 {
+                return Err(
+                    "`state.timeout_ms` and `state.pool_size` must be greater than 0".into(),
+                );
+            }
         }
         for (name, upstream) in &self.upstreams {
             validate_upstream(name, upstream)?;

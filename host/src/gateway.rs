@@ -49,7 +49,8 @@ impl Gateway {
     /// A gateway with its own runtime and in-memory stores.
     pub async fn new(config: &Config) -> Result<Gateway, anyhow::Error> {
         let runtime = Runtime::new(&config.limits, &config.runtime)?;
-        Ok(Gateway::with_runtime(runtime, config, Stores::in_memory()).await?)
+        let stores = Stores::from_config(config)?;
+        Ok(Gateway::with_runtime(runtime, config, stores).await?)
     }
 
     /// A gateway on an existing runtime (one per process) and stores.

@@ -25,6 +25,14 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
         wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_auth.wasm")),
         config: include_str!("../../plugins/auth/sample.json"),
     },
+    DefaultPlugin {
+        stem: "70-rate-limit",
+        wasm: include_bytes!(concat!(
+            env!("WEIR_WASM_DIR"),
+            "/weir_plugin_rate_limit.wasm"
+        )),
+        config: include_str!("../../plugins/rate-limit/sample.json"),
+    },
 ];
 
 /// The `weir.toml` written by `weir init`.

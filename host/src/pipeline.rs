@@ -28,6 +28,29 @@ impl Stores {
             kv: Arc::new(crate::state::MemoryKvStore::new()),
         }
     }
+
+    /// The stores `[state]` asks for.
+    pub fn from_config(config: &Config) -> Result<Self, LoadError> {
+        let state = &config.state;
+        match state.backend {
+            crate::config::StateBackend::Memory => Ok(Stores::in_memory()),
+            crate::config::StateBackend::Redis => {
+                let url = state.url.as_deref().unwrap_or_default();
+                let timeout = std::time::Duration::from_millis(state.timeout_ms);
+                let store =
+                    crate::state::RedisStore::new(url, state.pool_size, timeout, state.on_error)
+                        .map_err(|message| LoadError {
+                            file: config.source.clone(),
+                            message,
+                        })?;
+                let store = Arc::new(store);
+                Ok(Stores {
+                    rate: store.clone(),
+                    kv: store,
+                })
+            }
+        }
+    }
 }
 
 /// Plugins in order plus the upstreams and limits they run with.

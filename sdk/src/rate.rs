@@ -8,11 +8,17 @@
 //! ```
 
 use crate::bindings::weir::plugin::rate as raw;
-pub use raw::{Decision, Limit};
+pub use raw::{Decision, Limit, TakeRequest};
 
 /// Take `cost` units for `key` under `limit`.
 pub fn take(key: &str, cost: u32, limit: Limit) -> Decision {
     raw::take(key, cost, limit)
+}
+
+/// Take from several keys at once, all or nothing: either every take is
+/// allowed and applied, or none is applied.
+pub fn take_all(takes: &[TakeRequest]) -> Vec<Decision> {
+    raw::take_all(takes)
 }
 
 impl Limit {

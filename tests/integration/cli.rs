@@ -2,83 +2,15 @@
 //! bad plugins and config with a message and a non-zero exit, `init` and
 //! `check`, and a clean exit on SIGTERM.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use crate::support::process::{Process, WEIR};
 
 use crate::support::*;
-
-const WEIR: &str = env!("CARGO_BIN_EXE_weir");
-
-/// A running `weir run`; killed when dropped.
-struct Process {
-    child: Child,
-    addr: String,
-}
-
-impl Process {
-    async fn start(config: &Path) -> Process {
-        Process::start_with(config, &[], Stdio::inherit()).await
-    }
-
-    async fn start_with(config: &Path, extra: &[&str], stderr: Stdio) -> Process {
-        let mut child = Command::new(WEIR)
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(addr) = line.strip_prefix("listening on http://") {
-                    return addr.to_string();
-                }
-            }
-            panic!("weir exited without printing its address");
-        })
-        .await
-        .expect("weir did not start within 60 s");
-        Process { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Send SIGTERM, wait for the exit, and return what it wrote to stderr
-    /// (when piped).
-    async fn terminate_and_read_stderr(mut self) -> (std::process::ExitStatus, String) {
-        let mut stderr = self.child.stderr.take().unwrap();
-        let reader = tokio::spawn(async move {
-            let mut text = String::new();
-            stderr.read_to_string(&mut text).await.unwrap();
-            text
-        });
-        let status = self.terminate().await;
-        (status, reader.await.unwrap())
-    }
-
-    /// Send SIGTERM and wait for the exit code.
-    async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("weir did not exit after SIGTERM")
-            .unwrap()
-    }
-}
 
 /// Run `weir ARGS` to completion: (success, stdout, stderr).
 async fn run_weir(args: &[&str]) -> (bool, String, String) {
@@ -196,6 +128,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(gateway_dir.join("plugins/50-router.wasm").exists());
     assert!(gateway_dir.join("plugins/50-router.json").exists());
     assert!(gateway_dir.join("plugins/60-auth.wasm").exists());
+    assert!(gateway_dir.join("plugins/70-rate-limit.wasm").exists());
 
     // Point the sample upstreams at our backends (the sample uses 8001/8002).
     let users = Backend::start().await;
@@ -220,6 +153,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     // /orders/* → orders with the prefix stripped, API key required;
     // anything else → 404 "no route".
     assert!(out.contains("plugin 60-auth ok"), "{out}");
+    assert!(out.contains("plugin 70-rate-limit ok"), "{out}");
     let mut process = Process::start(&config).await;
     assert_eq!(get(&process.url("/users/7")).await.status, 200);
     assert_eq!(users.last().unwrap().path_and_query, "/7.json");

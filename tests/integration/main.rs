@@ -11,6 +11,7 @@ mod instances;
 mod loading;
 mod normalization;
 mod proxying;
+mod rate_limit;
 mod routing;
 mod support;
 mod upstreams;

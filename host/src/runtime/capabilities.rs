@@ -14,7 +14,7 @@ use super::host::{Capabilities, HostState};
 use crate::body::{BodyState, BufferError};
 use crate::error::UpstreamFailure;
 use crate::headers::strip_hop_by_hop;
-use crate::state::RateLimit;
+use crate::state::{RateLimit, Take};
 use crate::upstream::{Affinity, Head, Outgoing};
 
 type Res<T> = wasmtime::Result<T>;
@@ -149,23 +149,50 @@ fn build_request(call: &outbound::Call) -> Result<(Method, HeaderMap), outbound:
     Ok((method, headers))
 }
 
+fn rate_limit(limit: rate::Limit) -> RateLimit {
+    RateLimit {
+        rate: limit.rate,
+        period: Duration::from_millis(limit.period_ms),
+        burst: limit.burst,
+    }
+}
+
+fn rate_decision(d: crate::state::Decision) -> rate::Decision {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    rate::Decision {
+        allowed: d.allowed,
+        limit: d.limit,
+        remaining: d.remaining,
+        retry_after_ms: ms(d.retry_after),
+        reset_after_ms: ms(d.reset_after),
+    }
+}
+
 impl rate::Host for HostState {
     async fn take(&mut self, key: String, cost: u32, limit: rate::Limit) -> Res<rate::Decision> {
         let key = self.namespaced(&key);
-        let limit = RateLimit {
-            rate: limit.rate,
-            period: Duration::from_millis(limit.period_ms),
-            burst: limit.burst,
-        };
-        let d = self.caps.rate.take(&key, cost, limit).await;
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        Ok(rate::Decision {
-            allowed: d.allowed,
-            limit: d.limit,
-            remaining: d.remaining,
-            retry_after_ms: ms(d.retry_after),
-            reset_after_ms: ms(d.reset_after),
-        })
+        Ok(rate_decision(
+            self.caps.rate.take(&key, cost, rate_limit(limit)).await,
+        ))
+    }
+
+    async fn take_all(&mut self, takes: Vec<rate::TakeRequest>) -> Res<Vec<rate::Decision>> {
+        let takes: Vec<Take> = takes
+            .into_iter()
+            .map(|t| Take {
+                key: self.namespaced(&t.key),
+                cost: t.cost,
+                limit: rate_limit(t.limit),
+            })
+            .collect();
+        Ok(self
+            .caps
+            .rate
+            .take_all(&takes)
+            .await
+            .into_iter()
+            .map(rate_decision)
+            .collect())
     }
 }
 

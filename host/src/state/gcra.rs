@@ -87,6 +87,39 @@ pub fn take(
     (decision, ns(new_tat))
 }
 
+/// A refusal that touches nothing: for takes that cannot be decided.
+pub fn refused(limit: RateLimit) -> Decision {
+    Decision {
+        allowed: false,
+        limit: limit.capacity(),
+        remaining: 0,
+        retry_after: Duration::from_secs(1),
+        reset_after: Duration::ZERO,
+    }
+}
+
+/// An allowance that touches nothing: a shared store is down and the policy
+/// is to fail open.
+pub fn allowed_blind(limit: RateLimit) -> Decision {
+    Decision {
+        allowed: true,
+        limit: limit.capacity(),
+        remaining: limit.capacity(),
+        retry_after: Duration::ZERO,
+        reset_after: Duration::ZERO,
+    }
+}
+
+/// Nanoseconds to earn one unit, and the bucket's tolerance (capacity ×
+/// interval), as a shared store computes them.
+pub fn interval_and_tolerance(limit: RateLimit) -> Option<(u128, u128)> {
+    if rate_is_zero(limit) {
+        return None;
+    }
+    let interval = limit.interval_ns();
+    Some((interval, interval * u128::from(limit.capacity())))
+}
+
 fn rate_is_zero(limit: RateLimit) -> bool {
     limit.rate == 0 || limit.period.is_zero()
 }

@@ -9,25 +9,33 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::gcra::{self, Decision, RateLimit};
-use super::{KvStore, RateStore, StoreError};
+use super::gcra::{self, Decision};
+use super::{KvStore, RateStore, StoreError, Take};
 
 const SHARDS: usize = 64;
 /// Sweep a shard after this many inserts since the last sweep.
 const SWEEP_EVERY: usize = 1024;
 
-struct Shard<V> {
-    map: HashMap<String, V>,
+struct Shard<V, K = u64> {
+    map: HashMap<K, V>,
     inserts_since_sweep: usize,
 }
 
 /// A map split into independently locked shards.
-struct Sharded<V> {
+struct Sharded<V, K = u64> {
     hasher: RandomState,
-    shards: Vec<Mutex<Shard<V>>>,
+    shards: Vec<Mutex<Shard<V, K>>>,
 }
 
-impl<V> Sharded<V> {
+/// Lock a shard. A poisoned lock (a panic while held) still holds
+/// consistent data for these simple updates.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<V, K> Sharded<V, K> {
     fn new() -> Self {
         Sharded {
             hasher: RandomState::new(),
@@ -42,19 +50,19 @@ impl<V> Sharded<V> {
         }
     }
 
-    /// Run `f` on the shard owning `key`. A poisoned lock (a panic while
-    /// held) still holds consistent data for these simple updates.
-    fn with<R>(&self, key: &str, f: impl FnOnce(&mut Shard<V>) -> R) -> R {
-        let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
-        let mut guard = match self.shards[index].lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
+    /// The shard of a key hash.
+    fn index_of(&self, hash: u64) -> usize {
+        (hash as usize) % self.shards.len()
+    }
+
+    /// Run `f` on the shard owning `key`.
+    fn with<R>(&self, key: &str, f: impl FnOnce(&mut Shard<V, K>) -> R) -> R {
+        let index = self.index_of(self.hasher.hash_one(key));
+        f(&mut lock(&self.shards[index]))
     }
 }
 
-impl<V> Shard<V> {
+impl<V, K: std::hash::Hash + Eq> Shard<V, K> {
     /// Count an insert and, every so often, drop entries `expired` says are dead.
     fn note_insert(&mut self, expired: impl Fn(&V) -> bool) {
         self.inserts_since_sweep += 1;
@@ -65,20 +73,31 @@ impl<V> Shard<V> {
     }
 }
 
-/// GCRA limiter state in process memory. Uses tokio's clock, so tests can
-/// pause and advance time.
+/// GCRA limiter state in process memory: per key, one 64-bit hash and one
+/// 64-bit time (about 40 bytes with the table's overhead), so a million
+/// live keys cost tens of megabytes. Uses tokio's clock, so tests can pause
+/// and advance time.
 pub struct MemoryRateStore {
     origin: Instant,
-    tats: Sharded<Duration>,
+    /// Hashes keys; a collision would merge two keys' counts, which at 64
+    /// bits does not happen in practice.
+    hasher: RandomState,
+    /// Key hash → theoretical arrival time, in nanoseconds since `origin`.
+    tats: Sharded<u64>,
 }
 
 impl Default for MemoryRateStore {
     fn default() -> Self {
         MemoryRateStore {
             origin: Instant::now(),
+            hasher: RandomState::new(),
             tats: Sharded::new(),
         }
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl MemoryRateStore {
@@ -87,28 +106,76 @@ impl MemoryRateStore {
         Self::default()
     }
 
-    /// Apply a take at an explicit time since the store's origin.
-    fn take_at(&self, key: &str, cost: u32, limit: RateLimit, now: Duration) -> Decision {
-        self.tats.with(key, |shard| {
-            let prior = shard.map.get(key).copied();
-            let (decision, tat) = gcra::take(prior, now, cost, limit);
-            if tat > now {
-                if prior.is_none() {
-                    shard.note_insert(|t| *t <= now);
-                }
-                shard.map.insert(key.to_string(), tat);
-            } else {
-                shard.map.remove(key);
+    /// Live keys (for tests and memory accounting).
+    pub fn len(&self) -> usize {
+        self.tats.shards.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    /// Whether no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Apply a batch at an explicit time since the store's origin: lock the
+    /// shards involved (in index order, so batches cannot deadlock), decide
+    /// every take on a private copy, and write back only if all are allowed.
+    fn take_all_at(&self, takes: &[Take], now: Duration) -> Vec<Decision> {
+        let hashes: Vec<u64> = takes
+            .iter()
+            .map(|t| self.hasher.hash_one(t.key.as_str()))
+            .collect();
+        let mut shard_ids: Vec<usize> = hashes.iter().map(|h| self.tats.index_of(*h)).collect();
+        shard_ids.sort_unstable();
+        shard_ids.dedup();
+        let mut guards: Vec<(usize, std::sync::MutexGuard<'_, Shard<u64>>)> = shard_ids
+            .iter()
+            .map(|&i| (i, lock(&self.tats.shards[i])))
+            .collect();
+        let mut pending: Vec<(u64, u64)> = Vec::with_capacity(takes.len());
+        let mut decisions = Vec::with_capacity(takes.len());
+        for (take, hash) in takes.iter().zip(&hashes) {
+            let shard = self.tats.index_of(*hash);
+            let prior = pending
+                .iter()
+                .rev()
+                .find(|(h, _)| h == hash)
+                .map(|(_, tat)| *tat)
+                .or_else(|| {
+                    guards
+                        .iter()
+                        .find(|(i, _)| *i == shard)
+                        .and_then(|(_, g)| g.map.get(hash).copied())
+                });
+            let (decision, tat) =
+                gcra::take(prior.map(Duration::from_nanos), now, take.cost, take.limit);
+            if decision.allowed {
+                pending.push((*hash, nanos(tat)));
             }
-            decision
-        })
+            decisions.push(decision);
+        }
+        if decisions.iter().all(|d| d.allowed) {
+            let now_ns = nanos(now);
+            for (hash, tat) in pending {
+                let shard = self.tats.index_of(hash);
+                if let Some((_, guard)) = guards.iter_mut().find(|(i, _)| *i == shard) {
+                    if tat > now_ns {
+                        if guard.map.insert(hash, tat).is_none() {
+                            guard.note_insert(|t| *t <= now_ns);
+                        }
+                    } else {
+                        guard.map.remove(&hash);
+                    }
+                }
+            }
+        }
+        decisions
     }
 }
 
 #[async_trait::async_trait]
 impl RateStore for MemoryRateStore {
-    async fn take(&self, key: &str, cost: u32, limit: RateLimit) -> Decision {
-        self.take_at(key, cost, limit, self.origin.elapsed())
+    async fn take_all(&self, takes: &[Take]) -> Vec<Decision> {
+        self.take_all_at(takes, self.origin.elapsed())
     }
 }
 
@@ -125,7 +192,7 @@ impl KvEntry {
 
 /// Key-value state in process memory.
 pub struct MemoryKvStore {
-    entries: Sharded<KvEntry>,
+    entries: Sharded<KvEntry, String>,
 }
 
 impl Default for MemoryKvStore {
@@ -186,6 +253,7 @@ impl KvStore for MemoryKvStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::RateLimit;
     use super::*;
     use std::sync::Arc;
 
@@ -228,6 +296,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_is_all_or_nothing() {
+        let store = MemoryRateStore::new();
+        let hour = Duration::from_secs(3600);
+        let one = RateLimit {
+            rate: 1,
+            period: hour,
+            burst: 0,
+        };
+        let many = RateLimit {
+            rate: 100,
+            period: hour,
+            burst: 0,
+        };
+        let batch = |a: &str, b: &str| {
+            vec![
+                Take {
+                    key: a.to_string(),
+                    cost: 1,
+                    limit: many,
+                },
+                Take {
+                    key: b.to_string(),
+                    cost: 1,
+                    limit: one,
+                },
+            ]
+        };
+        let first = store.take_all(&batch("wide", "narrow")).await;
+        assert!(first.iter().all(|d| d.allowed));
+        assert_eq!(first[0].remaining, 99);
+        // The narrow limit refuses: the wide one is not charged.
+        let second = store.take_all(&batch("wide", "narrow")).await;
+        assert!(second[0].allowed && !second[1].allowed);
+        let third = store.take("wide", 1, many).await;
+        assert_eq!(third.remaining, 98);
+        // The same key twice in one batch counts twice.
+        let twice = store.take_all(&batch("twice", "twice")).await;
+        assert!(!twice[1].allowed, "a rate-1 key allowed two takes");
+    }
+
+    #[tokio::test]
     async fn expired_rate_keys_are_swept() {
         let store = MemoryRateStore::new();
         let limit = RateLimit {
@@ -235,21 +344,26 @@ mod tests {
             period: Duration::from_millis(1),
             burst: 0,
         };
+        let take = |key: String, at: Duration| {
+            store.take_all_at(
+                &[Take {
+                    key,
+                    cost: 1,
+                    limit,
+                }],
+                at,
+            );
+        };
         let base = Duration::from_secs(10);
         for i in 0..(SWEEP_EVERY * SHARDS * 2) {
-            store.take_at(&format!("k{i}"), 1, limit, base);
+            take(format!("k{i}"), base);
         }
         // Much later, every key has expired; new inserts sweep them away.
         let later = base + Duration::from_secs(10);
         for i in 0..(SWEEP_EVERY * SHARDS * 2) {
-            store.take_at(&format!("n{i}"), 1, limit, later);
+            take(format!("n{i}"), later);
         }
-        let live: usize = store
-            .tats
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap().map.len())
-            .sum();
+        let live = store.len();
         assert!(live < SWEEP_EVERY * SHARDS * 3, "{live} entries kept");
     }
 

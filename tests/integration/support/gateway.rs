@@ -46,6 +46,7 @@ pub struct Setup {
     top: Vec<String>,
     limits: Vec<String>,
     runtime: Vec<String>,
+    state: Vec<String>,
     log: Vec<String>,
     upstreams: Vec<String>,
 }
@@ -62,6 +63,7 @@ impl Setup {
             )],
             limits: Vec::new(),
             runtime: Vec::new(),
+            state: Vec::new(),
             log: vec!["access_log = false".to_string()],
             upstreams: Vec::new(),
         }
@@ -124,6 +126,12 @@ impl Setup {
         self
     }
 
+    /// A `[state]` line.
+    pub fn state(mut self, line: &str) -> Setup {
+        self.state.push(line.to_string());
+        self
+    }
+
     pub fn runtime(mut self, line: &str) -> Setup {
         self.runtime.push(line.to_string());
         self
@@ -146,6 +154,7 @@ impl Setup {
         text.push_str(&format!("\n[log]\n{}\n", self.log.join("\n")));
         text.push_str(&format!("[limits]\n{}\n", self.limits.join("\n")));
         text.push_str(&format!("[runtime]\n{}\n", self.runtime.join("\n")));
+        text.push_str(&format!("[state]\n{}\n", self.state.join("\n")));
         for upstream in &self.upstreams {
             text.push_str(upstream);
             text.push('\n');
@@ -166,7 +175,9 @@ impl Setup {
 
     /// Load the gateway (on the shared engine), or the load error.
     pub async fn try_gateway(&self) -> Result<Gateway, weir::plugin::LoadError> {
-        Gateway::with_runtime(shared_runtime(), &self.config(), Stores::in_memory()).await
+        let config = self.config();
+        let stores = Stores::from_config(&config)?;
+        Gateway::with_runtime(shared_runtime(), &config, stores).await
     }
 
     pub async fn gateway(&self) -> Gateway {

@@ -4,6 +4,8 @@ pub mod backend;
 pub mod client;
 pub mod gateway;
 pub mod jwt;
+pub mod process;
+pub mod redis;
 
 pub use backend::Backend;
 pub use client::{get, request, send};

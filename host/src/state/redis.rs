@@ -1,0 +1,299 @@
+//! The shared store on Redis, for a cluster of gateways: the same GCRA as
+//! the in-memory store, as one Lua script per batch (atomic on the server,
+//! timed by the server's clock so every gateway agrees), and the `kv`
+//! capability as plain keys with expiry.
+//!
+//! Every call has a timeout. When Redis cannot be reached the configured
+//! policy answers rate takes (allow or refuse), `kv` calls report
+//! `unavailable`, a warning is logged once per outage, and after a failure
+//! no new connection is attempted for a second, so an outage costs requests
+//! no latency. The store reconnects by itself when Redis is back.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+
+use super::gcra::{self, Decision};
+use super::{FailPolicy, KvStore, RateStore, StoreError, Take};
+
+/// GCRA over several keys, all or nothing. ARGV per key: cost, interval and
+/// tolerance in microseconds. Returns four integers per key: allowed,
+/// remaining, retry-after µs, reset-after µs.
+const GCRA_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local pending = {}
+local order = {}
+local out = {}
+local all = true
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local cost = tonumber(ARGV[3 * i - 2])
+  local interval = tonumber(ARGV[3 * i - 1])
+  local tolerance = tonumber(ARGV[3 * i])
+  local tat = pending[key]
+  if tat == nil then
+    tat = tonumber(redis.call('GET', key)) or now
+  end
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  if new_tat - now <= tolerance then
+    if pending[key] == nil then order[#order + 1] = key end
+    pending[key] = new_tat
+    out[#out + 1] = 1
+    out[#out + 1] = math.floor((tolerance - (new_tat - now)) / interval)
+    out[#out + 1] = 0
+    out[#out + 1] = new_tat - now
+  else
+    all = false
+    out[#out + 1] = 0
+    out[#out + 1] = math.max(0, math.floor((tolerance - (tat - now)) / interval))
+    out[#out + 1] = new_tat - now - tolerance
+    out[#out + 1] = tat - now
+  end
+end
+if all then
+  for _, key in ipairs(order) do
+    local tat = pending[key]
+    local ttl = math.max(1, math.ceil((tat - now) / 1000))
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', ttl)
+  end
+end
+return out
+";
+
+/// Key prefixes, so Weir's keys are easy to find and cannot collide with
+/// other data in the same database.
+const RATE_PREFIX: &str = "weir:rate:";
+const KV_PREFIX: &str = "weir:kv:";
+
+/// After a failed connection, wait this long before trying again.
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Connections to one Redis, shared by the rate and kv capabilities.
+pub struct RedisStore {
+    client: redis::Client,
+    url: String,
+    connections: Vec<OnceCell<ConnectionManager>>,
+    next: AtomicUsize,
+    timeout: Duration,
+    policy: FailPolicy,
+    script: redis::Script,
+    /// Set while Redis is unreachable, so the outage is logged once.
+    down: AtomicBool,
+    /// No connection attempts before this time (ms since the epoch).
+    retry_at_ms: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn micros(ns: u128) -> u64 {
+    u64::try_from(ns / 1_000).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// A store for `url` (`redis://host:port[/db]`). Connections are made on
+    /// first use, so the gateway starts even while Redis is down.
+    pub fn new(
+        url: &str,
+        pool_size: usize,
+        timeout: Duration,
+        policy: FailPolicy,
+    ) -> Result<RedisStore, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("invalid Redis URL `{url}`: {e}"))?;
+        Ok(RedisStore {
+            client,
+            url: url.to_string(),
+            connections: (0..pool_size.max(1)).map(|_| OnceCell::new()).collect(),
+            next: AtomicUsize::new(0),
+            timeout,
+            policy,
+            script: redis::Script::new(GCRA_SCRIPT),
+            down: AtomicBool::new(false),
+            retry_at_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// One of the pooled connections, connecting it if needed.
+    async fn connection(&self) -> Result<ConnectionManager, String> {
+        let slot =
+            &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        if let Some(connection) = slot.get() {
+            return Ok(connection.clone());
+        }
+        if now_ms() < self.retry_at_ms.load(Ordering::Relaxed) {
+            return Err("reconnect back-off".into());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1);
+        let made = slot
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .await;
+        match made {
+            Ok(connection) => Ok(connection.clone()),
+            Err(e) => {
+                self.retry_at_ms.store(
+                    now_ms() + RECONNECT_BACKOFF.as_millis() as u64,
+                    Ordering::Relaxed,
+                );
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Run `f` with a connection, under the timeout; note outages and
+    /// recoveries. A failure on one pooled connection is tried on the next:
+    /// after Redis restarts, each connection finds its socket broken once,
+    /// and without this those requests would fall to the fail policy while
+    /// Redis is in fact back.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, String>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let outcome = match tokio::time::timeout(self.timeout, async {
+            let mut last = String::new();
+            for _ in 0..self.connections.len() {
+                match self.connection().await {
+                    Ok(connection) => match f(connection).await {
+                        Ok(value) => return Ok(value),
+                        Err(e) => last = e.to_string(),
+                    },
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        };
+        match &outcome {
+            Ok(_) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!(redis = self.url, "Redis is reachable again");
+                }
+            }
+            Err(why) => {
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        redis = self.url,
+                        policy = ?self.policy,
+                        "Redis is unreachable ({why}); rate limits follow the fail policy until it is back"
+                    );
+                }
+            }
+        }
+        outcome
+    }
+}
+
+#[async_trait::async_trait]
+impl RateStore for RedisStore {
+    async fn take_all(&self, takes: &[Take]) -> Vec<Decision> {
+        let mut params = Vec::with_capacity(takes.len());
+        for take in takes {
+            match gcra::interval_and_tolerance(take.limit) {
+                Some((interval, tolerance)) if take.cost <= take.limit.capacity() => {
+                    params.push((micros(interval), micros(tolerance)));
+                }
+                // Nothing a store could allow: refuse the batch locally.
+                _ => return takes.iter().map(|t| gcra::refused(t.limit)).collect(),
+            }
+        }
+        let keys: Vec<String> = takes
+            .iter()
+            .map(|t| format!("{RATE_PREFIX}{}", t.key))
+            .collect();
+        let reply: Result<Vec<i64>, String> = self
+            .call(|mut connection| {
+                let mut invocation = self.script.prepare_invoke();
+                for ((key, take), (interval, tolerance)) in keys.iter().zip(takes).zip(&params) {
+                    invocation
+                        .key(key)
+                        .arg(take.cost)
+                        .arg(*interval)
+                        .arg(*tolerance);
+                }
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await;
+        match reply {
+            Ok(values) if values.len() == takes.len() * 4 => takes
+                .iter()
+                .zip(values.chunks(4))
+                .map(|(take, v)| Decision {
+                    allowed: v[0] == 1,
+                    limit: take.limit.capacity(),
+                    remaining: u32::try_from(v[1].max(0)).unwrap_or(u32::MAX),
+                    retry_after: Duration::from_micros(u64::try_from(v[2].max(0)).unwrap_or(0)),
+                    reset_after: Duration::from_micros(u64::try_from(v[3].max(0)).unwrap_or(0)),
+                })
+                .collect(),
+            Ok(_) | Err(_) => takes
+                .iter()
+                .map(|t| match self.policy {
+                    FailPolicy::FailOpen => gcra::allowed_blind(t.limit),
+                    FailPolicy::FailClosed => gcra::refused(t.limit),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KvStore for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = format!("{KV_PREFIX}{key}");
+        self.call(|mut c| {
+            let key = key.clone();
+            async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
+        })
+        .await
+        .map_err(StoreError::Unavailable)
+    }
+
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{KV_PREFIX}{key}");
+        self.call(|mut c| {
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key).arg(value);
+                if let Some(ttl) = ttl {
+                    cmd.arg("PX")
+                        .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+                }
+                cmd.query_async::<()>(&mut c).await
+            }
+        })
+        .await
+        .map_err(StoreError::Unavailable)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let key = format!("{KV_PREFIX}{key}");
+        self.call(|mut c| {
+            let key = key.clone();
+            async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await }
+        })
+        .await
+        .map(|n| n > 0)
+        .map_err(StoreError::Unavailable)
+    }
+}

@@ -1,0 +1,77 @@
+//! The `weir` binary as a child process, started on port 0.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// A running `weir run`; killed when dropped.
+pub struct Process {
+    child: Child,
+    pub addr: String,
+}
+
+impl Process {
+    pub async fn start(config: &Path) -> Process {
+        Process::start_with(config, &[], Stdio::inherit()).await
+    }
+
+    pub async fn start_with(config: &Path, extra: &[&str], stderr: Stdio) -> Process {
+        let mut child = Command::new(WEIR)
+            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    return addr.to_string();
+                }
+            }
+            panic!("weir exited without printing its address");
+        })
+        .await
+        .expect("weir did not start within 60 s");
+        Process { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Send SIGTERM, wait for the exit, and return what it wrote to stderr
+    /// (when piped).
+    pub async fn terminate_and_read_stderr(mut self) -> (std::process::ExitStatus, String) {
+        let mut stderr = self.child.stderr.take().unwrap();
+        let reader = tokio::spawn(async move {
+            let mut text = String::new();
+            stderr.read_to_string(&mut text).await.unwrap();
+            text
+        });
+        let status = self.terminate().await;
+        (status, reader.await.unwrap())
+    }
+
+    /// Send SIGTERM and wait for the exit code.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("weir did not exit after SIGTERM")
+            .unwrap()
+    }
+}
