@@ -33,6 +33,14 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
         )),
         config: include_str!("../../plugins/rate-limit/sample.json"),
     },
+    DefaultPlugin {
+        stem: "80-aggregate",
+        wasm: include_bytes!(concat!(
+            env!("WEIR_WASM_DIR"),
+            "/weir_plugin_aggregate.wasm"
+        )),
+        config: include_str!("../../plugins/aggregate/sample.json"),
+    },
 ];
 
 /// The `weir.toml` written by `weir init`.

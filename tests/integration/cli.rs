@@ -129,6 +129,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(gateway_dir.join("plugins/50-router.json").exists());
     assert!(gateway_dir.join("plugins/60-auth.wasm").exists());
     assert!(gateway_dir.join("plugins/70-rate-limit.wasm").exists());
+    assert!(gateway_dir.join("plugins/80-aggregate.wasm").exists());
 
     // Point the sample upstreams at our backends (the sample uses 8001/8002).
     let users = Backend::start().await;
@@ -154,6 +155,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     // anything else → 404 "no route".
     assert!(out.contains("plugin 60-auth ok"), "{out}");
     assert!(out.contains("plugin 70-rate-limit ok"), "{out}");
+    assert!(out.contains("plugin 80-aggregate ok"), "{out}");
     let mut process = Process::start(&config).await;
     assert_eq!(get(&process.url("/users/7")).await.status, 200);
     assert_eq!(users.last().unwrap().path_and_query, "/7.json");
@@ -176,6 +178,18 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     let reply = get(&process.url("/elsewhere")).await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["error"], "no route");
+    // The sample aggregate endpoint merges the user and the orders.
+    users.serve_json(
+        "/7.json",
+        &json!({"id": 7, "name": "Ada", "email": "ada@example.com"}),
+    );
+    backend.serve_json("/index.json", &json!([{"id": 42}]));
+    let reply = get(&process.url("/users/7/summary")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        json!({"user": {"id": 7, "name": "Ada"}, "orders": [{"id": 42}]})
+    );
     assert!(process.terminate().await.success());
 
     // A second init does not overwrite.

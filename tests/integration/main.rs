@@ -2,6 +2,7 @@
 //! through its listener, or the `weir` binary), real plugins built by the
 //! build script, and a real HTTP client.
 
+mod aggregate;
 mod auth;
 mod capabilities;
 mod cli;

@@ -21,8 +21,11 @@ pub struct RouteConfig {
     /// What the request must look like.
     #[serde(rename = "match")]
     pub matcher: MatchConfig,
-    /// The `[upstreams.NAME]` to send matching requests to.
-    pub upstream: String,
+    /// The `[upstreams.NAME]` to send matching requests to. Without one the
+    /// route only names the request (for auth and rate limits) and a later
+    /// plugin answers it, e.g. `aggregate`.
+    #[serde(default)]
+    pub upstream: Option<String>,
     /// New path, with `{param}` / `{*rest}` / regex `{1}` or `{name}` captures.
     #[serde(default)]
     pub rewrite: Option<String>,

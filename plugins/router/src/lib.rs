@@ -4,9 +4,11 @@
 //! `{*rest}`, segment-boundary prefix, or regex), method, host (exact or
 //! `*.example.com`), headers and query parameters. The most specific path
 //! wins: exact > template > longest prefix > regex, ties in config order.
-//! A match sets the upstream, applies the route's rewrite or prefix strip
-//! and header edits, and puts `route` (the name) and `route.param.NAME` (each
-//! capture) in the request context for later plugins.
+//! A match sets the upstream (a route without one only names the request,
+//! for a later plugin such as `aggregate` to answer), applies the route's
+//! rewrite or prefix strip and header edits, and puts `route` (the name) and
+//! `route.param.NAME` (each capture) in the request context for later
+//! plugins.
 //!
 //! No route → 404 `{"error":"no route"}`; a path routed only for other
 //! methods → 405 with `Allow`.
@@ -109,12 +111,10 @@ impl Plugin for Router {
             }
         };
         let route = matched.route;
-        if req.set_upstream(&route.upstream).is_err() {
-            weir_sdk::error!(
-                "route `{}` names unknown upstream `{}`",
-                route.name,
-                route.upstream
-            );
+        if let Some(upstream) = &route.upstream
+            && req.set_upstream(upstream).is_err()
+        {
+            weir_sdk::error!("route `{}` names unknown upstream `{upstream}`", route.name);
             return json(
                 502,
                 serde_json::json!({"error": "unknown upstream", "route": route.name}),

@@ -52,8 +52,8 @@ pub enum PathKind {
 pub struct Route {
     /// Its name.
     pub name: String,
-    /// Its upstream.
-    pub upstream: String,
+    /// Its upstream, if it has one.
+    pub upstream: Option<String>,
     methods: Option<Vec<String>>,
     host: Option<HostMatch>,
     headers: Vec<(String, String)>,

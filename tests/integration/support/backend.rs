@@ -176,18 +176,18 @@ async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    let failing = state.failing.load(Ordering::SeqCst);
+    if failing != 0 {
+        let mut response = Response::new(body::full("failing on purpose"));
+        *response.status_mut() = http::StatusCode::from_u16(failing).unwrap();
+        return response;
+    }
     let document = state.documents.lock().unwrap().get(&path).cloned();
     if let Some(document) = document {
         let mut response = Response::new(body::full(document));
         response
             .headers_mut()
             .insert("content-type", "application/json".parse().unwrap());
-        return response;
-    }
-    let failing = state.failing.load(Ordering::SeqCst);
-    if failing != 0 {
-        let mut response = Response::new(body::full("failing on purpose"));
-        *response.status_mut() = http::StatusCode::from_u16(failing).unwrap();
         return response;
     }
     if path == "/echo" {
