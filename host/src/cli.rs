@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LogFormat};
 use crate::gateway::Gateway;
+use crate::reload::Reloader;
 use crate::server::{ServerSettings, serve};
 
 /// Weir: a WebAssembly-pluggable API gateway.
@@ -31,6 +32,9 @@ enum Command {
         /// Listen here instead of the configured address (port 0 picks one).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Serve the admin API here instead of `[admin] listen`.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
         /// If the configuration file does not exist, first write the default
         /// gateway there (as `weir init` does).
         #[arg(long)]
@@ -62,9 +66,10 @@ pub fn main() -> ExitCode {
         Command::Run {
             config,
             listen,
+            admin_listen,
             init,
             log_format,
-        } => run(&config, listen, init, log_format),
+        } => run(&config, listen, admin_listen, init, log_format),
         Command::Init { dir, force } => init(&dir, force),
         Command::Check { config } => check(&config),
     };
@@ -86,6 +91,7 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(
     path: &Path,
     listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
     init: bool,
     log_format: Option<LogFormat>,
 ) -> anyhow::Result<()> {
@@ -94,32 +100,94 @@ fn run(
             eprintln!("wrote {}", file.display());
         }
     }
-    let mut config = Config::load(path)?;
+    let from_file = Config::load(path)?;
+    let mut config = from_file.clone();
     if let Some(listen) = listen {
         config.listen = listen;
     }
+    if let Some(admin_listen) = admin_listen {
+        config.admin.listen = admin_listen;
+    }
     crate::logging::init(log_format.unwrap_or(config.log.format), &config.log.level);
-    tokio_runtime()?.block_on(async {
-        let gateway = Arc::new(Gateway::new(&config).await?);
-        let pipeline = gateway.pipeline();
-        for plugin in pipeline.plugins() {
-            let info = plugin.info();
-            tracing::info!(plugin = info.name, sha256 = %&info.sha256[..12], "loaded {}", info.file.display());
+    tokio_runtime()?.block_on(serve_until_stopped(path, config, from_file))
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
+}
+
+async fn serve_until_stopped(path: &Path, config: Config, from_file: Config) -> anyhow::Result<()> {
+    let gateway = Arc::new(Gateway::new(&config).await?);
+    for plugin in gateway.pipeline().plugins() {
+        let info = plugin.info();
+        tracing::info!(plugin = info.name, sha256 = %&info.sha256[..12], "loaded {}", info.file.display());
+    }
+    let listener = bind(config.listen, "proxy").await?;
+    let admin_listener = match config.admin.enabled {
+        true => Some(bind(config.admin.listen, "admin API").await?),
+        false => None,
+    };
+    // Tests and scripts read these lines to find the ports.
+    println!("listening on http://{}", listener.local_addr()?);
+    if let Some(admin) = &admin_listener {
+        println!("admin listening on http://{}", admin.local_addr()?);
+    }
+    std::io::stdout().flush()?;
+
+    let reloader = Reloader::new(gateway.clone(), path, from_file);
+    let _watcher = match config.reload.watch {
+        true => match reloader.watch(
+            &config.plugins_dir(),
+            Duration::from_millis(config.reload.debounce_ms),
+        ) {
+            Ok(watcher) => Some(watcher),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch for changes ({e}); reload with SIGHUP or POST /admin/reload"
+                );
+                None
+            }
+        },
+        false => None,
+    };
+    spawn_sighup_reloads(reloader.clone());
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = admin_listener {
+        let admin = crate::admin::Admin::new(reloader.clone(), config.admin.token.clone());
+        tokio::spawn(crate::admin::serve(listener, admin, async move {
+            let _ = admin_stopped.await;
+        }));
+    }
+    let settings = ServerSettings {
+        max_header_bytes: config.limits.max_header_bytes,
+        drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+    };
+    serve(listener, gateway, settings, shutdown_signal()).await;
+    let _ = stop_admin.send(());
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Reload on every SIGHUP.
+fn spawn_sighup_reloads(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        let _ = reloader.reload("SIGHUP").await;
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("cannot handle SIGHUP ({e}); reload through the admin API"),
         }
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let addr = listener.local_addr()?;
-        // Tests and scripts read this line to find the port.
-        println!("listening on http://{addr}");
-        std::io::stdout().flush()?;
-        let settings = ServerSettings {
-            max_header_bytes: config.limits.max_header_bytes,
-            drain_timeout: Duration::from_secs(30),
-        };
-        serve(listener, gateway, settings, shutdown_signal()).await;
-        Ok(())
-    })
+    }
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 /// Resolves on SIGTERM or SIGINT.

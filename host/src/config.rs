@@ -53,6 +53,15 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogSettings,
+    /// How long in-flight requests may run on after SIGTERM/SIGINT.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Reloading on changes.
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// Where the `rate` and `kv` capabilities keep their state.
     #[serde(default)]
     pub state: StateConfig,
@@ -101,7 +110,7 @@ impl Limits {
 }
 
 /// `[runtime]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeSettings {
     /// Most instances of one plugin alive at once; a hook waits (up to its
@@ -126,8 +135,50 @@ impl Default for RuntimeSettings {
     }
 }
 
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the admin API at all.
+    pub enabled: bool,
+    /// Its own listener; loopback by default.
+    pub listen: SocketAddr,
+    /// If set, every admin request needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            token: None,
+        }
+    }
+}
+
+/// `[reload]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Watch the plugin directory and this file, and reload on changes.
+    pub watch: bool,
+    /// Quiet time after the last change before reloading, so a file being
+    /// copied or an editor's save-and-rename is taken as one change.
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: true,
+            debounce_ms: 250,
+        }
+    }
+}
+
 /// `[state]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     /// `memory` (this process only) or `redis` (shared by gateways).
@@ -318,6 +369,9 @@ impl Default for PassiveConfig {
     }
 }
 
+fn default_drain_timeout_ms() -> u64 {
+    30_000
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -404,6 +458,12 @@ impl Config {
         }
         if self.limits.plugin_memory_mb > 4096 {
             return Err("`limits.plugin_memory_mb` must be at most 4096".into());
+        }
+        if self.admin.token.as_deref().is_some_and(str::is_empty) {
+            return Err("`admin.token` must not be empty (leave it out for no token)".into());
+        }
+        if self.reload.debounce_ms == 0 {
+            return Err("`reload.debounce_ms` must be greater than 0".into());
         }
         if self.runtime.pool_instances < self.runtime.max_instances_per_plugin {
             return Err(

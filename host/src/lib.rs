@@ -12,6 +12,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod config;
@@ -26,9 +27,11 @@ pub mod normalize;
 pub mod pipeline;
 pub mod plugin;
 pub mod plugin_config;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod timefmt;
 pub mod upstream;
 
 pub use config::Config;

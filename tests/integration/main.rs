@@ -13,6 +13,7 @@ mod loading;
 mod normalization;
 mod proxying;
 mod rate_limit;
+mod reload;
 mod routing;
 mod support;
 mod upstreams;

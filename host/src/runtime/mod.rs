@@ -83,7 +83,12 @@ fn engine_config(max_memory_bytes: u64, pool_instances: u32) -> EngineConfig {
         .max_tables_per_component(16)
         .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(2 * 1024 * 1024)
-        .table_keep_resident(64 * 1024);
+        .table_keep_resident(64 * 1024)
+        // Freed slots keep their pages for a fast re-instantiation of the same
+        // component; after a reload no instance will use the old components'
+        // slots again, so keeping 100 (the default) of them warm only holds
+        // ~70 MiB. 16 is plenty for instance churn within one pipeline.
+        .max_unused_warm_slots(16);
 
     let mut config = EngineConfig::new();
     config

@@ -47,6 +47,8 @@ pub struct Setup {
     limits: Vec<String>,
     runtime: Vec<String>,
     state: Vec<String>,
+    admin: Vec<String>,
+    reload: Vec<String>,
     log: Vec<String>,
     upstreams: Vec<String>,
 }
@@ -64,6 +66,9 @@ impl Setup {
             limits: Vec::new(),
             runtime: Vec::new(),
             state: Vec::new(),
+            // Never a fixed port: several gateways run at once.
+            admin: vec!["listen = \"127.0.0.1:0\"".to_string()],
+            reload: Vec::new(),
             log: vec!["access_log = false".to_string()],
             upstreams: Vec::new(),
         }
@@ -126,6 +131,18 @@ impl Setup {
         self
     }
 
+    /// An `[admin]` line.
+    pub fn admin(mut self, line: &str) -> Setup {
+        self.admin.push(line.to_string());
+        self
+    }
+
+    /// A `[reload]` line.
+    pub fn reload(mut self, line: &str) -> Setup {
+        self.reload.push(line.to_string());
+        self
+    }
+
     /// A `[state]` line.
     pub fn state(mut self, line: &str) -> Setup {
         self.state.push(line.to_string());
@@ -155,6 +172,8 @@ impl Setup {
         text.push_str(&format!("[limits]\n{}\n", self.limits.join("\n")));
         text.push_str(&format!("[runtime]\n{}\n", self.runtime.join("\n")));
         text.push_str(&format!("[state]\n{}\n", self.state.join("\n")));
+        text.push_str(&format!("[admin]\n{}\n", self.admin.join("\n")));
+        text.push_str(&format!("[reload]\n{}\n", self.reload.join("\n")));
         for upstream in &self.upstreams {
             text.push_str(upstream);
             text.push('\n');

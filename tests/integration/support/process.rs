@@ -13,6 +13,8 @@ pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 pub struct Process {
     child: Child,
     pub addr: String,
+    /// The admin API's address, when it is enabled.
+    pub admin: Option<String>,
 }
 
 impl Process {
@@ -22,7 +24,14 @@ impl Process {
 
     pub async fn start_with(config: &Path, extra: &[&str], stderr: Stdio) -> Process {
         let mut child = Command::new(WEIR)
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .args([
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(config)
             .args(extra)
             .stdout(Stdio::piped())
@@ -31,17 +40,38 @@ impl Process {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        let (addr, admin) = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut addr = None;
             while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(addr) = line.strip_prefix("listening on http://") {
-                    return addr.to_string();
+                if let Some(a) = line.strip_prefix("listening on http://") {
+                    addr = Some(a.to_string());
+                } else if let Some(a) = line.strip_prefix("admin listening on http://") {
+                    return (addr.expect("proxy address first"), Some(a.to_string()));
+                }
+                if let Some(a) = &addr
+                    && !config_has_admin(config)
+                {
+                    return (a.clone(), None);
                 }
             }
             panic!("weir exited without printing its address");
         })
         .await
         .expect("weir did not start within 60 s");
-        Process { child, addr }
+        Process { child, addr, admin }
+    }
+
+    /// A URL on the admin API.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.admin.as_deref().expect("the admin API is enabled")
+        )
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -74,4 +104,11 @@ impl Process {
             .expect("weir did not exit after SIGTERM")
             .unwrap()
     }
+}
+
+/// Whether the config at `path` leaves the admin API enabled (it prints a
+/// second address line then).
+fn config_has_admin(path: &Path) -> bool {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    !text.contains("enabled = false")
 }

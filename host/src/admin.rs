@@ -1,0 +1,209 @@
+//! The admin API, on its own listener (loopback by default):
+//!
+//! - `GET /healthz`: the process is up (no token needed);
+//! - `GET /readyz`: a pipeline is loaded (no token needed);
+//! - `GET /admin/plugins`: each plugin's name, file, SHA-256, load time and
+//!   status, and the last reload error if any;
+//! - `GET /admin/upstreams`: targets, health and requests in flight;
+//! - `POST /admin/reload`: reload now; 200 with the plugins, or 422 with the
+//!   error (the previous pipeline keeps serving).
+//!
+//! With `[admin] token`, the `/admin/*` paths need `Authorization: Bearer`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::body::Body;
+use crate::error::json_response;
+use crate::reload::Reloader;
+use crate::timefmt::rfc3339;
+
+/// What the admin API serves.
+pub struct Admin {
+    reloader: Arc<Reloader>,
+    token: Option<String>,
+}
+
+impl Admin {
+    /// The admin API for `reloader`'s gateway.
+    pub fn new(reloader: Arc<Reloader>, token: Option<String>) -> Arc<Admin> {
+        Arc::new(Admin { reloader, token })
+    }
+
+    /// Answer one request.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        let path = request.uri().path().to_string();
+        let method = request.method().clone();
+        match (method.clone(), path.as_str()) {
+            (Method::GET, "/healthz") => {
+                return json_response(StatusCode::OK, &json!({"status": "live"}));
+            }
+            (Method::GET, "/readyz") => {
+                let plugins = self.reloader.gateway().pipeline().plugins().len();
+                return json_response(
+                    StatusCode::OK,
+                    &json!({"status": "ready", "plugins": plugins}),
+                );
+            }
+            _ => {}
+        }
+        if !self.authorized(&request) {
+            let mut response =
+                json_response(StatusCode::UNAUTHORIZED, &json!({"error": "unauthorized"}));
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static(r#"Bearer realm="weir-admin""#),
+            );
+            return response;
+        }
+        match (method, path.as_str()) {
+            (Method::GET, "/admin/plugins") => json_response(StatusCode::OK, &self.plugins()),
+            (Method::GET, "/admin/upstreams") => json_response(StatusCode::OK, &self.upstreams()),
+            (Method::POST, "/admin/reload") => match self.reloader.reload("admin API").await {
+                Ok(_) => json_response(
+                    StatusCode::OK,
+                    &json!({"status": "reloaded", "plugins": self.plugins()["plugins"]}),
+                ),
+                Err(e) => json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({"status": "failed", "file": e.file.display().to_string(), "error": e.message}),
+                ),
+            },
+            (
+                _,
+                "/admin/plugins" | "/admin/upstreams" | "/admin/reload" | "/healthz" | "/readyz",
+            ) => json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "method not allowed"}),
+            ),
+            _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
+        }
+    }
+
+    fn authorized(&self, request: &Request<Incoming>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        same_secret(presented.as_bytes(), token.as_bytes())
+    }
+
+    fn plugins(&self) -> Value {
+        let pipeline = self.reloader.gateway().pipeline();
+        let status = self.reloader.status();
+        let failed = status.last_error.as_ref();
+        let mut plugins: Vec<Value> = pipeline
+            .plugins()
+            .iter()
+            .map(|p| {
+                let info = p.info();
+                let last_error = failed
+                    .filter(|e| e.file == info.file || Some(&e.file) == info.config_file.as_ref())
+                    .map(|e| e.message.clone());
+                json!({
+                    "name": info.name,
+                    "file": info.file.display().to_string(),
+                    "config_file": info.config_file.as_ref().map(|f| f.display().to_string()),
+                    "sha256": info.sha256,
+                    "loaded_at": rfc3339(info.loaded_at),
+                    "status": "active",
+                    "instances_idle": p.idle_instances(),
+                    "last_error": last_error,
+                })
+            })
+            .collect();
+        // A file that failed and is not (or no longer) serving.
+        if let Some(error) = failed
+            && !pipeline.plugins().iter().any(|p| {
+                p.info().file == error.file || p.info().config_file.as_ref() == Some(&error.file)
+            })
+        {
+            plugins.push(json!({
+                "file": error.file.display().to_string(),
+                "status": "error",
+                "last_error": error.message,
+            }));
+        }
+        json!({
+            "plugins": plugins,
+            "reload": {
+                "attempts": status.attempts,
+                "last_attempt": status.last_attempt.map(rfc3339),
+                "last_success": status.last_success.map(rfc3339),
+                "last_error": failed.map(|e| json!({"file": e.file.display().to_string(), "error": e.message})),
+            }
+        })
+    }
+
+    fn upstreams(&self) -> Value {
+        let pipeline = self.reloader.gateway().pipeline();
+        let now = tokio::time::Instant::now();
+        let upstreams: Vec<Value> = pipeline
+            .upstreams()
+            .iter()
+            .map(|u| {
+                let targets: Vec<Value> = u
+                    .targets()
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "address": t.authority().to_string(),
+                            "healthy": t.checked_healthy(),
+                            "available": t.available(now),
+                            "in_flight": t.in_flight(),
+                        })
+                    })
+                    .collect();
+                json!({"name": u.name(), "targets": targets})
+            })
+            .collect();
+        json!({ "upstreams": upstreams })
+    }
+}
+
+/// Compare secrets in constant time: hash both (so lengths do not show),
+/// then compare every byte.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    use sha2::Digest;
+    let (a, b) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Serve the admin API on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let admin = admin.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let admin = admin.clone();
+                        async move { Ok::<_, Infallible>(admin.handle(request).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            () = &mut shutdown => return,
+        }
+    }
+}
