@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use weir::body::{self, BodyState};
-use weir::exchange::{RequestState, ResponseState};
+use weir::exchange::RequestState;
 use weir::{Gateway, Stores};
 
 const WARMUP: usize = 2_000;
@@ -33,19 +33,6 @@ fn request_to(path: &str) -> RequestState {
     RequestState::new(head, BodyState::streaming(body::empty()), client)
 }
 
-fn response() -> ResponseState {
-    let (head, ()) = http::Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(())
-        .expect("response")
-        .into_parts();
-    ResponseState {
-        head,
-        body: BodyState::buffered("{}"),
-    }
-}
-
 async fn measure(label: &str, max_calls_per_instance: u64, samples: usize) -> (f64, f64, f64, f64) {
     let toml = format!(
         "[runtime]\nmax_calls_per_instance = {max_calls_per_instance}\n[log]\naccess_log = false\n"
@@ -64,7 +51,7 @@ async fn measure(label: &str, max_calls_per_instance: u64, samples: usize) -> (f
         let t1 = started.elapsed();
         let started = Instant::now();
         let (_, resp, _) = plugin
-            .on_response(req, response())
+            .on_response(req, common::response())
             .await
             .expect("on_response");
         let t2 = started.elapsed();

@@ -51,11 +51,55 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run one plugin outside a gateway: feed it a request (and a
+    /// response), with stubbed capabilities, and print what it did.
+    TestPlugin {
+        /// The plugin (`.wasm`).
+        plugin: PathBuf,
+        /// Its JSON config (`{}` when absent).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The request, as JSON: method, path, headers, body, client, context.
+        #[arg(long)]
+        request: Option<PathBuf>,
+        /// A response to run `on-response` with, as JSON: status, headers, body.
+        #[arg(long)]
+        response: Option<PathBuf>,
+        /// Canned answers: upstreams, outbound calls, rate decisions.
+        #[arg(long)]
+        stubs: Option<PathBuf>,
+        /// Expected outcome (a subset of the output); exit 1 on a mismatch.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+    },
+    /// Create a new project.
+    New {
+        #[command(subcommand)]
+        what: NewCommand,
+    },
     /// Validate the configuration and load every plugin, then exit.
     Check {
         /// The configuration file.
         #[arg(long, short, default_value = "weir.toml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NewCommand {
+    /// A plugin project with a config, a test and a README.
+    Plugin {
+        /// The plugin's name (also the directory created).
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// Where to create the project directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// For Rust: path to the `weir-sdk` crate (default: this checkout's).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
 }
 
@@ -71,6 +115,30 @@ pub fn main() -> ExitCode {
             log_format,
         } => run(&config, listen, admin_listen, init, log_format),
         Command::Init { dir, force } => init(&dir, force),
+        Command::TestPlugin {
+            plugin,
+            config,
+            request,
+            response,
+            stubs,
+            expect,
+        } => test_plugin(
+            &plugin,
+            config.as_deref(),
+            request.as_deref(),
+            response.as_deref(),
+            stubs.as_deref(),
+            expect.as_deref(),
+        ),
+        Command::New {
+            what:
+                NewCommand::Plugin {
+                    name,
+                    lang,
+                    dir,
+                    sdk,
+                },
+        } => new_plugin(&dir, &name, lang, sdk.as_deref()),
         Command::Check { config } => check(&config),
     };
     match result {
@@ -252,4 +320,81 @@ fn check(path: &Path) -> anyhow::Result<()> {
         println!("{}: ok", path.display());
         Ok(())
     })
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn test_plugin(
+    plugin: &Path,
+    config: Option<&Path>,
+    request: Option<&Path>,
+    response: Option<&Path>,
+    stubs: Option<&Path>,
+    expect: Option<&Path>,
+) -> anyhow::Result<()> {
+    use crate::testkit::{PluginUnderTest, TestAction, TestRequest, TestResponse};
+    crate::logging::init(LogFormat::Text, "warn");
+    let config_text = match config {
+        Some(path) => {
+            let mut value: serde_json::Value = read_json(path)?;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            crate::plugin_config::include_files(&mut value, dir)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            value.to_string()
+        }
+        None => "{}".to_string(),
+    };
+    let stubs = stubs.map(read_json).transpose()?.unwrap_or_default();
+    let request: TestRequest = request.map(read_json).transpose()?.unwrap_or_default();
+    let response: Option<TestResponse> = response.map(read_json).transpose()?;
+    let cache = std::env::temp_dir().join("weir-test-plugin-cache");
+    let output = tokio_runtime()?.block_on(async {
+        let kit = PluginUnderTest::load_with_config_file(
+            plugin,
+            &config_text,
+            config,
+            stubs,
+            Some(&cache),
+        )
+        .await?;
+        let on_request = kit.on_request(&request).await?;
+        let mut output = serde_json::json!({ "on_request": on_request });
+        if let (TestAction::Continue, Some(response)) = (&on_request.action, &response) {
+            let on_response = kit.on_response(&on_request.request, response).await?;
+            output["on_response"] = serde_json::to_value(&on_response)?;
+        }
+        output["calls"] = serde_json::to_value(kit.take_calls())?;
+        output["logs"] = serde_json::to_value(kit.take_logs())?;
+        Ok::<_, anyhow::Error>(output)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    if let Some(expect) = expect {
+        let expected: serde_json::Value = read_json(expect)?;
+        if let Some(difference) = crate::testkit::subset_mismatch(&expected, &output, "") {
+            anyhow::bail!("{} does not match: {difference}", expect.display());
+        }
+        eprintln!("ok: matches {}", expect.display());
+    }
+    Ok(())
+}
+
+fn new_plugin(
+    dir: &Path,
+    name: &str,
+    lang: crate::scaffold::Lang,
+    sdk: Option<&Path>,
+) -> anyhow::Result<()> {
+    let files = crate::scaffold::new_plugin(dir, name, lang, sdk)?;
+    for file in &files {
+        println!("wrote {}", file.display());
+    }
+    println!(
+        "next: see {} for how to build, test and deploy it",
+        dir.join(name).join("README.md").display()
+    );
+    Ok(())
 }

@@ -29,8 +29,10 @@ pub mod plugin;
 pub mod plugin_config;
 pub mod reload;
 pub mod runtime;
+pub mod scaffold;
 pub mod server;
 pub mod state;
+pub mod testkit;
 pub mod timefmt;
 pub mod upstream;
 

@@ -84,10 +84,11 @@ impl Pipeline {
                 })?,
             );
         let caps = Arc::new(Capabilities {
-            upstreams: upstreams.clone(),
+            outbound: upstreams.clone(),
             rate: stores.rate.clone(),
             kv: stores.kv.clone(),
             max_body_bytes: config.limits.max_body_bytes,
+            log_sink: None,
         });
         let mut plugins = Vec::new();
         for file in plugin_files(&config.plugins_dir())? {

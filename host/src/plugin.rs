@@ -53,6 +53,30 @@ pub struct LoadedPlugin {
     pool: InstancePool,
 }
 
+/// How a plugin is run: its pool's limits and where compiled code is cached.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    /// Deadlines, memory and instance limits.
+    pub pool: PoolSettings,
+    /// The compiled-code cache, if any.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl PluginSettings {
+    /// The settings `config` gives.
+    pub fn from_config(config: &Config) -> Self {
+        PluginSettings {
+            pool: PoolSettings {
+                deadline: std::time::Duration::from_millis(config.limits.hook_deadline_ms),
+                max_memory: config.limits.plugin_memory_bytes(),
+                max_instances: config.runtime.max_instances_per_plugin,
+                max_calls: config.runtime.max_calls_per_instance,
+            },
+            cache_dir: Some(config.cache_dir()),
+        }
+    }
+}
+
 impl LoadedPlugin {
     /// Load `file` (and the `.json` beside it) for a pipeline of `config`.
     pub async fn load(
@@ -61,21 +85,44 @@ impl LoadedPlugin {
         config: &Config,
         caps: Arc<Capabilities>,
     ) -> Result<LoadedPlugin, LoadError> {
+        let bytes = tokio::fs::read(file)
+            .await
+            .map_err(|e| LoadError::new(file, format!("cannot be read: {e}")))?;
+        let (plugin_config, config_file) = read_plugin_config(file).await?;
+        let settings = PluginSettings::from_config(config);
+        LoadedPlugin::from_bytes(
+            runtime,
+            file,
+            bytes,
+            plugin_config,
+            config_file,
+            &settings,
+            caps,
+        )
+        .await
+    }
+
+    /// Load a plugin from its bytes and config text; `file` names it (the
+    /// name is its stem) in messages.
+    pub async fn from_bytes(
+        runtime: &Arc<Runtime>,
+        file: &Path,
+        bytes: Vec<u8>,
+        plugin_config: String,
+        config_file: Option<PathBuf>,
+        settings: &PluginSettings,
+        caps: Arc<Capabilities>,
+    ) -> Result<LoadedPlugin, LoadError> {
         let name = file
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .ok_or_else(|| LoadError::new(file, "has no file name"))?;
-        let bytes = tokio::fs::read(file)
-            .await
-            .map_err(|e| LoadError::new(file, format!("cannot be read: {e}")))?;
         let sha256 = compile::sha256_hex(&bytes);
-        let (plugin_config, config_file) = read_plugin_config(file).await?;
-
         let engine = runtime.engine().clone();
-        let cache_dir = config.cache_dir();
+        let cache_dir = settings.cache_dir.clone();
         let hash = sha256.clone();
         let component = tokio::task::spawn_blocking(move || {
-            compile::compile(&engine, &bytes, &hash, Some(&cache_dir))
+            compile::compile(&engine, &bytes, &hash, cache_dir.as_deref())
         })
         .await
         .map_err(|e| LoadError::new(file, format!("compilation crashed: {e}")))?
@@ -89,26 +136,27 @@ impl LoadedPlugin {
         let pre = PluginPre::new(instance_pre)
             .map_err(|e| LoadError::new(file, format!("{world}: {e:#}")))?;
 
-        let settings = PoolSettings {
-            deadline: std::time::Duration::from_millis(config.limits.hook_deadline_ms),
-            max_memory: config.limits.plugin_memory_bytes(),
-            max_instances: config.runtime.max_instances_per_plugin,
-            max_calls: config.runtime.max_calls_per_instance,
-        };
-        let pool = InstancePool::start(runtime.clone(), pre, &name, plugin_config, caps, settings)
-            .await
-            .map_err(|failure| {
-                let message = match (&failure, &config_file) {
-                    (PluginFailure::Instantiate(why), Some(json)) => {
-                        format!("{why} (config file {})", json.display())
-                    }
-                    (PluginFailure::Instantiate(why), None) => {
-                        format!("{why} (no config file; `{{}}` was used)")
-                    }
-                    (other, _) => format!("failed while starting: {other}"),
-                };
-                LoadError::new(file, message)
-            })?;
+        let pool = InstancePool::start(
+            runtime.clone(),
+            pre,
+            &name,
+            plugin_config,
+            caps,
+            settings.pool.clone(),
+        )
+        .await
+        .map_err(|failure| {
+            let message = match (&failure, &config_file) {
+                (PluginFailure::Instantiate(why), Some(json)) => {
+                    format!("{why} (config file {})", json.display())
+                }
+                (PluginFailure::Instantiate(why), None) => {
+                    format!("{why} (no config file; `{{}}` was used)")
+                }
+                (other, _) => format!("failed while starting: {other}"),
+            };
+            LoadError::new(file, message)
+        })?;
 
         Ok(LoadedPlugin {
             info: PluginInfo {

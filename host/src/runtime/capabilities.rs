@@ -2,7 +2,6 @@
 //! Each is a thin adapter from the WIT types to the host's mechanism.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,17 +9,36 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::bindings::weir::plugin::{crypto, kv, log, outbound, rate};
-use super::host::{Capabilities, HostState};
+use super::host::{HostState, LogLine, OutboundCalls};
 use crate::body::{BodyState, BufferError};
 use crate::error::UpstreamFailure;
 use crate::headers::strip_hop_by_hop;
 use crate::state::{RateLimit, Take};
+use crate::upstream::Upstreams;
 use crate::upstream::{Affinity, Head, Outgoing};
 
 type Res<T> = wasmtime::Result<T>;
 
+/// The name a test or log line shows for a plugin's log level.
+fn level_name(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Trace => "trace",
+        log::Level::Debug => "debug",
+        log::Level::Info => "info",
+        log::Level::Warn => "warn",
+        log::Level::Error => "error",
+    }
+}
+
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) -> Res<()> {
+        if let Some(sink) = &self.caps.log_sink {
+            let line = LogLine {
+                level: level_name(level).to_string(),
+                message: message.clone(),
+            };
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
         let plugin = &*self.plugin;
         match level {
             log::Level::Trace => tracing::trace!(target: "weir::plugin", plugin, "{message}"),
@@ -48,30 +66,49 @@ impl outbound::Host for HostState {
         &mut self,
         call: outbound::Call,
     ) -> Res<Result<outbound::CallResponse, outbound::CallError>> {
-        Ok(perform(self.caps.clone(), call).await)
+        Ok(self
+            .caps
+            .outbound
+            .call(call, self.caps.max_body_bytes)
+            .await)
     }
 
     async fn send_all(
         &mut self,
         calls: Vec<outbound::Call>,
     ) -> Res<Vec<Result<outbound::CallResponse, outbound::CallError>>> {
-        let caps = self.caps.clone();
+        let (outbound, max_body) = (self.caps.outbound.clone(), self.caps.max_body_bytes);
         Ok(
-            futures::future::join_all(calls.into_iter().map(|call| perform(caps.clone(), call)))
+            futures::future::join_all(calls.into_iter().map(|call| outbound.call(call, max_body)))
                 .await,
         )
     }
 }
 
-/// Make one outbound call: only to a configured upstream, with the body
-/// read into memory up to `max_body_bytes`.
+/// The real `outbound`: calls go only to configured upstreams, with the
+/// body read into memory up to `max_body`.
+#[async_trait::async_trait]
+impl OutboundCalls for Upstreams {
+    fn knows(&self, name: &str) -> bool {
+        self.contains(name)
+    }
+
+    async fn call(
+        &self,
+        call: outbound::Call,
+        max_body: u64,
+    ) -> Result<outbound::CallResponse, outbound::CallError> {
+        perform(self, call, max_body).await
+    }
+}
+
 async fn perform(
-    caps: Arc<Capabilities>,
+    upstreams: &Upstreams,
     call: outbound::Call,
+    max_body: u64,
 ) -> Result<outbound::CallResponse, outbound::CallError> {
     use outbound::CallError;
-    let upstream = caps
-        .upstreams
+    let upstream = upstreams
         .get(&call.upstream)
         .ok_or_else(|| CallError::UnknownUpstream(call.upstream.clone()))?;
     let (method, headers) = build_request(&call)?;
@@ -102,8 +139,7 @@ async fn perform(
         })?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
-    let limit = caps.max_body_bytes;
-    let bytes = match BodyState::streaming(body).buffer(limit).await {
+    let bytes = match BodyState::streaming(body).buffer(max_body).await {
         Ok(bytes) => bytes,
         Err(BufferError::TooLarge(limit)) => return Err(CallError::TooLarge(limit)),
         Err(BufferError::ReadFailed(why)) => return Err(CallError::Failed(why)),

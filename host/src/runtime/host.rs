@@ -9,19 +9,45 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::bindings::weir::plugin::outbound;
 use crate::state::{KvStore, RateStore};
-use crate::upstream::Upstreams;
+
+/// Where `outbound` calls go: the pipeline's upstreams, or stubs in the
+/// plugin test kit.
+#[async_trait::async_trait]
+pub trait OutboundCalls: Send + Sync + 'static {
+    /// Whether `name` is an upstream (`set-upstream` accepts only those).
+    fn knows(&self, name: &str) -> bool;
+
+    /// Make one call; the response body is read up to `max_body` bytes.
+    async fn call(
+        &self,
+        call: outbound::Call,
+        max_body: u64,
+    ) -> Result<outbound::CallResponse, outbound::CallError>;
+}
+
+/// A log line a plugin wrote, kept when the host is asked to (test kit).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    /// `trace` .. `error`.
+    pub level: String,
+    /// The message.
+    pub message: String,
+}
 
 /// What the host offers plugins of one pipeline.
 pub struct Capabilities {
     /// Upstreams for `set-upstream` and `outbound`.
-    pub upstreams: Arc<Upstreams>,
+    pub outbound: Arc<dyn OutboundCalls>,
     /// Limiter state for `rate`.
     pub rate: Arc<dyn RateStore>,
     /// Store for `kv`.
     pub kv: Arc<dyn KvStore>,
     /// Largest body buffered for a plugin.
     pub max_body_bytes: u64,
+    /// If set, plugin log lines are also kept here.
+    pub log_sink: Option<Arc<std::sync::Mutex<Vec<LogLine>>>>,
 }
 
 /// Per-instance store data.
@@ -42,7 +68,7 @@ impl HostState {
     /// State for a new instance of `plugin`, capped at `max_memory` bytes.
     pub fn new(plugin: Arc<str>, caps: Arc<Capabilities>, max_memory: u64) -> Self {
         HostState {
-            wasi: locked_down_wasi(),
+            wasi: locked_down_wasi(&plugin),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(max_memory),
             plugin,
@@ -59,11 +85,14 @@ impl HostState {
 }
 
 /// WASI with nothing granted: no preopened directories, no environment, no
-/// arguments, no network, stdio discarded. Clocks and randomness stay, as
-/// language runtimes need them to start.
-fn locked_down_wasi() -> WasiCtx {
+/// arguments, no network, no stdin. stdout and stderr go to the log.
+/// Clocks and randomness stay, as language runtimes need them to start.
+fn locked_down_wasi(plugin: &Arc<str>) -> WasiCtx {
+    use super::stdio::{LogOutput, Stream};
     let mut builder = WasiCtx::builder();
     builder
+        .stdout(LogOutput::new(plugin.clone(), Stream::Stdout))
+        .stderr(LogOutput::new(plugin.clone(), Stream::Stderr))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)

@@ -228,7 +228,7 @@ impl types::HostRequest for HostState {
         r: Resource<RequestState>,
         name: String,
     ) -> Res<Result<(), EditError>> {
-        if !self.caps.upstreams.contains(&name) {
+        if !self.caps.outbound.knows(&name) {
             return Ok(Err(EditError::UnknownUpstream));
         }
         self.req_mut(&r)?.upstream = Some(name);

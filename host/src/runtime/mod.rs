@@ -8,6 +8,7 @@ pub mod compile;
 mod host;
 mod http;
 pub mod pool;
+mod stdio;
 
 pub use http::reply_to_response;
 
@@ -19,7 +20,7 @@ use wasmtime::{
     Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
 
-pub use host::{Capabilities, HostState};
+pub use host::{Capabilities, HostState, LogLine, OutboundCalls};
 
 use crate::config::{Limits, RuntimeSettings};
 

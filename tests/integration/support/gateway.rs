@@ -80,11 +80,12 @@ impl Setup {
 
     /// Add a plugin: a copy of a built artifact as `STEM.wasm`, and its config.
     pub fn plugin(self, stem: &str, artifact: &str, config: Option<serde_json::Value>) -> Setup {
-        std::fs::copy(
-            wasm(artifact),
-            self.plugins_dir().join(format!("{stem}.wasm")),
-        )
-        .unwrap();
+        self.plugin_file(stem, &wasm(artifact), config)
+    }
+
+    /// Add a plugin from any built file, with its config.
+    pub fn plugin_file(self, stem: &str, wasm: &Path, config: Option<serde_json::Value>) -> Setup {
+        std::fs::copy(wasm, self.plugins_dir().join(format!("{stem}.wasm"))).unwrap();
         if let Some(config) = config {
             std::fs::write(
                 self.plugins_dir().join(format!("{stem}.json")),

@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod jwt;
 pub mod process;
 pub mod redis;
+pub mod toolchains;
 
 pub use backend::Backend;
 pub use client::{get, request, send};

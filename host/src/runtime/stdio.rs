@@ -1,0 +1,108 @@
+//! A plugin's stdout and stderr go to the gateway's log, line by line,
+//! tagged with the plugin's name: a Python traceback or a JavaScript
+//! `console.error` is the first place a plugin author looks.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+/// Longest line kept before it is logged anyway.
+const MAX_LINE: usize = 4096;
+
+/// Which stream.
+#[derive(Debug, Clone, Copy)]
+pub enum Stream {
+    /// stdout: logged at info.
+    Stdout,
+    /// stderr: logged at warn.
+    Stderr,
+}
+
+/// A plugin output stream that writes to the log.
+pub struct LogOutput {
+    plugin: Arc<str>,
+    stream: Stream,
+}
+
+impl LogOutput {
+    /// Output of `plugin` on `stream`.
+    pub fn new(plugin: Arc<str>, stream: Stream) -> Self {
+        LogOutput { plugin, stream }
+    }
+}
+
+impl IsTerminal for LogOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LineWriter {
+            plugin: self.plugin.clone(),
+            stream: self.stream,
+            pending: Vec::new(),
+        })
+    }
+}
+
+struct LineWriter {
+    plugin: Arc<str>,
+    stream: Stream,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches('\r');
+        let plugin = &*self.plugin;
+        match self.stream {
+            Stream::Stdout => {
+                tracing::info!(target: "weir::plugin", plugin, stream = "stdout", "{text}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(target: "weir::plugin", plugin, stream = "stderr", "{text}")
+            }
+        }
+    }
+
+    fn drain_lines(&mut self) {
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.emit(&line[..line.len() - 1]);
+        }
+        if self.pending.len() > MAX_LINE {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.pending.extend_from_slice(buf);
+        self.drain_lines();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+        Poll::Ready(Ok(()))
+    }
+}

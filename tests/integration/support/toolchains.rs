@@ -1,0 +1,122 @@
+//! The Python, JavaScript and C plugin toolchains, as installed in this
+//! checkout by `tools/setup-plugin-toolchains` (which `.ci/run` runs), and
+//! the example plugins built with them, once per test run. A missing
+//! toolchain fails the test with what to install; nothing is skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn missing(what: &str) -> ! {
+    panic!(
+        "{what} is not installed. The Python and JavaScript example plugins are built with \
+         their real toolchains; run `tools/setup-plugin-toolchains` (needs python3, node and \
+         npm) first"
+    )
+}
+
+/// `componentize-py`: `$WEIR_COMPONENTIZE_PY`, the checkout's toolchain, or `PATH`.
+pub fn componentize_py() -> PathBuf {
+    if let Some(path) = std::env::var_os("WEIR_COMPONENTIZE_PY") {
+        return PathBuf::from(path);
+    }
+    let local = workspace().join("target/tools/python/bin/componentize-py");
+    if local.exists() {
+        return local;
+    }
+    match Command::new("componentize-py").arg("--version").output() {
+        Ok(out) if out.status.success() => PathBuf::from("componentize-py"),
+        _ => missing("componentize-py"),
+    }
+}
+
+/// `node_modules` holding ComponentizeJS.
+pub fn componentize_js_modules() -> PathBuf {
+    let modules = workspace().join("examples/js-security-headers/node_modules");
+    if !modules.join("@bytecodealliance/componentize-js").exists() {
+        missing("ComponentizeJS");
+    }
+    modules
+}
+
+fn run(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Build a Python plugin from `dir` (app.py, wit at `wit`) into `out`.
+pub fn build_python(dir: &Path, wit: &Path, out: &Path) {
+    run(
+        Command::new(componentize_py())
+            .current_dir(dir)
+            .arg("-d")
+            .arg(wit)
+            .args(["-w", "weir:plugin/plugin", "componentize", "app", "-o"])
+            .arg(out),
+        "componentize-py",
+    );
+}
+
+/// Build a JavaScript plugin with its `build.mjs`.
+pub fn build_js(dir: &Path, args: &[&Path]) {
+    let mut command = Command::new("node");
+    command.current_dir(dir).arg("build.mjs").args(args);
+    run(&mut command, "node build.mjs");
+}
+
+fn built(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// `examples/python-validator`, built with componentize-py.
+pub fn python_validator() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = built("python_validator.wasm");
+        let dir = workspace().join("examples/python-validator");
+        build_python(&dir, &workspace().join("wit"), &out);
+        out
+    })
+}
+
+/// `examples/js-security-headers`, built with ComponentizeJS.
+pub fn js_security_headers() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        componentize_js_modules();
+        let out = built("js_security_headers.wasm");
+        build_js(&workspace().join("examples/js-security-headers"), &[&out]);
+        out
+    })
+}
+
+/// `examples/c-method-guard`, built with clang, wit-bindgen and wasm-tools
+/// by its `build.sh` (which says what is missing, if anything is).
+pub fn c_method_guard() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = built("c_method_guard.wasm");
+        run(
+            Command::new("bash")
+                .current_dir(workspace().join("examples/c-method-guard"))
+                .arg("build.sh")
+                .arg(&out),
+            "examples/c-method-guard/build.sh",
+        );
+        out
+    })
+}
