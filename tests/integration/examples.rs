@@ -341,6 +341,42 @@ async fn c_method_guard_refuses_a_bad_config_naming_the_problem() {
     );
 }
 
+#[tokio::test]
+async fn c_method_guard_logs_each_refusal_through_the_log_capability() {
+    let kit = weir::testkit::PluginUnderTest::load(
+        toolchains::c_method_guard(),
+        r#"{"allow": ["get"]}"#,
+        weir::testkit::Stubs::default(),
+        None,
+    )
+    .await
+    .expect("the guard loads");
+    let delete = weir::testkit::TestRequest {
+        method: "DELETE".into(),
+        ..Default::default()
+    };
+    let outcome = kit.on_request(&delete).await.expect("on-request runs");
+    let weir::testkit::TestAction::Respond { reply } = outcome.action else {
+        panic!("DELETE was not refused: {:?}", outcome.action)
+    };
+    // The config's methods are upper-cased.
+    assert_eq!(
+        (reply.status, reply.headers.get("allow")),
+        (405, Some("GET"))
+    );
+    let logs = kit.take_logs();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(
+        (logs[0].level.as_str(), logs[0].message.as_str()),
+        ("info", "refused method DELETE")
+    );
+
+    let get = weir::testkit::TestRequest::default();
+    let outcome = kit.on_request(&get).await.expect("on-request runs");
+    assert_eq!(outcome.action, weir::testkit::TestAction::Continue);
+    assert!(kit.take_logs().is_empty(), "an allowed method was logged");
+}
+
 // ---- Rust ----
 
 #[tokio::test]
