@@ -8,49 +8,17 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use weir::Gateway;
 use weir::server::{ServerSettings, serve};
 
 const SAMPLES: usize = 2_000;
-
-/// A backend answering every request with a small JSON document after `delay`.
-async fn backend(delay: Duration) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = service_fn(move |_req| async move {
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                        br#"{"id":7,"name":"Ada","plan_id":"gold"}"#,
-                    ))))
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 /// Median and p99 latency of `SAMPLES` sequential GETs of `path` on `addr`.
 async fn latency(addr: SocketAddr, path: &str) -> (f64, f64) {
@@ -82,7 +50,13 @@ async fn latency(addr: SocketAddr, path: &str) -> (f64, f64) {
 async fn run(delays_ms: [u64; 3]) {
     let mut addrs = Vec::new();
     for ms in delays_ms {
-        addrs.push(backend(Duration::from_millis(ms)).await);
+        addrs.push(
+            common::backend(
+                Duration::from_millis(ms),
+                br#"{"id":7,"name":"Ada","plan_id":"gold"}"#,
+            )
+            .await,
+        );
     }
     let slowest = delays_ms
         .iter()

@@ -10,9 +10,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use weir::Gateway;
 use weir::body::{self, BodyState};
 use weir::exchange::RequestState;
-use weir::{Gateway, Stores};
 
 const WARMUP: usize = 2_000;
 const SAMPLES: usize = 20_000;
@@ -352,7 +352,6 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let _ = Stores::in_memory();
     runtime.block_on(async {
         println!(
             "per-hook cost, hello_header plugin, {SAMPLES} samples after {WARMUP} warm-up calls"

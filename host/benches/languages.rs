@@ -18,10 +18,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use weir::Gateway;
 use weir::body::{self, BodyState};
 use weir::exchange::RequestState;
 use weir::runtime::bindings::Action;
-use weir::{Gateway, Stores};
 
 const WARM_WARMUP: usize = 500;
 const WARM_SAMPLES: usize = 5_000;
@@ -209,7 +209,6 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let _ = Stores::in_memory();
     runtime.block_on(async {
         println!(
             "per-hook cost by language, µs: warm = reused instance ({WARM_SAMPLES} samples after \

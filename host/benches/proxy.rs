@@ -29,32 +29,6 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn start_backend() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = service_fn(|_req| async {
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                        b"{\"id\":7,\"name\":\"ada\"}",
-                    ))))
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
 /// A bare hyper reverse proxy to `backend` (same client and pool as the
 /// gateway, no plugins, no header work): the floor any proxy pays here.
 async fn start_bare_proxy(backend: SocketAddr) -> SocketAddr {
@@ -148,7 +122,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let backend = start_backend().await;
+        let backend = common::backend(Duration::ZERO, b"{\"id\":7,\"name\":\"ada\"}").await;
         let router = r#"{"routes": [{"name": "user", "match": {"path": "/users/{id}"}, "upstream": "backend"}]}"#;
         let toml = format!(
             "[log]\naccess_log = false\n[upstreams.backend]\ntargets = [\"http://{backend}\"]\n"
