@@ -154,13 +154,18 @@ static void method_not_allowed(exports_weir_plugin_handler_action_t *ret) {
 
 // ---- the handler exports --------------------------------------------------
 
-bool exports_weir_plugin_handler_init(plugin_string_t *config, plugin_string_t *err) {
+// Only `on-request` does anything, so only it is declared: the gateway
+// never calls `on-response`.
+bool exports_weir_plugin_handler_init(plugin_string_t *config,
+                                      exports_weir_plugin_handler_hooks_t *ret,
+                                      plugin_string_t *err) {
   const char *problem = parse_config((const char *)config->ptr, config->len);
   plugin_string_free(config);
   if (problem != NULL) {
     plugin_string_dup(err, problem);
     return false;
   }
+  *ret = WEIR_PLUGIN_TYPES_HOOKS_ON_REQUEST;
   return true;
 }
 
@@ -178,6 +183,7 @@ void exports_weir_plugin_handler_on_request(exports_weir_plugin_handler_borrow_r
   weir_plugin_types_request_drop_borrow(req);
 }
 
+// Not declared in `init`, so never called; the world still requires it.
 void exports_weir_plugin_handler_on_response(exports_weir_plugin_handler_borrow_request_t req,
                                              exports_weir_plugin_handler_borrow_response_t resp,
                                              exports_weir_plugin_handler_action_t *ret) {

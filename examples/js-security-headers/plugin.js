@@ -47,6 +47,8 @@ export const handler = {
       maxAge: parsed.max_age ?? settings.maxAge,
       securityHeaders: parsed.security_headers ?? true,
     };
+    // Both hooks are used.
+    return { onRequest: true, onResponse: true };
   },
 
   // Each call into the host costs several microseconds from JavaScript, so
@@ -71,18 +73,28 @@ export const handler = {
     return { tag: 'respond', val: { status: 204, headers, body: new Uint8Array() } };
   },
 
+  // All edits go to the host in one `setHeaders` call, which replaces the
+  // named headers: `vary` keeps the values it had.
   onResponse(req, resp) {
     const origin = req.header('origin');
-    if (allowed(origin)) {
-      resp.setHeader('access-control-allow-origin', origin);
-      resp.appendHeader('vary', 'Origin');
+    const cors = allowed(origin);
+    if (!cors && !settings.securityHeaders) return { tag: 'continue' };
+    const current = resp.headers();
+    const edits = [];
+    if (cors) {
+      edits.push(['access-control-allow-origin', origin]);
+      for (const [name, value] of current) {
+        if (name === 'vary') edits.push(['vary', value]);
+      }
+      edits.push(['vary', 'Origin']);
     }
     if (settings.securityHeaders) {
-      const present = new Set(resp.headers().map(([name]) => name.toLowerCase()));
+      const present = new Set(current.map(([name]) => name));
       for (const [name, value] of SECURITY_HEADERS) {
-        if (!present.has(name)) resp.setHeader(name, value);
+        if (!present.has(name)) edits.push([name, value]);
       }
     }
+    if (edits.length > 0) resp.setHeaders(edits);
     return { tag: 'continue' };
   },
 };

@@ -81,7 +81,7 @@ def reply(status, body):
 
 
 class Handler(exports.Handler):
-    def init(self, config: str) -> None:
+    def init(self, config: str) -> types.Hooks:
         try:
             settings = json.loads(config or "{}")
         except ValueError as e:
@@ -94,6 +94,8 @@ class Handler(exports.Handler):
         SETTINGS["schema"] = settings["schema"]
         SETTINGS["methods"] = [m.upper() for m in settings.get("methods", ["POST", "PUT", "PATCH"])]
         SETTINGS["prefix"] = settings.get("path_prefix", "/")
+        # Only `on_request` does anything: the gateway skips `on_response`.
+        return types.Hooks.ON_REQUEST
 
     def on_request(self, req: types.Request) -> types.Action:
         if req.method() not in SETTINGS["methods"] or not req.path_with_query().startswith(SETTINGS["prefix"]):
@@ -115,4 +117,5 @@ class Handler(exports.Handler):
         return types.Action_Continue()
 
     def on_response(self, req: types.Request, resp: types.Response) -> types.Action:
+        # Not declared in `init`, so never called; the world still requires it.
         return types.Action_Continue()

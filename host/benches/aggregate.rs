@@ -89,10 +89,8 @@ async fn run(delays_ms: [u64; 3]) {
         .await
         .expect("bind");
     let gw = listener.local_addr().expect("addr");
-    let settings = ServerSettings {
-        max_header_bytes: 64 * 1024,
-        drain_timeout: Duration::from_secs(1),
-    };
+    let settings =
+        ServerSettings::from_limits(&weir::config::Limits::default(), Duration::from_secs(1));
     tokio::spawn(serve(listener, gateway, settings, std::future::pending()));
 
     let direct = latency(addrs[slowest], "/").await;

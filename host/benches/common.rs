@@ -75,7 +75,7 @@ pub fn response() -> weir::exchange::ResponseState {
         .into_parts();
     weir::exchange::ResponseState {
         head,
-        body: weir::body::BodyState::buffered("{}"),
+        body: weir::http::body::BodyState::buffered("{}"),
     }
 }
 

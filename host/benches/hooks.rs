@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use weir::Gateway;
-use weir::body::{self, BodyState};
 use weir::exchange::RequestState;
+use weir::http::body::{self, BodyState};
 
 const WARMUP: usize = 2_000;
 const SAMPLES: usize = 20_000;

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use weir::Gateway;
-use weir::body::{self, BodyState};
 use weir::exchange::RequestState;
+use weir::http::body::{self, BodyState};
 use weir::runtime::bindings::Action;
 
 const WARM_WARMUP: usize = 500;

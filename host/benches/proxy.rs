@@ -38,7 +38,7 @@ async fn start_bare_proxy(backend: SocketAddr) -> SocketAddr {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let client: Client<HttpConnector, weir::body::Body> =
+    let client: Client<HttpConnector, weir::http::body::Body> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     tokio::spawn(async move {
         loop {
@@ -58,9 +58,9 @@ async fn start_bare_proxy(backend: SocketAddr) -> SocketAddr {
                             .map_or("/", |p| p.as_str())
                             .to_string();
                         head.uri = format!("http://{backend}{path}").parse().expect("uri");
-                        let req = hyper::Request::from_parts(head, weir::body::boxed(body));
+                        let req = hyper::Request::from_parts(head, weir::http::body::boxed(body));
                         let resp = client.request(req).await.expect("upstream");
-                        Ok::<_, Infallible>(resp.map(weir::body::boxed))
+                        Ok::<_, Infallible>(resp.map(weir::http::body::boxed))
                     }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -137,10 +137,7 @@ fn main() {
         let gateway = Arc::new(Gateway::new(&config).await.expect("gateway loads"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let gateway_addr = listener.local_addr().expect("addr");
-        let settings = ServerSettings {
-            max_header_bytes: 64 * 1024,
-            drain_timeout: Duration::from_secs(1),
-        };
+        let settings = ServerSettings::from_limits(&weir::config::Limits::default(), Duration::from_secs(1));
         tokio::spawn(serve(listener, gateway, settings, std::future::pending()));
 
         let bare = start_bare_proxy(backend).await;

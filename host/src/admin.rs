@@ -21,8 +21,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::body::Body;
 use crate::error::json_response;
+use crate::http::body::Body;
 use crate::reload::Reloader;
 use crate::timefmt::rfc3339;
 
@@ -70,7 +70,7 @@ impl Admin {
             (Method::POST, "/admin/reload") => match self.reloader.reload("admin API").await {
                 Ok(_) => json_response(
                     StatusCode::OK,
-                    &json!({"status": "reloaded", "plugins": self.plugins()["plugins"]}),
+                    &json!({"status": "reloaded", "plugins": self.plugins().get("plugins")}),
                 ),
                 Err(e) => json_response(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -119,6 +119,9 @@ impl Admin {
                     "config_file": info.config_file.as_ref().map(|f| f.display().to_string()),
                     "sha256": info.sha256,
                     "loaded_at": rfc3339(info.loaded_at),
+                    "contract": info.contract,
+                    "hooks": hook_names(p.hooks()),
+                    "log_lines_dropped": p.log_lines_dropped(),
                     "status": "active",
                     "instances_idle": p.idle_instances(),
                     "last_error": last_error,
@@ -172,6 +175,18 @@ impl Admin {
             .collect();
         json!({ "upstreams": upstreams })
     }
+}
+
+fn hook_names(hooks: crate::runtime::bindings::Hooks) -> Vec<&'static str> {
+    use crate::runtime::bindings::Hooks;
+    [
+        (Hooks::ON_REQUEST, "on-request"),
+        (Hooks::ON_RESPONSE, "on-response"),
+    ]
+    .into_iter()
+    .filter(|(hook, _)| hooks.contains(*hook))
+    .map(|(_, name)| name)
+    .collect()
 }
 
 /// Compare secrets in constant time: hash both (so lengths do not show),

@@ -228,10 +228,7 @@ async fn serve_until_stopped(path: &Path, config: Config, from_file: Config) -> 
             let _ = admin_stopped.await;
         }));
     }
-    let settings = ServerSettings {
-        max_header_bytes: config.limits.max_header_bytes,
-        drain_timeout: Duration::from_millis(config.drain_timeout_ms),
-    };
+    let settings = ServerSettings::from_config(&config);
     serve(listener, gateway, settings, shutdown_signal()).await;
     let _ = stop_admin.send(());
     tracing::info!("stopped");
@@ -362,14 +359,15 @@ fn test_plugin(
         )
         .await?;
         let on_request = kit.on_request(&request).await?;
-        let mut output = serde_json::json!({ "on_request": on_request });
+        let mut output = serde_json::Map::new();
+        output.insert("on_request".into(), serde_json::to_value(&on_request)?);
         if let (TestAction::Continue, Some(response)) = (&on_request.action, &response) {
             let on_response = kit.on_response(&on_request.request, response).await?;
-            output["on_response"] = serde_json::to_value(&on_response)?;
+            output.insert("on_response".into(), serde_json::to_value(&on_response)?);
         }
-        output["calls"] = serde_json::to_value(kit.take_calls())?;
-        output["logs"] = serde_json::to_value(kit.take_logs())?;
-        Ok::<_, anyhow::Error>(output)
+        output.insert("calls".into(), serde_json::to_value(kit.take_calls())?);
+        output.insert("logs".into(), serde_json::to_value(kit.take_logs())?);
+        Ok::<_, anyhow::Error>(serde_json::Value::Object(output))
     })?;
     println!("{}", serde_json::to_string_pretty(&output)?);
     if let Some(expect) = expect {

@@ -65,6 +65,9 @@ pub struct Config {
     /// Where the `rate` and `kv` capabilities keep their state.
     #[serde(default)]
     pub state: StateConfig,
+    /// What each plugin may consume of shared resources.
+    #[serde(default)]
+    pub budgets: Budgets,
     /// Named upstreams that plugins route to and call.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
@@ -80,8 +83,21 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest total size of a request's header block; larger → 431.
+    /// Largest total size of a request's header block; larger → 431. Plugin
+    /// edits and replies are held to it too.
     pub max_header_bytes: usize,
+    /// Most header fields in a request (more → 431), and in what a plugin
+    /// builds or edits.
+    pub max_header_count: usize,
+    /// A client that sends no part of its request body for this long gets
+    /// 408 (slow-POST protection).
+    pub client_body_idle_timeout_ms: u64,
+    /// A client has this long to send a complete request head (slowloris
+    /// protection); idle keep-alive connections are closed after it too.
+    pub header_read_timeout_ms: u64,
+    /// Most client connections open at once; further ones wait in the
+    /// listen backlog until one closes.
+    pub max_connections: usize,
     /// Largest body the gateway buffers for a plugin (`body()`) or for an
     /// outbound call's response. Bodies no plugin reads stream unbounded.
     pub max_body_bytes: u64,
@@ -95,6 +111,10 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_header_bytes: 64 * 1024,
+            max_header_count: 100,
+            client_body_idle_timeout_ms: 30_000,
+            header_read_timeout_ms: 30_000,
+            max_connections: 10_000,
             max_body_bytes: 10 * 1024 * 1024,
             hook_deadline_ms: 1_000,
             plugin_memory_mb: 128,
@@ -103,9 +123,69 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The header limits requests, plugin edits and replies are held to.
+    pub fn header_limits(&self) -> crate::http::headers::HeaderLimits {
+        crate::http::headers::HeaderLimits {
+            max_bytes: self.max_header_bytes,
+            max_count: self.max_header_count,
+        }
+    }
+
     /// The memory cap in bytes.
     pub fn plugin_memory_bytes(&self) -> u64 {
         self.plugin_memory_mb * 1024 * 1024
+    }
+}
+
+/// `[budgets]`: what one plugin may consume of resources every plugin
+/// shares, so a misbehaving one costs its own requests and nothing else.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budgets {
+    /// `outbound` calls one hook call may make (`send` and `send-all`
+    /// together); further calls fail with `budget-exceeded`.
+    pub outbound_calls_per_hook: u32,
+    /// Calls of one `send-all` running at once; the rest wait their turn.
+    pub outbound_in_flight_per_call: u32,
+    /// `outbound` calls in flight for one plugin across all its instances;
+    /// further calls fail at once with `budget-exceeded`.
+    pub outbound_in_flight_per_plugin: u32,
+    /// Requests in flight to one upstream target (for HTTP/1.1, connections
+    /// in use), client and plugin requests together; further requests wait
+    /// up to the upstream's `connect_timeout_ms`, then get 503.
+    pub upstream_connections_per_target: u32,
+    /// Live `kv` keys one plugin may hold.
+    pub kv_max_keys: u64,
+    /// Bytes (keys and values) one plugin may hold in `kv`.
+    pub kv_max_bytes: u64,
+    /// Largest single `kv` value.
+    pub kv_max_value_bytes: u64,
+    /// Log lines (the `log` capability, stdout and stderr together) one
+    /// plugin may write per second; the excess is dropped and counted.
+    pub log_lines_per_second: u32,
+    /// Log bytes one plugin may write per second.
+    pub log_bytes_per_second: u32,
+    /// Metrics one plugin may define.
+    pub metrics_per_plugin: u32,
+    /// Distinct label sets per plugin metric; further ones fold into `other`.
+    pub metric_series_per_metric: u32,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            outbound_calls_per_hook: 64,
+            outbound_in_flight_per_call: 16,
+            outbound_in_flight_per_plugin: 256,
+            upstream_connections_per_target: 512,
+            kv_max_keys: 100_000,
+            kv_max_bytes: 16 * 1024 * 1024,
+            kv_max_value_bytes: 1024 * 1024,
+            log_lines_per_second: 200,
+            log_bytes_per_second: 64 * 1024,
+            metrics_per_plugin: 64,
+            metric_series_per_metric: 200,
+        }
     }
 }
 
@@ -278,6 +358,10 @@ pub struct UpstreamConfig {
     /// Passive ejection on connection failures.
     #[serde(default)]
     pub passive: PassiveConfig,
+    /// Requests in flight to one target of this upstream; by default
+    /// `budgets.upstream_connections_per_target`.
+    #[serde(default)]
+    pub max_connections_per_target: Option<u32>,
 }
 
 /// `balance`.
@@ -439,6 +523,57 @@ impl Config {
             ("limits.hook_deadline_ms", self.limits.hook_deadline_ms),
             ("limits.plugin_memory_mb", self.limits.plugin_memory_mb),
             (
+                "limits.max_header_count",
+                self.limits.max_header_count as u64,
+            ),
+            (
+                "limits.client_body_idle_timeout_ms",
+                self.limits.client_body_idle_timeout_ms,
+            ),
+            (
+                "limits.header_read_timeout_ms",
+                self.limits.header_read_timeout_ms,
+            ),
+            ("limits.max_connections", self.limits.max_connections as u64),
+            (
+                "budgets.outbound_calls_per_hook",
+                u64::from(self.budgets.outbound_calls_per_hook),
+            ),
+            (
+                "budgets.outbound_in_flight_per_call",
+                u64::from(self.budgets.outbound_in_flight_per_call),
+            ),
+            (
+                "budgets.outbound_in_flight_per_plugin",
+                u64::from(self.budgets.outbound_in_flight_per_plugin),
+            ),
+            (
+                "budgets.upstream_connections_per_target",
+                u64::from(self.budgets.upstream_connections_per_target),
+            ),
+            ("budgets.kv_max_keys", self.budgets.kv_max_keys),
+            ("budgets.kv_max_bytes", self.budgets.kv_max_bytes),
+            (
+                "budgets.kv_max_value_bytes",
+                self.budgets.kv_max_value_bytes,
+            ),
+            (
+                "budgets.log_lines_per_second",
+                u64::from(self.budgets.log_lines_per_second),
+            ),
+            (
+                "budgets.log_bytes_per_second",
+                u64::from(self.budgets.log_bytes_per_second),
+            ),
+            (
+                "budgets.metrics_per_plugin",
+                u64::from(self.budgets.metrics_per_plugin),
+            ),
+            (
+                "budgets.metric_series_per_metric",
+                u64::from(self.budgets.metric_series_per_metric),
+            ),
+            (
                 "runtime.max_instances_per_plugin",
                 u64::from(self.runtime.max_instances_per_plugin),
             ),
@@ -569,6 +704,7 @@ pub fn parse_target(target: &str) -> Result<http::uri::Authority, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("weir.toml"), Path::new("/etc/weir"))
@@ -614,6 +750,45 @@ mod tests {
         assert!(err.contains("listen"), "{err}");
         let err = parse("[log]\nformat = \"xml\"\n").unwrap_err().to_string();
         assert!(err.contains("xml"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Whatever the file holds, parsing answers Ok or an error naming
+        /// the file; it never panics.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            if let Err(e) = parse(&text) {
+                proptest::prop_assert!(e.to_string().starts_with("weir.toml"));
+            }
+        }
+
+        /// Known keys with arbitrary values: still no panic, and a value out
+        /// of range is reported by its key.
+        #[test]
+        fn arbitrary_values_for_known_keys_never_panic(
+            section in proptest::sample::select(vec!["limits", "budgets", "runtime", "state", "admin", "reload", "log"]),
+            key in proptest::sample::select(vec![
+                "max_header_bytes", "max_header_count", "hook_deadline_ms", "plugin_memory_mb",
+                "kv_max_keys", "outbound_calls_per_hook", "log_lines_per_second",
+                "max_instances_per_plugin", "pool_instances", "backend", "url", "listen",
+                "token", "debounce_ms", "level", "format",
+            ]),
+            value in proptest::prop_oneof![
+                proptest::num::i64::ANY.prop_map(|v| v.to_string()),
+                "\\PC{0,20}".prop_map(|v| format!("{v:?}")),
+                proptest::bool::ANY.prop_map(|v| v.to_string()),
+            ],
+        ) {
+            let text = format!("[{section}]\n{key} = {value}\n");
+            let _ = parse(&text);
+        }
+
+        /// Upstream targets of any shape are checked, never trusted.
+        #[test]
+        fn arbitrary_targets_never_panic(target in "\\PC{0,40}") {
+            let _ = parse_target(&target);
+            let _ = parse(&format!("[upstreams.u]\ntargets = [{target:?}]\n"));
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode};
 
-use crate::body::{self, Body};
+use crate::http::body::{self, Body};
 
 /// Why a plugin hook produced no usable action.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,6 +60,10 @@ pub enum UpstreamFailure {
     /// Every target is out of rotation (health checks or ejection).
     #[error("no healthy target")]
     NoHealthyTarget,
+    /// Every target has its `upstream_connections_per_target` in use and
+    /// none freed within the connect timeout.
+    #[error("saturated: {0}")]
+    Saturated(String),
 }
 
 /// Why the client's request was refused before any plugin ran.
@@ -68,9 +72,18 @@ pub enum DownstreamError {
     /// The header block is larger than `max_header_bytes`.
     #[error("request headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
+    /// The request has more header fields than `max_header_count`.
+    #[error("request has more than {0} header fields")]
+    TooManyHeaders(usize),
     /// The request is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The client's body was malformed or cut short.
+    #[error("bad request body: {0}")]
+    BadBody(String),
+    /// The client stalled its body past `client_body_idle_timeout_ms`.
+    #[error("request body timed out: nothing received for {} ms", .0.as_millis())]
+    BodyTimeout(Duration),
 }
 
 /// Every way a request can fail.
@@ -117,14 +130,19 @@ impl GatewayError {
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Upstream {
-                failure: UpstreamFailure::NoHealthyTarget,
+                failure: UpstreamFailure::NoHealthyTarget | UpstreamFailure::Saturated(_),
                 ..
             } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            GatewayError::Downstream(DownstreamError::HeadersTooLarge(_)) => {
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            GatewayError::Downstream(
+                DownstreamError::HeadersTooLarge(_) | DownstreamError::TooManyHeaders(_),
+            ) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::Downstream(
+                DownstreamError::BadRequest(_) | DownstreamError::BadBody(_),
+            ) => StatusCode::BAD_REQUEST,
+            GatewayError::Downstream(DownstreamError::BodyTimeout(_)) => {
+                StatusCode::REQUEST_TIMEOUT
             }
-            GatewayError::Downstream(DownstreamError::BadRequest(_)) => StatusCode::BAD_REQUEST,
             GatewayError::NoUpstream => StatusCode::NOT_FOUND,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -144,6 +162,7 @@ impl GatewayError {
                     UpstreamFailure::Timeout(_) => "timeout",
                     UpstreamFailure::Protocol(_) => "bad response",
                     UpstreamFailure::NoHealthyTarget => "no healthy target",
+                    UpstreamFailure::Saturated(_) => "saturated",
                 };
                 json!({"error": "upstream failed", "upstream": upstream, "cause": cause})
             }
@@ -202,6 +221,18 @@ mod tests {
         assert_eq!(
             GatewayError::from(DownstreamError::HeadersTooLarge(1)).status(),
             431
+        );
+        assert_eq!(
+            GatewayError::from(DownstreamError::BadBody("x".into())).status(),
+            400
+        );
+        assert_eq!(
+            GatewayError::from(DownstreamError::BodyTimeout(Duration::from_secs(1))).status(),
+            408
+        );
+        assert_eq!(
+            upstream(UpstreamFailure::Saturated("x".into())).status(),
+            503
         );
     }
 

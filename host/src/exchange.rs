@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use crate::body::BodyState;
+use crate::http::body::BodyState;
 
 /// One client request travelling through the pipeline.
 pub struct RequestState {
@@ -20,6 +21,34 @@ pub struct RequestState {
     pub upstream: Option<String>,
     /// The authority the client asked for, fixed at arrival.
     pub original_authority: Option<String>,
+    /// How the client's connection was secured, if it was.
+    pub tls: Option<Arc<TlsFacts>>,
+}
+
+/// What a TLS listener learned of a connection, shared by its requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// IANA cipher-suite name.
+    pub cipher_suite: String,
+    /// The server name the client asked for.
+    pub sni: Option<String>,
+    /// The protocol agreed by ALPN.
+    pub alpn: Option<String>,
+    /// The verified client certificate (mutual TLS).
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// A verified client certificate, as plugins see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// Subject distinguished name, RFC 4514 style.
+    pub subject: String,
+    /// Subject alternative names, `DNS:...`, `IP:...`, `URI:...`, `email:...`.
+    pub sans: Vec<String>,
+    /// SHA-256 of the DER certificate, lower-case hex.
+    pub fingerprint_sha256: String,
 }
 
 impl RequestState {
@@ -33,6 +62,7 @@ impl RequestState {
             context: HashMap::new(),
             upstream: None,
             original_authority,
+            tls: None,
         }
     }
 
@@ -62,7 +92,7 @@ pub struct ResponseState {
 
 impl ResponseState {
     /// Into a response for hyper.
-    pub fn into_response(self) -> http::Response<crate::body::Body> {
+    pub fn into_response(self) -> http::Response<crate::http::body::Body> {
         http::Response::from_parts(self.head, self.body.into_body())
     }
 }

@@ -9,21 +9,24 @@
 
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
 pub mod admin;
-pub mod body;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exchange;
 pub mod gateway;
-pub mod headers;
+pub mod http;
 pub mod init;
 pub mod jose;
 pub mod logging;
-pub mod normalize;
 pub mod pipeline;
 pub mod plugin;
 pub mod plugin_config;
@@ -32,6 +35,7 @@ pub mod runtime;
 pub mod scaffold;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod testkit;
 pub mod timefmt;
 pub mod upstream;

@@ -5,27 +5,37 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{Config, Limits};
+use crate::config::{Budgets, Config, Limits};
 use crate::plugin::{LoadError, LoadedPlugin};
+use crate::runtime::bindings::Hooks;
 use crate::runtime::{Capabilities, Runtime};
 use crate::state::{KvStore, RateStore};
+use crate::telemetry::plugin_metrics::PluginMetrics;
 use crate::upstream::Upstreams;
 
-/// The shared stores that outlive pipelines (limiter counts survive reloads).
+/// The shared stores that outlive pipelines (limiter counts, kv entries and
+/// plugin metrics survive reloads).
 #[derive(Clone)]
 pub struct Stores {
     /// For `rate`.
     pub rate: Arc<dyn RateStore>,
     /// For `kv`.
     pub kv: Arc<dyn KvStore>,
+    /// For `metrics`.
+    pub metrics: Arc<PluginMetrics>,
 }
 
 impl Stores {
     /// In-process stores.
     pub fn in_memory() -> Self {
+        let budgets = Budgets::default();
         Stores {
             rate: Arc::new(crate::state::MemoryRateStore::new()),
             kv: Arc::new(crate::state::MemoryKvStore::new()),
+            metrics: PluginMetrics::new(
+                budgets.metrics_per_plugin as usize,
+                budgets.metric_series_per_metric as usize,
+            ),
         }
     }
 
@@ -47,6 +57,7 @@ impl Stores {
                 Ok(Stores {
                     rate: store.clone(),
                     kv: store,
+                    metrics: Stores::in_memory().metrics,
                 })
             }
         }
@@ -56,6 +67,10 @@ impl Stores {
 /// Plugins in order plus the upstreams and limits they run with.
 pub struct Pipeline {
     plugins: Vec<LoadedPlugin>,
+    /// Indices of the plugins with an `on-request` hook, in order.
+    request_chain: Vec<usize>,
+    /// Indices of the plugins with an `on-response` hook, in reverse order.
+    response_chain: Vec<usize>,
     upstreams: Arc<Upstreams>,
     limits: Limits,
     access_log: bool,
@@ -76,26 +91,45 @@ impl Pipeline {
                     .into(),
             });
         }
-        let upstreams =
-            Arc::new(
-                Upstreams::new(&config.upstreams).map_err(|message| LoadError {
-                    file: config.source.clone(),
-                    message,
-                })?,
-            );
+        let upstreams = Arc::new(Upstreams::new(&config.upstreams, &config.budgets).map_err(
+            |message| LoadError {
+                file: config.source.clone(),
+                message,
+            },
+        )?);
+        stores.metrics.set_limits(
+            config.budgets.metrics_per_plugin as usize,
+            config.budgets.metric_series_per_metric as usize,
+        );
         let caps = Arc::new(Capabilities {
             outbound: upstreams.clone(),
             rate: stores.rate.clone(),
             kv: stores.kv.clone(),
+            metrics: stores.metrics.clone(),
             max_body_bytes: config.limits.max_body_bytes,
+            header_limits: config.limits.header_limits(),
+            budgets: config.budgets.clone(),
             log_sink: None,
         });
         let mut plugins = Vec::new();
         for file in plugin_files(&config.plugins_dir())? {
             plugins.push(LoadedPlugin::load(runtime, &file, config, caps.clone()).await?);
         }
+        let with_hook = |hook: Hooks| -> Vec<usize> {
+            plugins
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.hooks().contains(hook))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let request_chain = with_hook(Hooks::ON_REQUEST);
+        let mut response_chain = with_hook(Hooks::ON_RESPONSE);
+        response_chain.reverse();
         Ok(Pipeline {
             plugins,
+            request_chain,
+            response_chain,
             upstreams,
             limits: config.limits.clone(),
             access_log: config.log.access_log,
@@ -105,6 +139,18 @@ impl Pipeline {
     /// The plugins in request order.
     pub fn plugins(&self) -> &[LoadedPlugin] {
         &self.plugins
+    }
+
+    /// Indices of the plugins whose `on-request` runs, in order. Plugins
+    /// that did not declare the hook are not in it, so they cost nothing.
+    pub fn request_chain(&self) -> &[usize] {
+        &self.request_chain
+    }
+
+    /// Indices of the plugins whose `on-response` runs, in running (reverse)
+    /// order.
+    pub fn response_chain(&self) -> &[usize] {
+        &self.response_chain
     }
 
     /// The upstreams.

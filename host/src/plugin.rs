@@ -9,8 +9,9 @@ use std::time::SystemTime;
 use crate::config::Config;
 use crate::error::{GatewayError, PluginFailure};
 use crate::exchange::{RequestState, ResponseState};
-use crate::runtime::bindings::{Action, PluginPre};
+use crate::runtime::bindings::{Action, Hooks};
 use crate::runtime::pool::{InstancePool, PoolSettings};
+use crate::runtime::world::PluginPre;
 use crate::runtime::{Capabilities, Runtime, compile};
 
 /// Why a plugin (or the plugin directory) could not be loaded. Names the file.
@@ -45,6 +46,8 @@ pub struct PluginInfo {
     pub sha256: String,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// The contract version it implements, e.g. `0.2.0`.
+    pub contract: &'static str,
 }
 
 /// A plugin ready to run hooks.
@@ -128,13 +131,9 @@ impl LoadedPlugin {
         .map_err(|e| LoadError::new(file, format!("compilation crashed: {e}")))?
         .map_err(|message| LoadError::new(file, message))?;
 
-        let world = "does not implement the weir:plugin/plugin@0.1.0 world";
-        let instance_pre = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::new(file, format!("{world}: {e:#}")))?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(|e| LoadError::new(file, format!("{world}: {e:#}")))?;
+        let pre = PluginPre::new(runtime.linker(), &component)
+            .map_err(|message| LoadError::new(file, message))?;
+        let contract = pre.version();
 
         let pool = InstancePool::start(
             runtime.clone(),
@@ -165,6 +164,7 @@ impl LoadedPlugin {
                 config_file,
                 sha256,
                 loaded_at: SystemTime::now(),
+                contract,
             },
             pool,
         })
@@ -178,6 +178,16 @@ impl LoadedPlugin {
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.info.name
+    }
+
+    /// The hooks the plugin implements; the gateway calls only these.
+    pub fn hooks(&self) -> Hooks {
+        self.pool.hooks()
+    }
+
+    /// Log lines of this plugin dropped over its budget.
+    pub fn log_lines_dropped(&self) -> u64 {
+        self.pool.budget().log_lines_dropped()
     }
 
     /// Warm instances waiting for work.

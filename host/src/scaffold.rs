@@ -200,7 +200,7 @@ cp config.json /path/to/gateway/plugins/60-{name}.json
 
 const RUST_LIB: &str = r#"//! A Weir plugin: adds a response header from its config.
 
-use weir_sdk::{Action, Plugin, Request, Response, export_plugin};
+use weir_sdk::{Action, Hooks, Plugin, Request, Response, export_plugin};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +213,8 @@ struct AddHeader(Config);
 
 impl Plugin for AddHeader {
     type Config = Config;
+    // The hooks this plugin implements; the gateway calls only these.
+    const HOOKS: Hooks = Hooks::ON_RESPONSE;
 
     fn new(config: Config) -> Result<Self, String> {
         Ok(AddHeader(config))
@@ -243,7 +245,7 @@ SETTINGS = {}
 
 
 class Handler(exports.Handler):
-    def init(self, config: str) -> None:
+    def init(self, config: str) -> types.Hooks:
         try:
             settings = json.loads(config or "{}")
         except ValueError as e:
@@ -252,8 +254,11 @@ class Handler(exports.Handler):
             if not isinstance(settings.get(key), str):
                 raise Err(f"invalid config: `{key}` (a string) is required")
         SETTINGS.update(settings)
+        # The hooks this plugin implements; the gateway calls only these.
+        return types.Hooks.ON_RESPONSE
 
     def on_request(self, req: types.Request) -> types.Action:
+        # Not declared in `init`, so never called; the world still requires it.
         return types.Action_Continue()
 
     def on_response(self, req: types.Request, resp: types.Response) -> types.Action:
@@ -277,8 +282,11 @@ export const handler = {
       if (typeof parsed[key] !== 'string') throw `invalid config: \`${key}\` (a string) is required`;
     }
     settings = parsed;
+    // The hooks this plugin implements; the gateway calls only these.
+    return { onRequest: false, onResponse: true };
   },
 
+  // Not declared in `init`, so never called; the world still requires it.
   onRequest(req) {
     return { tag: 'continue' };
   },

@@ -1,7 +1,9 @@
 //! The listener: accepts TCP connections and serves HTTP/1.1 and HTTP/2
 //! (prior knowledge, h2c) on them with [`Gateway::handle`], until told to
 //! shut down; then stops accepting and lets open requests finish, up to a
-//! drain timeout.
+//! drain timeout. At most `max_connections` are open at once (further ones
+//! wait in the kernel's backlog), and a client has `header_read_timeout`
+//! to send each request head, so slowloris-style clients hold little.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,8 +23,35 @@ use crate::gateway::Gateway;
 pub struct ServerSettings {
     /// Largest request head hyper buffers (HTTP/1); larger → 431.
     pub max_header_bytes: usize,
+    /// Most header fields hyper parses (HTTP/1); more → 431.
+    pub max_header_count: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+    /// Time allowed for a request head to arrive.
+    pub header_read_timeout: Duration,
+}
+
+impl ServerSettings {
+    /// The settings `config` gives.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        ServerSettings::from_limits(
+            &config.limits,
+            Duration::from_millis(config.drain_timeout_ms),
+        )
+    }
+
+    /// The settings these limits give, with this drain timeout.
+    pub fn from_limits(limits: &crate::config::Limits, drain_timeout: Duration) -> Self {
+        ServerSettings {
+            max_header_bytes: limits.max_header_bytes,
+            max_header_count: limits.max_header_count,
+            drain_timeout,
+            max_connections: limits.max_connections,
+            header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+        }
+    }
 }
 
 /// Serve `gateway` on `listener` until `shutdown` resolves, then drain.
@@ -39,11 +68,25 @@ pub async fn serve(
     builder
         .http1()
         .max_buf_size(settings.max_header_bytes.max(8 * 1024) + 1024)
+        .max_headers(settings.max_header_count.max(1))
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder.http2().timer(hyper_util::rt::TokioTimer::new());
+        .header_read_timeout(settings.header_read_timeout);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     tokio::pin!(shutdown);
     loop {
+        // Take a slot before accepting: at the cap, new connections wait in
+        // the backlog rather than cost memory here.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, client) = match accepted {
@@ -68,6 +111,7 @@ pub async fn serve(
                     if let Err(e) = connection.await {
                         tracing::debug!(%client, "connection ended with an error: {e}");
                     }
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,

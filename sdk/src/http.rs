@@ -1,6 +1,6 @@
 //! Conveniences on the request, response, reply and action types.
 
-use crate::{Action, BodyError, Reply, Request, Response};
+use crate::{Action, BodyError, EditError, Reply, Request, Response};
 
 /// Why a body could not be read as JSON.
 #[derive(Debug)]
@@ -25,7 +25,23 @@ impl std::fmt::Display for JsonBodyError {
 
 impl std::error::Error for JsonBodyError {}
 
+/// `(name, value)` pairs as the owned strings the bindings take.
+fn owned(headers: &[(&str, &str)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+        .collect()
+}
+
 impl Request {
+    /// Set several headers in one host call: each name loses its current
+    /// values and gets the ones listed for it. All or nothing. One call
+    /// instead of several matters most in languages whose host calls are
+    /// expensive, but it is cheaper in Rust too.
+    pub fn set_header_pairs(&self, headers: &[(&str, &str)]) -> Result<(), EditError> {
+        self.set_headers(&owned(headers))
+    }
+
     /// The path without the query, e.g. `/users/7`.
     pub fn path(&self) -> String {
         let pq = self.path_with_query();
@@ -50,6 +66,11 @@ impl Request {
 }
 
 impl Response {
+    /// Set several headers in one host call (see [`Request::set_headers`]).
+    pub fn set_header_pairs(&self, headers: &[(&str, &str)]) -> Result<(), EditError> {
+        self.set_headers(&owned(headers))
+    }
+
     /// The body parsed as JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, JsonBodyError> {
         let body = self.body().map_err(JsonBodyError::Body)?;

@@ -9,7 +9,7 @@
 //! A plugin that adds a response header:
 //!
 //! ```
-//! use weir_sdk::{export_plugin, Action, Plugin, Request, Response};
+//! use weir_sdk::{export_plugin, Action, Hooks, Plugin, Request, Response};
 //!
 //! #[derive(serde::Deserialize)]
 //! #[serde(deny_unknown_fields)]
@@ -22,6 +22,9 @@
 //!     fn new(config: Config) -> Result<Self, String> {
 //!         Ok(AddHeader(config))
 //!     }
+//!     // Only `on_response` is implemented: the gateway skips `on-request`.
+//!     const HOOKS: Hooks = Hooks::ON_RESPONSE;
+//!
 //!     fn on_response(&mut self, _req: &Request, resp: &Response) -> Action {
 //!         let _ = resp.set_header(&self.0.name, &self.0.value);
 //!         Action::Continue
@@ -46,20 +49,26 @@
 //! # Capabilities
 //!
 //! [`log`], [`outbound`] (HTTP calls to upstreams named in `weir.toml`),
-//! [`rate`] (a host-side limiter), [`kv`] (a host-side key-value store) and
-//! [`crypto`] (native signature verification).
-//! Plugins have no filesystem, environment or sockets.
+//! [`rate`] (a host-side limiter), [`kv`] (a host-side key-value store),
+//! [`crypto`] (native signature verification) and [`metrics`] (counters,
+//! gauges and histograms on the gateway's `/metrics`).
+//! Plugins have no filesystem, environment or sockets, and the gateway may
+//! grant a plugin fewer capabilities than these.
+//!
+//! This SDK targets the `weir:plugin@0.2.0` contract.
 
 pub mod bindings;
 pub mod crypto;
 mod http;
 pub mod kv;
 pub mod log;
+pub mod metrics;
 pub mod outbound;
 pub mod rate;
 
 pub use bindings::weir::plugin::types::{
-    Action, Address, BodyError, EditError, Reply, Request, Response,
+    Action, Address, BodyError, ClientCertificate, EditError, Hooks, Reply, Request, Response,
+    TlsInfo,
 };
 pub use http::JsonBodyError;
 
@@ -73,6 +82,12 @@ pub trait Plugin: Sized + 'static {
     /// Build an instance from its config. An `Err` rejects the plugin at load
     /// time and the message is shown to the operator.
     fn new(config: Self::Config) -> Result<Self, String>;
+
+    /// The hooks this plugin implements; the gateway calls only these, so a
+    /// hook left out costs nothing per request. Both by default: declare
+    /// only the ones you override (e.g. `Hooks::ON_REQUEST`). A hook that is
+    /// implemented but not declared is never called.
+    const HOOKS: Hooks = Hooks::ON_REQUEST.union(Hooks::ON_RESPONSE);
 
     /// Runs for every request, in plugin file-name order.
     fn on_request(&mut self, req: &Request) -> Action {
@@ -108,11 +123,11 @@ macro_rules! export_plugin {
             impl $crate::bindings::exports::weir::plugin::handler::Guest for __WeirExport {
                 fn init(
                     config: ::std::string::String,
-                ) -> ::std::result::Result<(), ::std::string::String> {
+                ) -> ::std::result::Result<$crate::Hooks, ::std::string::String> {
                     let plugin = $crate::__private::init::<$plugin>(&config)?;
                     __WEIR_PLUGIN
                         .with(|cell| *cell.borrow_mut() = ::std::option::Option::Some(plugin));
-                    ::std::result::Result::Ok(())
+                    ::std::result::Result::Ok(<$plugin as $crate::Plugin>::HOOKS)
                 }
 
                 fn on_request(req: &$crate::Request) -> $crate::Action {
@@ -135,7 +150,9 @@ macro_rules! export_plugin {
             #[cfg(target_arch = "wasm32")]
     $crate::bindings::__export_world!(__WeirExport with_types_in $crate::bindings);
             #[cfg(not(target_arch = "wasm32"))]
-            const _: fn(::std::string::String) -> ::std::result::Result<(), ::std::string::String> =
+            const _: fn(
+                ::std::string::String,
+            ) -> ::std::result::Result<$crate::Hooks, ::std::string::String> =
                 <__WeirExport as $crate::bindings::exports::weir::plugin::handler::Guest>::init;
         };
     };

@@ -212,7 +212,7 @@ async fn only_listed_headers_are_forwarded_to_calls() {
         .header("accept-language", "fr")
         .header("cookie", "session=secret")
         .header("x-internal", "1")
-        .body(weir::body::empty())
+        .body(weir::http::body::empty())
         .unwrap();
     assert_eq!(
         send(&crate::support::client::http1(), req).await.status,

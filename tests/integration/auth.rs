@@ -48,11 +48,11 @@ fn jwt_config(extra: Value) -> Value {
     json!({"jwt": jwt, "routes": {"public": {"public": true}, "admin": {"methods": ["jwt"], "scopes": ["admin"]}}})
 }
 
-fn with_header(url: &str, name: &str, value: &str) -> http::Request<weir::body::Body> {
+fn with_header(url: &str, name: &str, value: &str) -> http::Request<weir::http::body::Body> {
     http::Request::builder()
         .uri(url)
         .header(name, value)
-        .body(weir::body::empty())
+        .body(weir::http::body::empty())
         .unwrap()
 }
 
@@ -143,7 +143,7 @@ async fn a_forged_consumer_header_never_reaches_the_upstream() {
         .uri(gw.url("/orders"))
         .header("x-api-key", KEY)
         .header("x-consumer-id", "admin")
-        .body(weir::body::empty())
+        .body(weir::http::body::empty())
         .unwrap();
     assert_eq!(
         send(&crate::support::client::http1(), req).await.status,
@@ -569,7 +569,7 @@ async fn either_method_on_a_route_that_accepts_both() {
         .method(Method::POST)
         .uri(gw.url("/echo"))
         .header("x-api-key", KEY)
-        .body(weir::body::full("payload"))
+        .body(weir::http::body::full("payload"))
         .unwrap();
     let reply = send(&crate::support::client::http1(), req).await;
     assert_eq!(reply.text(), "payload");

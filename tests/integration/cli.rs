@@ -101,7 +101,7 @@ async fn weir_run_refuses_a_component_of_another_world() {
         &setup,
         &[
             "20-wrong.wasm",
-            "does not implement the weir:plugin/plugin@0.1.0 world",
+            "does not implement the weir:plugin/plugin@0.2.0 world (nor @0.1.0)",
         ],
     )
     .await;
@@ -165,7 +165,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     let req = http::Request::builder()
         .uri(process.url("/orders/42?full=1"))
         .header("x-api-key", "weir-demo-key")
-        .body(weir::body::empty())
+        .body(weir::http::body::empty())
         .unwrap();
     let reply = send(&crate::support::client::http1(), req).await;
     assert_eq!(reply.status, 200);

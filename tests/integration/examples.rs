@@ -14,12 +14,14 @@ fn with_headers(
     url: &str,
     headers: &[(&str, &str)],
     body: &str,
-) -> http::Request<weir::body::Body> {
+) -> http::Request<weir::http::body::Body> {
     let mut builder = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    builder.body(weir::body::full(body.to_string())).unwrap()
+    builder
+        .body(weir::http::body::full(body.to_string()))
+        .unwrap()
 }
 
 fn example_config(dir: &str) -> Value {

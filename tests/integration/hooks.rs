@@ -141,7 +141,7 @@ async fn plugins_edit_the_request_path_and_headers() {
     let req = http::Request::builder()
         .uri(gw.url("/users"))
         .header("x-drop-me", "1")
-        .body(weir::body::empty())
+        .body(weir::http::body::empty())
         .unwrap();
     let reply = send(&crate::support::client::http1(), req).await;
     assert_eq!(reply.status, 200);
@@ -254,7 +254,12 @@ async fn handle_works_without_a_socket() {
         .header("host", "api.example.com")
         .body(http_body_util::Full::new(Bytes::from_static(b"")))
         .unwrap();
-    let response = gw.handle(req, "192.0.2.7:4242".parse().unwrap()).await;
+    let response = gw
+        .handle(
+            req,
+            "192.0.2.7:4242".parse::<std::net::SocketAddr>().unwrap(),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-hello"], "weir");
     let seen = backend.last().unwrap();

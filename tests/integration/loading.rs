@@ -78,7 +78,9 @@ async fn a_core_module_is_refused_as_not_a_component() {
 async fn a_component_of_another_world_is_refused() {
     let err = load_error(Setup::new().plugin("30-wrong", "fixture_wrong_world", None)).await;
     assert!(
-        err.contains("30-wrong.wasm: does not implement the weir:plugin/plugin@0.1.0 world"),
+        err.contains(
+            "30-wrong.wasm: does not implement the weir:plugin/plugin@0.2.0 world (nor @0.1.0)"
+        ),
         "{err}"
     );
     assert!(err.contains("weir:plugin/handler"), "{err}");
@@ -136,4 +138,66 @@ async fn compiled_plugins_are_cached_by_content_hash_and_bad_entries_recompiled(
     let gw = setup.gateway().await;
     assert_eq!(gw.pipeline().plugins().len(), 1);
     assert!(std::fs::metadata(&entry).unwrap().len() > 1000);
+}
+
+#[tokio::test]
+async fn a_plugin_built_for_contract_0_1_0_loads_and_runs_unchanged() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .plugin("20-old", "fixture_v0_1_plugin", None)
+        .serve()
+        .await;
+    let pipeline = gw.gateway.pipeline();
+    assert_eq!(pipeline.plugins()[1].info().contract, "0.1.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.2.0");
+
+    // Its request edit reaches the upstream, its response edit the client,
+    // and its kv counter works through the adapted capability.
+    for n in 1..=2 {
+        let reply = get(&gw.url("/json")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-v01-contract"), Some("0.1.0"));
+        assert_eq!(reply.header("x-v01-hits"), Some(n.to_string().as_str()));
+        assert_eq!(backend.last().unwrap().headers["x-v01"], "seen");
+    }
+    // Paths it sets follow the same normalization as a 0.2.0 plugin's.
+    let mut path_request = request(http::Method::GET, &gw.url("/json"), bytes::Bytes::new());
+    path_request
+        .headers_mut()
+        .insert("x-v01-path", "/a/../json/./x".parse().unwrap());
+    let reply = send(&crate::support::client::http1(), path_request).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(backend.last().unwrap().path_and_query, "/json/x");
+    // A reply it builds is answered as such.
+    let mut reply_request = request(http::Method::GET, &gw.url("/json"), bytes::Bytes::new());
+    reply_request
+        .headers_mut()
+        .insert("x-v01-reply", "1".parse().unwrap());
+    let reply = send(&crate::support::client::http1(), reply_request).await;
+    assert_eq!(reply.status, 418);
+    assert_eq!(reply.text(), "answered by a 0.1.0 plugin");
+}
+
+#[tokio::test]
+async fn hooks_a_plugin_does_not_declare_are_never_called() {
+    let setup = Setup::new()
+        .router(json!({"routes": []}))
+        .plugin("60-hello", "hello_header", None)
+        .scripted("70-both", json!({}));
+    let gw = setup.gateway().await;
+    let pipeline = gw.pipeline();
+    let names = |chain: &[usize]| -> Vec<String> {
+        chain
+            .iter()
+            .map(|&i| pipeline.plugins()[i].name().to_string())
+            .collect()
+    };
+    // The router declares only `on-request`, hello-header only `on-response`.
+    assert_eq!(names(pipeline.request_chain()), ["50-router", "70-both"]);
+    assert_eq!(names(pipeline.response_chain()), ["70-both", "60-hello"]);
 }

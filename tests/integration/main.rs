@@ -6,6 +6,7 @@ mod aggregate;
 mod auth;
 mod capabilities;
 mod cli;
+mod containment;
 mod examples;
 mod failures;
 mod hooks;

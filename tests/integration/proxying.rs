@@ -1,14 +1,12 @@
 //! The request flow through the proxy: bodies and headers arrive intact,
 //! streaming works both ways, and upstream trouble maps to 502/504.
 
-use std::io::{Read, Write};
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
+use crate::support::raw;
 use crate::support::*;
 
 fn to_backend(backend: &Backend) -> Setup {
@@ -60,7 +58,7 @@ async fn five_mib_body_streams_both_ways_untouched() {
 
     // Sent in 64 KiB chunks without a content-length: a streamed upload.
     let payload: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    let chunks: Vec<Result<Frame<Bytes>, weir::body::BoxError>> = payload
+    let chunks: Vec<Result<Frame<Bytes>, weir::http::body::BoxError>> = payload
         .chunks(64 * 1024)
         .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
         .collect();
@@ -124,7 +122,7 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
         .header("keep-alive", "timeout=5")
         .header("x-forwarded-for", "203.0.113.9")
         .header("x-end-to-end", "kept")
-        .body(weir::body::empty())
+        .body(weir::http::body::empty())
         .unwrap();
     let reply = send(&crate::support::client::http1(), req).await;
     assert_eq!(reply.status, 200);
@@ -205,23 +203,11 @@ async fn oversized_header_block_is_a_431() {
     let req = http::Request::builder()
         .uri(gw.url("/"))
         .header("x-big", "a".repeat(2000))
-        .body(weir::body::empty())
+        .body(weir::http::body::empty())
         .unwrap();
     let reply = send(&crate::support::client::http1(), req).await;
     assert_eq!(reply.status, 431);
     assert_eq!(backend.hits(), 0);
-}
-
-/// Speak raw HTTP/1.1 to the gateway and return what it answers.
-fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(request).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
@@ -229,16 +215,9 @@ async fn malformed_http_gets_a_400() {
     let backend = Backend::start().await;
     let gw = to_backend(&backend).serve().await;
     let addr = gw.addr;
-    let answer = tokio::task::spawn_blocking(move || {
-        raw_exchange(addr, b"GET /\0bad HTTP/1.1\r\nHost: x\r\n\r\n")
-    })
-    .await
-    .unwrap();
+    let answer = raw::exchange(addr, &b"GET /\0bad HTTP/1.1\r\nHost: x\r\n\r\n"[..]).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    let answer =
-        tokio::task::spawn_blocking(move || raw_exchange(addr, b"THIS IS NOT HTTP\r\n\r\n"))
-            .await
-            .unwrap();
+    let answer = raw::exchange(addr, &b"THIS IS NOT HTTP\r\n\r\n"[..]).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert_eq!(backend.hits(), 0);
 }
@@ -253,9 +232,7 @@ async fn absolute_form_target_never_makes_an_open_proxy() {
         "GET http://{}/json HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         elsewhere.addr, elsewhere.addr
     );
-    let answer = tokio::task::spawn_blocking(move || raw_exchange(addr, request.as_bytes()))
-        .await
-        .unwrap();
+    let answer = raw::exchange(addr, request).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(
         elsewhere.hits(),

@@ -26,12 +26,12 @@ fn limited(backend: &Backend, config: Value) -> Setup {
         .plugin("70-rate-limit", "weir_plugin_rate_limit", Some(config))
 }
 
-fn request_with(url: &str, headers: &[(&str, &str)]) -> http::Request<weir::body::Body> {
+fn request_with(url: &str, headers: &[(&str, &str)]) -> http::Request<weir::http::body::Body> {
     let mut builder = http::Request::builder().uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    builder.body(weir::body::empty()).unwrap()
+    builder.body(weir::http::body::empty()).unwrap()
 }
 
 async fn status(url: &str, headers: &[(&str, &str)]) -> u16 {

@@ -357,7 +357,7 @@ async fn admin_json(
     }
     let reply = send(
         &crate::support::client::http1(),
-        builder.body(weir::body::empty()).unwrap(),
+        builder.body(weir::http::body::empty()).unwrap(),
     )
     .await;
     (reply.status.as_u16(), reply.json_or_null())

@@ -34,12 +34,12 @@ fn with_headers(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
-) -> http::Request<weir::body::Body> {
+) -> http::Request<weir::http::body::Body> {
     let mut builder = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    builder.body(weir::body::empty()).unwrap()
+    builder.body(weir::http::body::empty()).unwrap()
 }
 
 #[tokio::test]

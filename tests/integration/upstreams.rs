@@ -115,7 +115,7 @@ async fn consistent_hash_keeps_a_key_on_one_target() {
         http::Request::builder()
             .uri(gw.url("/"))
             .header("x-user", user)
-            .body(weir::body::empty())
+            .body(weir::http::body::empty())
             .unwrap()
     };
     for _ in 0..10 {

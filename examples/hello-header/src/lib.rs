@@ -1,6 +1,6 @@
 //! Adds a header to every response: `x-hello: weir` unless configured.
 
-use weir_sdk::{Action, Plugin, Request, Response, export_plugin};
+use weir_sdk::{Action, Hooks, Plugin, Request, Response, export_plugin};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +22,7 @@ struct Hello(Config);
 
 impl Plugin for Hello {
     type Config = Config;
+    const HOOKS: Hooks = Hooks::ON_RESPONSE;
 
     fn new(config: Config) -> Result<Self, String> {
         Ok(Hello(config))

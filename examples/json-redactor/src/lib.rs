@@ -5,7 +5,7 @@
 //! refused (502) rather than passed on unredacted.
 
 use serde_json::Value;
-use weir_sdk::{Action, BodyError, Plugin, Reply, Request, Response, export_plugin};
+use weir_sdk::{Action, BodyError, Hooks, Plugin, Reply, Request, Response, export_plugin};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +45,7 @@ fn redact(value: &mut Value, keys: &[String], replacement: &Value) -> bool {
 
 impl Plugin for Redactor {
     type Config = Config;
+    const HOOKS: Hooks = Hooks::ON_RESPONSE;
 
     fn new(config: Config) -> Result<Self, String> {
         if config.keys.is_empty() {

@@ -1,19 +1,27 @@
-//! The host capabilities plugins import: `log`, `outbound`, `rate`, `kv`.
-//! Each is a thin adapter from the WIT types to the host's mechanism.
+//! The host capabilities plugins import: `log`, `outbound`, `rate`, `kv`,
+//! `crypto`, `metrics`. Each is a thin adapter from the WIT types to the
+//! host's mechanism, held to the plugin's budgets.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::bindings::weir::plugin::{crypto, kv, log, outbound, rate};
+use futures::StreamExt;
+
+use super::bindings::weir::plugin::{crypto, kv, log, metrics, outbound, rate};
+use super::budget::clip_log_line;
 use super::host::{HostState, LogLine, OutboundCalls};
-use crate::body::{BodyState, BufferError};
 use crate::error::UpstreamFailure;
-use crate::headers::strip_hop_by_hop;
-use crate::state::{RateLimit, Take};
+use crate::http::body::{BodyState, BufferError};
+use crate::http::headers::strip_hop_by_hop;
+use crate::state::{RateLimit, StoreError, Take};
+use crate::telemetry::plugin_metrics::{
+    CounterHandle, Definition, GaugeHandle, HistogramHandle, Kind,
+};
 use crate::upstream::Upstreams;
 use crate::upstream::{Affinity, Head, Outgoing};
 
@@ -32,10 +40,14 @@ fn level_name(level: log::Level) -> &'static str {
 
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) -> Res<()> {
+        let message = clip_log_line(&message);
+        if !self.budget.admit_log(message.len()) {
+            return Ok(());
+        }
         if let Some(sink) = &self.caps.log_sink {
             let line = LogLine {
                 level: level_name(level).to_string(),
-                message: message.clone(),
+                message: message.to_string(),
             };
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
         }
@@ -61,27 +73,82 @@ impl log::Host for HostState {
     }
 }
 
-impl outbound::Host for HostState {
-    async fn send(
-        &mut self,
-        call: outbound::Call,
-    ) -> Res<Result<outbound::CallResponse, outbound::CallError>> {
-        Ok(self
-            .caps
-            .outbound
-            .call(call, self.caps.max_body_bytes)
-            .await)
+type CallResult = Result<outbound::CallResponse, outbound::CallError>;
+
+impl HostState {
+    /// Take `n` calls from the hook call's budget; how many were granted.
+    fn take_outbound_calls(&mut self, n: usize) -> usize {
+        let limit = self.caps.budgets.outbound_calls_per_hook;
+        let left = limit.saturating_sub(self.outbound_calls) as usize;
+        let granted = n.min(left);
+        self.outbound_calls = self.outbound_calls.saturating_add(granted as u32);
+        granted
     }
 
-    async fn send_all(
-        &mut self,
-        calls: Vec<outbound::Call>,
-    ) -> Res<Vec<Result<outbound::CallResponse, outbound::CallError>>> {
-        let (outbound, max_body) = (self.caps.outbound.clone(), self.caps.max_body_bytes);
-        Ok(
-            futures::future::join_all(calls.into_iter().map(|call| outbound.call(call, max_body)))
-                .await,
-        )
+    /// The error for a call past the per-hook budget.
+    fn over_calls_per_hook(&self) -> outbound::CallError {
+        outbound::CallError::BudgetExceeded(format!(
+            "a hook call may make at most {} outbound calls (budgets.outbound_calls_per_hook)",
+            self.caps.budgets.outbound_calls_per_hook
+        ))
+    }
+}
+
+/// Make one call within the plugin's in-flight budget, with its path
+/// normalized as a client's would be.
+async fn budgeted_call(
+    state: (
+        Arc<dyn OutboundCalls>,
+        Arc<super::budget::PluginBudget>,
+        u64,
+    ),
+    mut call: outbound::Call,
+) -> CallResult {
+    let (outbound, budget, max_body) = state;
+    let slot = budget
+        .outbound_slot()
+        .map_err(outbound::CallError::BudgetExceeded)?;
+    call.path_with_query = crate::http::normalize::normalize_path_and_query(&call.path_with_query)
+        .map_err(|e| {
+            outbound::CallError::InvalidRequest(format!("path `{}`: {e}", call.path_with_query))
+        })?
+        .as_str()
+        .to_string();
+    let result = outbound.call(call, max_body).await;
+    drop(slot);
+    result
+}
+
+impl outbound::Host for HostState {
+    async fn send(&mut self, call: outbound::Call) -> Res<CallResult> {
+        if self.take_outbound_calls(1) == 0 {
+            return Ok(Err(self.over_calls_per_hook()));
+        }
+        let state = (
+            self.caps.outbound.clone(),
+            self.budget.clone(),
+            self.caps.max_body_bytes,
+        );
+        Ok(budgeted_call(state, call).await)
+    }
+
+    async fn send_all(&mut self, calls: Vec<outbound::Call>) -> Res<Vec<CallResult>> {
+        let granted = self.take_outbound_calls(calls.len());
+        let refused = calls.len() - granted;
+        let state = (
+            self.caps.outbound.clone(),
+            self.budget.clone(),
+            self.caps.max_body_bytes,
+        );
+        let in_flight = self.caps.budgets.outbound_in_flight_per_call.max(1) as usize;
+        // At most `in_flight` at once, results in call order.
+        let mut results: Vec<CallResult> = futures::stream::iter(calls.into_iter().take(granted))
+            .map(|call| budgeted_call(state.clone(), call))
+            .buffered(in_flight)
+            .collect()
+            .await;
+        results.extend((0..refused).map(|_| Err(self.over_calls_per_hook())));
+        Ok(results)
     }
 }
 
@@ -136,6 +203,7 @@ async fn perform(
             UpstreamFailure::NoHealthyTarget => {
                 CallError::ConnectFailed("no healthy target".into())
             }
+            UpstreamFailure::Saturated(why) => CallError::ConnectFailed(why),
         })?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);
@@ -234,8 +302,7 @@ impl rate::Host for HostState {
 
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> Res<Result<Option<Vec<u8>>, kv::KvError>> {
-        let key = self.namespaced(&key);
-        Ok(self.caps.kv.get(&key).await.map_err(kv_error))
+        Ok(self.caps.kv.get(&self.plugin, &key).await.map_err(kv_error))
     }
 
     async fn set(
@@ -244,20 +311,30 @@ impl kv::Host for HostState {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> Res<Result<(), kv::KvError>> {
-        let key = self.namespaced(&key);
         let ttl = ttl_ms.map(Duration::from_millis);
-        Ok(self.caps.kv.set(&key, value, ttl).await.map_err(kv_error))
+        let quota = self.caps.kv_quota();
+        Ok(self
+            .caps
+            .kv
+            .set(&self.plugin, &key, value, ttl, quota)
+            .await
+            .map_err(kv_error))
     }
 
     async fn delete(&mut self, key: String) -> Res<Result<bool, kv::KvError>> {
-        let key = self.namespaced(&key);
-        Ok(self.caps.kv.delete(&key).await.map_err(kv_error))
+        Ok(self
+            .caps
+            .kv
+            .delete(&self.plugin, &key)
+            .await
+            .map_err(kv_error))
     }
 }
 
-fn kv_error(e: crate::state::StoreError) -> kv::KvError {
+fn kv_error(e: StoreError) -> kv::KvError {
     match e {
-        crate::state::StoreError::Unavailable(why) => kv::KvError::Unavailable(why),
+        StoreError::Unavailable(why) => kv::KvError::Unavailable(why),
+        StoreError::QuotaExceeded(why) => kv::KvError::QuotaExceeded(why),
     }
 }
 
@@ -308,5 +385,144 @@ impl crypto::HostVerifyingKey for HostState {
         self.table.delete(key)?;
         self.crypto_keys = self.crypto_keys.saturating_sub(1);
         Ok(())
+    }
+}
+
+/// Most metric handles one instance may hold (every `define` makes one).
+const MAX_METRIC_HANDLES: usize = 1024;
+
+impl HostState {
+    fn define_metric<T: Send + 'static>(
+        &mut self,
+        def: Definition<'_>,
+        wrap: impl FnOnce(crate::telemetry::plugin_metrics::Handle) -> T,
+    ) -> Res<Result<wasmtime::component::Resource<T>, String>> {
+        if self.metric_handles >= MAX_METRIC_HANDLES {
+            return Ok(Err(format!(
+                "an instance may hold at most {MAX_METRIC_HANDLES} metric handles"
+            )));
+        }
+        match self.caps.metrics.define(&self.plugin, &def) {
+            Ok(handle) => {
+                self.metric_handles += 1;
+                Ok(Ok(self.table.push(wrap(handle))?))
+            }
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    fn drop_metric<T: 'static>(&mut self, handle: wasmtime::component::Resource<T>) -> Res<()> {
+        self.table.delete(handle)?;
+        self.metric_handles = self.metric_handles.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl metrics::Host for HostState {}
+
+impl metrics::HostCounter for HostState {
+    fn define(
+        &mut self,
+        name: String,
+        help: String,
+        labels: Vec<String>,
+    ) -> Res<Result<wasmtime::component::Resource<CounterHandle>, String>> {
+        let def = Definition {
+            name: &name,
+            help: &help,
+            labels: &labels,
+            kind: Kind::Counter,
+            buckets: &[],
+        };
+        self.define_metric(def, CounterHandle)
+    }
+
+    fn add(
+        &mut self,
+        metric: wasmtime::component::Resource<CounterHandle>,
+        label_values: Vec<String>,
+        value: u64,
+    ) -> Res<()> {
+        self.table.get(&metric)?.0.add_counter(&label_values, value);
+        Ok(())
+    }
+
+    fn drop(&mut self, metric: wasmtime::component::Resource<CounterHandle>) -> Res<()> {
+        self.drop_metric(metric)
+    }
+}
+
+impl metrics::HostGauge for HostState {
+    fn define(
+        &mut self,
+        name: String,
+        help: String,
+        labels: Vec<String>,
+    ) -> Res<Result<wasmtime::component::Resource<GaugeHandle>, String>> {
+        let def = Definition {
+            name: &name,
+            help: &help,
+            labels: &labels,
+            kind: Kind::Gauge,
+            buckets: &[],
+        };
+        self.define_metric(def, GaugeHandle)
+    }
+
+    fn set(
+        &mut self,
+        metric: wasmtime::component::Resource<GaugeHandle>,
+        label_values: Vec<String>,
+        value: f64,
+    ) -> Res<()> {
+        self.table.get(&metric)?.0.set_gauge(&label_values, value);
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        metric: wasmtime::component::Resource<GaugeHandle>,
+        label_values: Vec<String>,
+        delta: f64,
+    ) -> Res<()> {
+        self.table.get(&metric)?.0.add_gauge(&label_values, delta);
+        Ok(())
+    }
+
+    fn drop(&mut self, metric: wasmtime::component::Resource<GaugeHandle>) -> Res<()> {
+        self.drop_metric(metric)
+    }
+}
+
+impl metrics::HostHistogram for HostState {
+    fn define(
+        &mut self,
+        name: String,
+        help: String,
+        labels: Vec<String>,
+        buckets: Vec<f64>,
+    ) -> Res<Result<wasmtime::component::Resource<HistogramHandle>, String>> {
+        let def = Definition {
+            name: &name,
+            help: &help,
+            labels: &labels,
+            kind: Kind::Histogram,
+            buckets: &buckets,
+        };
+        self.define_metric(def, HistogramHandle)
+    }
+
+    fn observe(
+        &mut self,
+        metric: wasmtime::component::Resource<HistogramHandle>,
+        label_values: Vec<String>,
+        value: f64,
+    ) -> Res<()> {
+        self.table.get(&metric)?.0.observe(&label_values, value);
+        Ok(())
+    }
+
+    fn drop(&mut self, metric: wasmtime::component::Resource<HistogramHandle>) -> Res<()> {
+        self.drop_metric(metric)
     }
 }

@@ -1,6 +1,7 @@
 //! The data each plugin instance's `Store` carries: a locked-down WASI
 //! context, the resource table through which requests and responses are
-//! lent to the plugin, the memory limiter, and the capabilities.
+//! lent to the plugin, the memory limiter, the capabilities, and the
+//! plugin's budgets.
 
 use std::sync::Arc;
 
@@ -10,7 +11,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::weir::plugin::outbound;
-use crate::state::{KvStore, RateStore};
+use super::budget::PluginBudget;
+use crate::config::Budgets;
+use crate::http::headers::HeaderLimits;
+use crate::state::{KvQuota, KvStore, RateStore};
+use crate::telemetry::plugin_metrics::PluginMetrics;
 
 /// Where `outbound` calls go: the pipeline's upstreams, or stubs in the
 /// plugin test kit.
@@ -44,10 +49,27 @@ pub struct Capabilities {
     pub rate: Arc<dyn RateStore>,
     /// Store for `kv`.
     pub kv: Arc<dyn KvStore>,
+    /// The process's plugin metrics.
+    pub metrics: Arc<PluginMetrics>,
     /// Largest body buffered for a plugin.
     pub max_body_bytes: u64,
+    /// The limits plugin header edits and replies are held to.
+    pub header_limits: HeaderLimits,
+    /// Each plugin's share of shared resources.
+    pub budgets: Budgets,
     /// If set, plugin log lines are also kept here.
     pub log_sink: Option<Arc<std::sync::Mutex<Vec<LogLine>>>>,
+}
+
+impl Capabilities {
+    /// The `kv` quota of one plugin.
+    pub fn kv_quota(&self) -> KvQuota {
+        KvQuota {
+            max_keys: self.budgets.kv_max_keys,
+            max_bytes: self.budgets.kv_max_bytes,
+            max_value_bytes: self.budgets.kv_max_value_bytes,
+        }
+    }
 }
 
 /// Per-instance store data.
@@ -57,42 +79,60 @@ pub struct HostState {
     pub(crate) limiter: MemoryLimiter,
     /// Name of the plugin, for logs and to keep its keys private.
     pub(crate) plugin: Arc<str>,
+    /// What the plugin may still consume (shared by its instances).
+    pub(crate) budget: Arc<PluginBudget>,
     pub(crate) caps: Arc<Capabilities>,
     /// When the current hook call must end.
     pub(crate) deadline: Instant,
+    /// `outbound` calls made in the current hook call.
+    pub(crate) outbound_calls: u32,
     /// Keys held through the `crypto` capability.
     pub(crate) crypto_keys: usize,
+    /// Metrics defined through the `metrics` capability (handles held).
+    pub(crate) metric_handles: usize,
 }
 
 impl HostState {
-    /// State for a new instance of `plugin`, capped at `max_memory` bytes.
-    pub fn new(plugin: Arc<str>, caps: Arc<Capabilities>, max_memory: u64) -> Self {
+    /// State for a new instance of the plugin `budget` belongs to, capped at
+    /// `max_memory` bytes.
+    pub fn new(budget: Arc<PluginBudget>, caps: Arc<Capabilities>, max_memory: u64) -> Self {
+        let plugin = budget.plugin().clone();
         HostState {
-            wasi: locked_down_wasi(&plugin),
+            wasi: locked_down_wasi(&budget),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(max_memory),
             plugin,
+            budget,
             caps,
             deadline: Instant::now(),
+            outbound_calls: 0,
             crypto_keys: 0,
+            metric_handles: 0,
         }
+    }
+
+    /// Start a hook call that must end by `deadline`.
+    pub(crate) fn begin_call(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.outbound_calls = 0;
     }
 
     /// A key in the plugin's private namespace of the shared stores.
     pub(crate) fn namespaced(&self, key: &str) -> String {
-        format!("{}:{key}", self.plugin)
+        format!("{}/{key}", self.plugin)
     }
 }
 
 /// WASI with nothing granted: no preopened directories, no environment, no
-/// arguments, no network, no stdin. stdout and stderr go to the log.
-/// Clocks and randomness stay, as language runtimes need them to start.
-fn locked_down_wasi(plugin: &Arc<str>) -> WasiCtx {
+/// arguments, no network, no stdin. stdout and stderr go to the log, under
+/// the plugin's log budget. Clocks and randomness stay, as language
+/// runtimes need them to start.
+fn locked_down_wasi(budget: &Arc<PluginBudget>) -> WasiCtx {
     use super::stdio::{LogOutput, Stream};
     let mut builder = WasiCtx::builder();
     builder
-        .stdout(LogOutput::new(plugin.clone(), Stream::Stdout))
-        .stderr(LogOutput::new(plugin.clone(), Stream::Stderr))
+        .stdout(LogOutput::new(budget.clone(), Stream::Stdout))
+        .stderr(LogOutput::new(budget.clone(), Stream::Stderr))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)

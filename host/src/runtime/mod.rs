@@ -3,14 +3,17 @@
 //! capability, and the epoch ticker that lets hook deadlines fire.
 
 pub mod bindings;
+pub mod budget;
 mod capabilities;
+mod compat;
 pub mod compile;
 mod host;
-mod http;
 pub mod pool;
+mod resources;
 mod stdio;
+pub mod world;
 
-pub use http::reply_to_response;
+pub use resources::reply_to_response;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +47,10 @@ impl Runtime {
             .map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        // Both contract versions: 0.1.0 plugins keep loading (`compat.rs`).
         bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        bindings::v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         start_epoch_ticker(&engine)?;
         Ok(Arc::new(Runtime {

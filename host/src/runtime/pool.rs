@@ -20,8 +20,10 @@ use wasmtime::component::Resource;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::Runtime;
-use super::bindings::{Action, Plugin, PluginPre};
+use super::bindings::{Action, Hooks};
+use super::budget::PluginBudget;
 use super::host::{Capabilities, HostState, MemoryLimitExceeded};
+use super::world::{Instance, PluginPre};
 use crate::error::PluginFailure;
 use crate::exchange::{RequestState, ResponseState};
 
@@ -41,7 +43,7 @@ pub struct PoolSettings {
 
 struct Warm {
     store: Store<HostState>,
-    plugin: Plugin,
+    plugin: Instance,
     /// Hook calls served.
     calls: u64,
 }
@@ -49,8 +51,10 @@ struct Warm {
 /// The instances of one plugin.
 pub struct InstancePool {
     runtime: Arc<Runtime>,
-    pre: PluginPre<HostState>,
-    name: Arc<str>,
+    pre: PluginPre,
+    budget: Arc<PluginBudget>,
+    /// The hooks the plugin declared in its first `init`.
+    hooks: Hooks,
     config: Arc<str>,
     caps: Arc<Capabilities>,
     settings: PoolSettings,
@@ -63,27 +67,39 @@ impl InstancePool {
     /// which is kept warm.
     pub async fn start(
         runtime: Arc<Runtime>,
-        pre: PluginPre<HostState>,
+        pre: PluginPre,
         name: &str,
         config: String,
         caps: Arc<Capabilities>,
         settings: PoolSettings,
     ) -> Result<Self, PluginFailure> {
-        let pool = InstancePool {
+        let mut pool = InstancePool {
             runtime,
             pre,
-            name: Arc::from(name),
+            budget: PluginBudget::new(name, &caps.budgets),
+            hooks: Hooks::all(),
             config: Arc::from(config),
             caps,
             permits: Semaphore::new(settings.max_instances as usize),
             settings,
             idle: Mutex::new(Vec::new()),
         };
-        let first = pool
+        let (first, hooks) = pool
             .instantiate(Instant::now() + pool.settings.deadline)
             .await?;
+        pool.hooks = hooks;
         pool.idle_list().push(first);
         Ok(pool)
+    }
+
+    /// The hooks the plugin implements.
+    pub fn hooks(&self) -> Hooks {
+        self.hooks
+    }
+
+    /// The plugin's budget (for counters).
+    pub fn budget(&self) -> &Arc<PluginBudget> {
+        &self.budget
     }
 
     /// Run `on-request`; returns the (edited) request and the action.
@@ -100,13 +116,9 @@ impl InstancePool {
             .push(req)
             .map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
         let borrowed = Resource::new_borrow(req_res.rep());
-        let outcome = tokio::time::timeout_at(
-            deadline,
-            warm.plugin
-                .weir_plugin_handler()
-                .call_on_request(&mut warm.store, borrowed),
-        )
-        .await;
+        let outcome =
+            tokio::time::timeout_at(deadline, warm.plugin.on_request(&mut warm.store, borrowed))
+                .await;
         let req = warm.store.data_mut().table.delete(req_res);
         let action = self.settle(&warm.store, outcome)?;
         let req = req.map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
@@ -137,9 +149,7 @@ impl InstancePool {
         );
         let outcome = tokio::time::timeout_at(
             deadline,
-            warm.plugin
-                .weir_plugin_handler()
-                .call_on_response(&mut warm.store, req_b, resp_b),
+            warm.plugin.on_response(&mut warm.store, req_b, resp_b),
         )
         .await;
         let table = &mut warm.store.data_mut().table;
@@ -167,7 +177,7 @@ impl InstancePool {
         let idle = self.idle_list().pop();
         match idle {
             Some(warm) => Ok(warm),
-            None => self.instantiate(deadline).await,
+            None => Ok(self.instantiate(deadline).await?.0),
         }
     }
 
@@ -186,10 +196,10 @@ impl InstancePool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A new instance with `init` already run.
-    async fn instantiate(&self, deadline: Instant) -> Result<Warm, PluginFailure> {
+    /// A new instance with `init` already run, and the hooks it declared.
+    async fn instantiate(&self, deadline: Instant) -> Result<(Warm, Hooks), PluginFailure> {
         let state = HostState::new(
-            self.name.clone(),
+            self.budget.clone(),
             self.caps.clone(),
             self.settings.max_memory,
         );
@@ -206,20 +216,20 @@ impl InstancePool {
         });
         arm(&mut store, deadline);
         let outcome = tokio::time::timeout_at(deadline, async {
-            let plugin = self.pre.instantiate_async(&mut store).await?;
-            let init = plugin
-                .weir_plugin_handler()
-                .call_init(&mut store, &self.config)
-                .await?;
+            let plugin = self.pre.instantiate(&mut store).await?;
+            let init = plugin.init(&mut store, &self.config).await?;
             Ok::<_, wasmtime::Error>((plugin, init))
         })
         .await;
         match self.settle(&store, outcome)? {
-            (plugin, Ok(())) => Ok(Warm {
-                store,
-                plugin,
-                calls: 0,
-            }),
+            (plugin, Ok(hooks)) => Ok((
+                Warm {
+                    store,
+                    plugin,
+                    calls: 0,
+                },
+                hooks,
+            )),
             (_, Err(message)) => Err(PluginFailure::Instantiate(format!(
                 "init rejected the config: {message}"
             ))),
@@ -249,9 +259,9 @@ impl InstancePool {
     }
 }
 
-/// Set the deadline for the next call and make the epoch callback run on
-/// the next tick.
+/// Start a call that must end by `deadline` (its budgets start afresh)
+/// and make the epoch callback run on the next tick.
 fn arm(store: &mut Store<HostState>, deadline: Instant) {
-    store.data_mut().deadline = deadline;
+    store.data_mut().begin_call(deadline);
     store.set_epoch_deadline(1);
 }

@@ -1,6 +1,7 @@
 //! A plugin's stdout and stderr go to the gateway's log, line by line,
 //! tagged with the plugin's name: a Python traceback or a JavaScript
-//! `console.error` is the first place a plugin author looks.
+//! `console.error` is the first place a plugin author looks. Lines count
+//! against the plugin's log budget, like the `log` capability's.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,8 +10,7 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-/// Longest line kept before it is logged anyway.
-const MAX_LINE: usize = 4096;
+use super::budget::{MAX_LOG_LINE as MAX_LINE, PluginBudget};
 
 /// Which stream.
 #[derive(Debug, Clone, Copy)]
@@ -23,14 +23,14 @@ pub enum Stream {
 
 /// A plugin output stream that writes to the log.
 pub struct LogOutput {
-    plugin: Arc<str>,
+    budget: Arc<PluginBudget>,
     stream: Stream,
 }
 
 impl LogOutput {
-    /// Output of `plugin` on `stream`.
-    pub fn new(plugin: Arc<str>, stream: Stream) -> Self {
-        LogOutput { plugin, stream }
+    /// Output of the plugin of `budget` on `stream`.
+    pub fn new(budget: Arc<PluginBudget>, stream: Stream) -> Self {
+        LogOutput { budget, stream }
     }
 }
 
@@ -43,7 +43,7 @@ impl IsTerminal for LogOutput {
 impl StdoutStream for LogOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(LineWriter {
-            plugin: self.plugin.clone(),
+            budget: self.budget.clone(),
             stream: self.stream,
             pending: Vec::new(),
         })
@@ -51,16 +51,19 @@ impl StdoutStream for LogOutput {
 }
 
 struct LineWriter {
-    plugin: Arc<str>,
+    budget: Arc<PluginBudget>,
     stream: Stream,
     pending: Vec<u8>,
 }
 
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
+        if !self.budget.admit_log(line.len()) {
+            return;
+        }
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
-        let plugin = &*self.plugin;
+        let plugin = &**self.budget.plugin();
         match self.stream {
             Stream::Stdout => {
                 tracing::info!(target: "weir::plugin", plugin, stream = "stdout", "{text}")
@@ -73,8 +76,9 @@ impl LineWriter {
 
     fn drain_lines(&mut self) {
         while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.emit(&line[..line.len() - 1]);
+            let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+            line.pop();
+            self.emit(&line);
         }
         if self.pending.len() > MAX_LINE {
             let line = std::mem::take(&mut self.pending);

@@ -1,6 +1,7 @@
-//! In-memory stores: sharded maps under short mutexes, so takes on different
-//! keys rarely contend and a take on one key is atomic. Expired entries are
-//! swept as the map grows, keeping memory bounded by the live keys.
+//! The in-memory rate store: a sharded map under short mutexes, so takes on
+//! different keys rarely contend and a take on one key is atomic. Expired
+//! entries are swept as the map grows, keeping memory bounded by the live
+//! keys. [`Sharded`] serves the in-memory `kv` store too.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -10,33 +11,33 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::gcra::{self, Decision};
-use super::{KvStore, RateStore, StoreError, Take};
+use super::{RateStore, Take};
 
 const SHARDS: usize = 64;
 /// Sweep a shard after this many inserts since the last sweep.
 const SWEEP_EVERY: usize = 1024;
 
-struct Shard<V, K = u64> {
-    map: HashMap<K, V>,
+pub(super) struct Shard<V, K = u64> {
+    pub(super) map: HashMap<K, V>,
     inserts_since_sweep: usize,
 }
 
 /// A map split into independently locked shards.
-struct Sharded<V, K = u64> {
+pub(super) struct Sharded<V, K = u64> {
     hasher: RandomState,
-    shards: Vec<Mutex<Shard<V, K>>>,
+    pub(super) shards: Vec<Mutex<Shard<V, K>>>,
 }
 
 /// Lock a shard. A poisoned lock (a panic while held) still holds
 /// consistent data for these simple updates.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<V, K> Sharded<V, K> {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Sharded {
             hasher: RandomState::new(),
             shards: (0..SHARDS)
@@ -55,19 +56,36 @@ impl<V, K> Sharded<V, K> {
         (hash as usize) % self.shards.len()
     }
 
+    /// The shard at `index`, reduced modulo the number of shards.
+    #[allow(clippy::indexing_slicing)] // `index % len` is in bounds; `new` makes SHARDS > 0 shards.
+    fn shard(&self, index: usize) -> &Mutex<Shard<V, K>> {
+        &self.shards[index % self.shards.len()]
+    }
+
     /// Run `f` on the shard owning `key`.
-    fn with<R>(&self, key: &str, f: impl FnOnce(&mut Shard<V, K>) -> R) -> R {
+    pub(super) fn with<R>(&self, key: &str, f: impl FnOnce(&mut Shard<V, K>) -> R) -> R {
         let index = self.index_of(self.hasher.hash_one(key));
-        f(&mut lock(&self.shards[index]))
+        f(&mut lock(self.shard(index)))
     }
 }
 
 impl<V, K: std::hash::Hash + Eq> Shard<V, K> {
-    /// Count an insert and, every so often, drop entries `expired` says are dead.
-    fn note_insert(&mut self, expired: impl Fn(&V) -> bool) {
+    /// Count an insert and, every so often, drop entries `expired` says are
+    /// dead; `removed` sees each one dropped.
+    pub(super) fn note_insert(
+        &mut self,
+        expired: impl Fn(&V) -> bool,
+        mut removed: impl FnMut(&V),
+    ) {
         self.inserts_since_sweep += 1;
         if self.inserts_since_sweep >= SWEEP_EVERY {
-            self.map.retain(|_, v| !expired(v));
+            self.map.retain(|_, v| {
+                let dead = expired(v);
+                if dead {
+                    removed(v);
+                }
+                !dead
+            });
             self.inserts_since_sweep = 0;
         }
     }
@@ -129,7 +147,7 @@ impl MemoryRateStore {
         shard_ids.dedup();
         let mut guards: Vec<(usize, std::sync::MutexGuard<'_, Shard<u64>>)> = shard_ids
             .iter()
-            .map(|&i| (i, lock(&self.tats.shards[i])))
+            .map(|&i| (i, lock(self.tats.shard(i))))
             .collect();
         let mut pending: Vec<(u64, u64)> = Vec::with_capacity(takes.len());
         let mut decisions = Vec::with_capacity(takes.len());
@@ -160,7 +178,7 @@ impl MemoryRateStore {
                 if let Some((_, guard)) = guards.iter_mut().find(|(i, _)| *i == shard) {
                     if tat > now_ns {
                         if guard.map.insert(hash, tat).is_none() {
-                            guard.note_insert(|t| *t <= now_ns);
+                            guard.note_insert(|t| *t <= now_ns, |_| {});
                         }
                     } else {
                         guard.map.remove(&hash);
@@ -176,78 +194,6 @@ impl MemoryRateStore {
 impl RateStore for MemoryRateStore {
     async fn take_all(&self, takes: &[Take]) -> Vec<Decision> {
         self.take_all_at(takes, self.origin.elapsed())
-    }
-}
-
-struct KvEntry {
-    value: Vec<u8>,
-    expires: Option<Instant>,
-}
-
-impl KvEntry {
-    fn live(&self, now: Instant) -> bool {
-        self.expires.is_none_or(|at| at > now)
-    }
-}
-
-/// Key-value state in process memory.
-pub struct MemoryKvStore {
-    entries: Sharded<KvEntry, String>,
-}
-
-impl Default for MemoryKvStore {
-    fn default() -> Self {
-        MemoryKvStore {
-            entries: Sharded::new(),
-        }
-    }
-}
-
-impl MemoryKvStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-#[async_trait::async_trait]
-impl KvStore for MemoryKvStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let now = Instant::now();
-        Ok(self.entries.with(key, |shard| match shard.map.get(key) {
-            Some(entry) if entry.live(now) => Some(entry.value.clone()),
-            Some(_) => {
-                shard.map.remove(key);
-                None
-            }
-            None => None,
-        }))
-    }
-
-    async fn set(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        let now = Instant::now();
-        let entry = KvEntry {
-            value,
-            expires: ttl.map(|ttl| now + ttl),
-        };
-        self.entries.with(key, |shard| {
-            if shard.map.insert(key.to_string(), entry).is_none() {
-                shard.note_insert(|e| !e.live(now));
-            }
-        });
-        Ok(())
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let now = Instant::now();
-        Ok(self.entries.with(key, |shard| {
-            shard.map.remove(key).is_some_and(|e| e.live(now))
-        }))
     }
 }
 
@@ -365,20 +311,5 @@ mod tests {
         }
         let live = store.len();
         assert!(live < SWEEP_EVERY * SHARDS * 3, "{live} entries kept");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn kv_expires() {
-        let kv = MemoryKvStore::new();
-        kv.set("a", b"1".to_vec(), Some(Duration::from_secs(1)))
-            .await
-            .unwrap();
-        kv.set("b", b"2".to_vec(), None).await.unwrap();
-        assert_eq!(kv.get("a").await.unwrap(), Some(b"1".to_vec()));
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(kv.get("a").await.unwrap(), None);
-        assert_eq!(kv.get("b").await.unwrap(), Some(b"2".to_vec()));
-        assert!(kv.delete("b").await.unwrap());
-        assert!(!kv.delete("b").await.unwrap());
     }
 }

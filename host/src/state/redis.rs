@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
 use super::gcra::{self, Decision};
-use super::{FailPolicy, KvStore, RateStore, StoreError, Take};
+use super::{FailPolicy, KvQuota, KvStore, KvUsage, RateStore, StoreError, Take, entry_bytes};
 
 /// GCRA over several keys, all or nothing. ARGV per key: cost, interval and
 /// tolerance in microseconds. Returns four integers per key: allowed,
@@ -64,10 +64,81 @@ end
 return out
 ";
 
+/// A quota-checked `kv` write. KEYS: the value, the namespace's index
+/// (sorted set: key → expiry in ms, `+inf` for none), its sizes (hash: key →
+/// bytes) and its byte total. ARGV: the key, the value, the TTL in ms (0:
+/// none), max keys, max bytes, the entry's bytes. Expired index entries are
+/// dropped first, so dead keys never hold the quota. Returns `ok`, `keys`
+/// or `bytes` (the quota that refused).
+const KV_SET_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, k in ipairs(expired) do
+  local size = tonumber(redis.call('HGET', KEYS[3], k) or '0')
+  redis.call('HDEL', KEYS[3], k)
+  redis.call('DECRBY', KEYS[4], size)
+end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+local old = redis.call('HGET', KEYS[3], ARGV[1])
+local keys = redis.call('ZCARD', KEYS[2])
+if not old then keys = keys + 1 end
+local bytes = tonumber(redis.call('GET', KEYS[4]) or '0') - tonumber(old or '0') + tonumber(ARGV[6])
+if keys > tonumber(ARGV[4]) then return 'keys' end
+if bytes > tonumber(ARGV[5]) then return 'bytes' end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+  redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], '+inf', ARGV[1])
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
+redis.call('SET', KEYS[4], bytes)
+return 'ok'
+";
+
+/// A `kv` delete that gives the entry's share of the quota back. KEYS as
+/// for the set; ARGV: the key. Returns 1 if a live value was removed.
+const KV_DELETE_SCRIPT: &str = r"
+local removed = redis.call('DEL', KEYS[1])
+local size = redis.call('HGET', KEYS[3], ARGV[1])
+if size then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('DECRBY', KEYS[4], tonumber(size))
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return removed
+";
+
 /// Key prefixes, so Weir's keys are easy to find and cannot collide with
 /// other data in the same database.
 const RATE_PREFIX: &str = "weir:rate:";
 const KV_PREFIX: &str = "weir:kv:";
+const KV_QUOTA_PREFIX: &str = "weir:kvq:";
+
+/// The Redis keys of one `kv` entry: value, index, sizes, total.
+fn kv_keys(ns: &str, key: &str) -> [String; 4] {
+    [
+        format!("{KV_PREFIX}{ns}/{key}"),
+        format!("{KV_QUOTA_PREFIX}{ns}:index"),
+        format!("{KV_QUOTA_PREFIX}{ns}:sizes"),
+        format!("{KV_QUOTA_PREFIX}{ns}:bytes"),
+    ]
+}
+
+/// `text` with Redis glob metacharacters other than `*` escaped.
+fn redis_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// After a failed connection, wait this long before trying again.
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
@@ -81,6 +152,8 @@ pub struct RedisStore {
     timeout: Duration,
     policy: FailPolicy,
     script: redis::Script,
+    kv_set: redis::Script,
+    kv_delete: redis::Script,
     /// Set while Redis is unreachable, so the outage is logged once.
     down: AtomicBool,
     /// No connection attempts before this time (ms since the epoch).
@@ -116,6 +189,8 @@ impl RedisStore {
             timeout,
             policy,
             script: redis::Script::new(GCRA_SCRIPT),
+            kv_set: redis::Script::new(KV_SET_SCRIPT),
+            kv_delete: redis::Script::new(KV_DELETE_SCRIPT),
             down: AtomicBool::new(false),
             retry_at_ms: AtomicU64::new(0),
         })
@@ -123,8 +198,10 @@ impl RedisStore {
 
     /// One of the pooled connections, connecting it if needed.
     async fn connection(&self) -> Result<ConnectionManager, String> {
-        let slot =
-            &self.connections[self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len()];
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        let Some(slot) = self.connections.get(index) else {
+            return Err("no connection slot".into());
+        };
         if let Some(connection) = slot.get() {
             return Ok(connection.clone());
         }
@@ -231,13 +308,20 @@ impl RateStore for RedisStore {
         match reply {
             Ok(values) if values.len() == takes.len() * 4 => takes
                 .iter()
-                .zip(values.chunks(4))
-                .map(|(take, v)| Decision {
-                    allowed: v[0] == 1,
-                    limit: take.limit.capacity(),
-                    remaining: u32::try_from(v[1].max(0)).unwrap_or(u32::MAX),
-                    retry_after: Duration::from_micros(u64::try_from(v[2].max(0)).unwrap_or(0)),
-                    reset_after: Duration::from_micros(u64::try_from(v[3].max(0)).unwrap_or(0)),
+                .zip(values.chunks_exact(4))
+                .map(|(take, v)| {
+                    let &[allowed, remaining, retry_after, reset_after] = v else {
+                        return gcra::refused(take.limit);
+                    };
+                    let micros =
+                        |v: i64| Duration::from_micros(u64::try_from(v.max(0)).unwrap_or(0));
+                    Decision {
+                        allowed: allowed == 1,
+                        limit: take.limit.capacity(),
+                        remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+                        retry_after: micros(retry_after),
+                        reset_after: micros(reset_after),
+                    }
                 })
                 .collect(),
             Ok(_) | Err(_) => takes
@@ -253,10 +337,10 @@ impl RateStore for RedisStore {
 
 #[async_trait::async_trait]
 impl KvStore for RedisStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = format!("{KV_PREFIX}{key}");
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let [value_key, ..] = kv_keys(ns, key);
         self.call(|mut c| {
-            let key = key.clone();
+            let key = value_key.clone();
             async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
         })
         .await
@@ -265,35 +349,116 @@ impl KvStore for RedisStore {
 
     async fn set(
         &self,
+        ns: &str,
         key: &str,
         value: Vec<u8>,
         ttl: Option<Duration>,
+        quota: KvQuota,
     ) -> Result<(), StoreError> {
-        let key = format!("{KV_PREFIX}{key}");
-        self.call(|mut c| {
-            let (key, value) = (key.clone(), value.clone());
-            async move {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(key).arg(value);
-                if let Some(ttl) = ttl {
-                    cmd.arg("PX")
-                        .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        quota.check_value(value.len())?;
+        let keys = kv_keys(ns, key);
+        let ttl_ms = ttl.map_or(0, |ttl| {
+            u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        let size = entry_bytes(key, value.len());
+        let outcome: String = self
+            .call(|mut c| {
+                let mut invocation = self.kv_set.prepare_invoke();
+                for k in &keys {
+                    invocation.key(k);
                 }
-                cmd.query_async::<()>(&mut c).await
-            }
-        })
-        .await
-        .map_err(StoreError::Unavailable)
+                invocation
+                    .arg(key)
+                    .arg(value.as_slice())
+                    .arg(ttl_ms)
+                    .arg(quota.max_keys)
+                    .arg(quota.max_bytes)
+                    .arg(size);
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        match outcome.as_str() {
+            "ok" => Ok(()),
+            "keys" => quota.check_usage(quota.max_keys.saturating_add(1), 0),
+            _ => quota.check_usage(0, quota.max_bytes.saturating_add(1)),
+        }
     }
 
-    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let key = format!("{KV_PREFIX}{key}");
+    async fn delete(&self, ns: &str, key: &str) -> Result<bool, StoreError> {
+        let keys = kv_keys(ns, key);
         self.call(|mut c| {
-            let key = key.clone();
-            async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await }
+            let mut invocation = self.kv_delete.prepare_invoke();
+            for k in &keys {
+                invocation.key(k);
+            }
+            invocation.arg(key);
+            async move { invocation.invoke_async::<i64>(&mut c).await }
         })
         .await
         .map(|n| n > 0)
         .map_err(StoreError::Unavailable)
+    }
+
+    async fn purge(&self, ns: &str, pattern: &str) -> Result<u64, StoreError> {
+        let prefix = format!("{KV_PREFIX}{ns}/");
+        let matching = format!("{}{}", redis_glob(&prefix), redis_glob(pattern));
+        let found: Vec<String> = self
+            .call(|mut c| {
+                let matching = matching.clone();
+                async move {
+                    let mut found = Vec::new();
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&matching)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut c)
+                            .await?;
+                        found.extend(keys);
+                        if next == 0 {
+                            return Ok(found);
+                        }
+                        cursor = next;
+                    }
+                }
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let mut removed = 0;
+        for full in found {
+            if let Some(key) = full.strip_prefix(&prefix)
+                && self.delete(ns, key).await?
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn usage(&self, ns: &str) -> Result<KvUsage, StoreError> {
+        let [_, index, _, total] = kv_keys(ns, "");
+        let (keys, bytes): (u64, Option<u64>) = self
+            .call(|mut c| {
+                let (index, total) = (index.clone(), total.clone());
+                async move {
+                    redis::pipe()
+                        .cmd("ZCARD")
+                        .arg(index)
+                        .cmd("GET")
+                        .arg(total)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(KvUsage {
+            keys,
+            bytes: bytes.unwrap_or(0),
+        })
     }
 }

@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
-use crate::body::BodyState;
 use crate::config::{Limits, RuntimeSettings};
 use crate::error::GatewayError;
 use crate::exchange::{RequestState, ResponseState};
+use crate::http::body::BodyState;
 use crate::plugin::{LoadError, LoadedPlugin, PluginSettings};
 use crate::runtime::pool::PoolSettings;
 use crate::runtime::{Capabilities, LogLine, Runtime};
@@ -84,6 +84,11 @@ impl PluginUnderTest {
             RateStub::Deny => Arc::new(FixedRate(false)),
         };
         let limits = Limits::default();
+        let budgets = crate::config::Budgets::default();
+        let metrics = crate::telemetry::plugin_metrics::PluginMetrics::new(
+            budgets.metrics_per_plugin as usize,
+            budgets.metric_series_per_metric as usize,
+        );
         let caps = Arc::new(Capabilities {
             outbound: Arc::new(StubOutbound {
                 stubs,
@@ -91,7 +96,10 @@ impl PluginUnderTest {
             }),
             rate,
             kv: Arc::new(MemoryKvStore::new()),
+            metrics: metrics.clone(),
             max_body_bytes: limits.max_body_bytes,
+            header_limits: limits.header_limits(),
+            budgets,
             log_sink: Some(logs.clone()),
         });
         let settings = PluginSettings {

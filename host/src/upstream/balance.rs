@@ -78,13 +78,13 @@ impl Balancer {
         skip: &[usize],
     ) -> Option<(usize, &'a Arc<Target>)> {
         let now = Instant::now();
-        let usable = |i: usize| targets[i].available(now);
+        let usable = |i: usize| targets.get(i).is_some_and(|t| t.available(now));
         let fresh = |i: usize| usable(i) && !skip.contains(&i);
         let retry = !skip.is_empty();
         let chosen = self
             .choose(targets, key, &fresh, retry)
             .or_else(|| self.choose(targets, key, &usable, retry))?;
-        Some((chosen, &targets[chosen]))
+        Some((chosen, targets.get(chosen)?))
     }
 
     fn choose(
@@ -103,15 +103,15 @@ impl Balancer {
                 (0..n)
                     .map(|i| (start + i) % n)
                     .filter(|&i| ok(i))
-                    .min_by_key(|&i| targets[i].in_flight())
+                    .min_by_key(|&i| targets.get(i).map_or(usize::MAX, |t| t.in_flight()))
             }
             Balancer::ConsistentHash { ring, next } => match key {
                 Some(key) => {
                     let point = fnv1a(key.as_bytes());
                     let start = ring.partition_point(|(p, _)| *p < point);
-                    (0..ring.len())
-                        .map(|i| ring[(start + i) % ring.len()].1)
-                        .find(|&i| ok(i))
+                    // Walk the ring once, starting at the key's point.
+                    let (head, tail) = ring.split_at(start.min(ring.len()));
+                    tail.iter().chain(head).map(|&(_, i)| i).find(|&i| ok(i))
                 }
                 None => round_robin(next, n, ok, retry),
             },
@@ -139,12 +139,14 @@ fn round_robin(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn targets(n: usize) -> Vec<Arc<Target>> {
         (0..n)
             .map(|i| {
                 Arc::new(Target::new(
                     format!("127.0.0.1:{}", 5000 + i).parse().unwrap(),
+                    64,
                 ))
             })
             .collect()
@@ -178,12 +180,24 @@ mod tests {
     async fn least_requests_prefers_idle_targets() {
         let t = targets(3);
         let b = Balancer::least_requests();
-        let _busy0 = t[0].start();
-        let _busy1a = t[1].start();
-        let _busy1b = t[1].start();
+        let wait = Duration::from_millis(1);
+        let _busy0 = t[0].start(wait).await.unwrap();
+        let _busy1a = t[1].start(wait).await.unwrap();
+        let _busy1b = t[1].start(wait).await.unwrap();
         for _ in 0..5 {
             assert_eq!(b.pick(&t, None, &[]).unwrap().0, 2);
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_target_refuses_after_the_wait() {
+        let target = Arc::new(Target::new("127.0.0.1:5000".parse().unwrap(), 2));
+        let wait = Duration::from_millis(5);
+        let a = target.start(wait).await.unwrap();
+        let _b = target.start(wait).await.unwrap();
+        assert!(target.start(wait).await.is_none());
+        drop(a);
+        assert!(target.start(wait).await.is_some());
     }
 
     #[tokio::test]

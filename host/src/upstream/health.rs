@@ -12,8 +12,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::target::Target;
-use crate::body::{self, Body};
 use crate::config::HealthConfig;
+use crate::http::body::{self, Body};
 
 /// Run checks for `targets` until `alive` can no longer be upgraded (the
 /// upstream is gone).

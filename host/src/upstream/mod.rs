@@ -22,9 +22,9 @@ use hyper_util::rt::TokioExecutor;
 pub use balance::Balancer;
 pub use target::{Ejection, Target};
 
-use crate::body::{self, Body};
-use crate::config::{BalanceConfig, HashOn, Protocol, UpstreamConfig, parse_target};
+use crate::config::{BalanceConfig, Budgets, HashOn, Protocol, UpstreamConfig, parse_target};
 use crate::error::UpstreamFailure;
+use crate::http::body::{self, Body};
 
 /// All upstreams of a pipeline, by name. Dropping it stops their health
 /// checks.
@@ -37,11 +37,14 @@ pub struct Upstreams {
 impl Upstreams {
     /// Build from `[upstreams.*]` (already validated) and start health
     /// checks. Must run inside a tokio runtime when any upstream has them.
-    pub fn new(configs: &BTreeMap<String, UpstreamConfig>) -> Result<Self, String> {
+    pub fn new(
+        configs: &BTreeMap<String, UpstreamConfig>,
+        budgets: &Budgets,
+    ) -> Result<Self, String> {
         let alive = Arc::new(());
         let mut by_name = BTreeMap::new();
         for (name, config) in configs {
-            let upstream = Upstream::new(name, config)?;
+            let upstream = Upstream::new(name, config, budgets)?;
             if let Some(health) = &config.health {
                 let handle = tokio::runtime::Handle::try_current().map_err(|_| {
                     format!("upstream `{name}`: health checks need a running tokio runtime")
@@ -113,17 +116,21 @@ pub struct Upstream {
     balancer: Balancer,
     hash_on: HashOn,
     client: Client<HttpConnector, Body>,
+    connect_timeout: Duration,
     request_timeout: Duration,
     retries: u32,
     ejection: Ejection,
 }
 
 impl Upstream {
-    fn new(name: &str, config: &UpstreamConfig) -> Result<Self, String> {
+    fn new(name: &str, config: &UpstreamConfig, budgets: &Budgets) -> Result<Self, String> {
+        let slots = config
+            .max_connections_per_target
+            .unwrap_or(budgets.upstream_connections_per_target) as usize;
         let targets: Vec<Arc<Target>> = config
             .targets
             .iter()
-            .map(|t| parse_target(t).map(|a| Arc::new(Target::new(a))))
+            .map(|t| parse_target(t).map(|a| Arc::new(Target::new(a, slots))))
             .collect::<Result<_, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
@@ -145,6 +152,7 @@ impl Upstream {
             balancer,
             hash_on: config.hash_on.clone(),
             client: builder.build(connector),
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             retries: config.retries,
             ejection: Ejection {
@@ -233,8 +241,15 @@ impl Upstream {
                 .path_and_query(head.path_and_query)
                 .build()
                 .map_err(|e| UpstreamFailure::Protocol(format!("bad target URI: {e}")))?;
-            let in_flight = target.start();
             let more = attempt < attempts;
+            // A full target is not a failed one: no ejection, no retry.
+            let Some(in_flight) = target.start(self.connect_timeout).await else {
+                return Err(UpstreamFailure::Saturated(format!(
+                    "{}: all {} connections in use (budgets.upstream_connections_per_target)",
+                    target.authority(),
+                    target.max_in_flight()
+                )));
+            };
             match tokio::time::timeout(timeout, self.client.request(request)).await {
                 Err(_) => return Err(UpstreamFailure::Timeout(timeout)),
                 Ok(Ok(response)) => {

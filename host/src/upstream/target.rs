@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use http::uri::Authority;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Duration, Instant};
 
 /// A target and its health.
@@ -16,6 +17,9 @@ pub struct Target {
     /// Result of active health checks (true until a check says otherwise).
     checked_healthy: AtomicBool,
     passive: Mutex<Passive>,
+    /// Requests it may serve at once (`upstream_connections_per_target`).
+    slots: Arc<Semaphore>,
+    max_in_flight: usize,
 }
 
 #[derive(Debug, Default)]
@@ -34,14 +38,22 @@ pub struct Ejection {
 }
 
 impl Target {
-    /// A healthy target at `authority`.
-    pub fn new(authority: Authority) -> Self {
+    /// A healthy target at `authority` serving at most `max_in_flight`
+    /// requests at once.
+    pub fn new(authority: Authority, max_in_flight: usize) -> Self {
         Target {
             authority,
             in_flight: AtomicUsize::new(0),
             checked_healthy: AtomicBool::new(true),
             passive: Mutex::new(Passive::default()),
+            slots: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
         }
+    }
+
+    /// The most requests it serves at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
     }
 
     /// `host:port`.
@@ -99,19 +111,34 @@ impl Target {
         passive.consecutive_failures = 0;
     }
 
-    /// Count a request as in flight until the guard drops.
-    pub fn start(self: &Arc<Self>) -> InFlight {
+    /// Count a request as in flight until the guard drops, waiting up to
+    /// `wait` for a slot when all are in use; `None` if none freed.
+    pub async fn start(self: &Arc<Self>, wait: Duration) -> Option<InFlight> {
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(wait, self.slots.clone().acquire_owned())
+                .await
+                .ok()?
+                .ok()?,
+        };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+        Some(InFlight {
+            target: self.clone(),
+            _slot: permit,
+        })
     }
 }
 
-/// Decrements the target's in-flight count when dropped.
+/// Holds one of the target's slots and counts the request in flight until
+/// dropped.
 #[derive(Debug)]
-pub struct InFlight(Arc<Target>);
+pub struct InFlight {
+    target: Arc<Target>,
+    _slot: OwnedSemaphorePermit,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.target.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

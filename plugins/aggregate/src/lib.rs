@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use plan::{Call, Endpoint};
 use serde_json::{Map, Value, json};
 use weir_sdk::outbound::{self, CallError, CallResponse};
-use weir_sdk::{Action, Plugin, Reply, Request, export_plugin};
+use weir_sdk::{Action, Hooks, Plugin, Reply, Request, export_plugin};
 
 /// The plugin.
 pub struct Aggregate {
@@ -42,6 +42,7 @@ fn failure_of(error: &CallError) -> Failure {
 
 impl Plugin for Aggregate {
     type Config = config::Config;
+    const HOOKS: Hooks = Hooks::ON_REQUEST;
 
     fn new(config: config::Config) -> Result<Self, String> {
         let endpoints = config

@@ -24,7 +24,7 @@ use config::{Config, JwtConfig, Method, Rule};
 use jwk::{Alg, Key};
 use jwt::{ClaimRules, TokenError};
 use keyset::KeySet;
-use weir_sdk::{Action, Plugin, Reply, Request, export_plugin};
+use weir_sdk::{Action, Hooks, Plugin, Reply, Request, export_plugin};
 
 /// The plugin.
 pub struct Auth {
@@ -75,6 +75,7 @@ fn now_s() -> u64 {
 
 impl Plugin for Auth {
     type Config = Config;
+    const HOOKS: Hooks = Hooks::ON_REQUEST;
 
     fn new(config: Config) -> Result<Self, String> {
         let api_keys = config.api_key.map(ApiKeys::new).transpose()?;

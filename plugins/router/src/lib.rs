@@ -18,7 +18,7 @@ mod table;
 mod template;
 
 use table::{Facts, Outcome, PathKind, Table};
-use weir_sdk::{Action, Plugin, Reply, Request, export_plugin};
+use weir_sdk::{Action, Hooks, Plugin, Reply, Request, export_plugin};
 
 /// The plugin.
 pub struct Router {
@@ -87,6 +87,7 @@ fn json(status: u16, value: serde_json::Value) -> Action {
 
 impl Plugin for Router {
     type Config = config::Config;
+    const HOOKS: Hooks = Hooks::ON_REQUEST;
 
     fn new(config: config::Config) -> Result<Self, String> {
         Ok(Router {

@@ -2,6 +2,7 @@
 //! last request, with a few routes for the tests:
 //!
 //! - `/echo`: the request body streamed back.
+//! - `/collect`: reads the whole request body, then answers its length.
 //! - `/chunked?n=N`: N chunks of "chunk-i\n", no content-length.
 //! - `/slow?ms=N`: waits N ms, then answers.
 //! - `/status/N`: answers status N with `x-custom: 1`.
@@ -25,7 +26,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use weir::body::{self, Body, BoxError};
+use weir::http::body::{self, Body, BoxError};
 
 /// What the backend saw of a request.
 #[derive(Debug, Clone)]
@@ -39,6 +40,7 @@ pub struct Seen {
 struct Shared {
     hits: AtomicUsize,
     last: Mutex<Option<Seen>>,
+    last_by_path: Mutex<std::collections::HashMap<String, Seen>>,
     healthy: AtomicBool,
     delay_ms: AtomicU64,
     failing: AtomicU16,
@@ -66,6 +68,7 @@ impl Backend {
         let shared = Arc::new(Shared {
             hits: AtomicUsize::new(0),
             last: Mutex::new(None),
+            last_by_path: Mutex::new(std::collections::HashMap::new()),
             healthy: AtomicBool::new(true),
             delay_ms: AtomicU64::new(0),
             failing: AtomicU16::new(0),
@@ -84,7 +87,11 @@ impl Backend {
                         let state = conn_state.clone();
                         async move { Ok::<_, Infallible>(answer(&state, req).await) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    // Generous header limits: tests look at what reaches here.
+                    let mut builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    builder.http1().max_headers(1000).max_buf_size(1 << 20);
+                    let _ = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
@@ -140,6 +147,11 @@ impl Backend {
         self.shared.last.lock().unwrap().clone()
     }
 
+    /// The last request received for `path` (without the query).
+    pub fn last_at(&self, path: &str) -> Option<Seen> {
+        self.shared.last_by_path.lock().unwrap().get(path).cloned()
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -163,7 +175,7 @@ async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
         return response;
     }
     state.hits.fetch_add(1, Ordering::SeqCst);
-    *state.last.lock().unwrap() = Some(Seen {
+    let seen = Seen {
         method: req.method().to_string(),
         path_and_query: req
             .uri()
@@ -171,7 +183,13 @@ async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
             .map_or("/".into(), |p| p.to_string()),
         version: req.version(),
         headers: req.headers().clone(),
-    });
+    };
+    state
+        .last_by_path
+        .lock()
+        .unwrap()
+        .insert(path.clone(), seen.clone());
+    *state.last.lock().unwrap() = Some(seen);
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -189,6 +207,16 @@ async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
             .headers_mut()
             .insert("content-type", "application/json".parse().unwrap());
         return response;
+    }
+    if path == "/collect" {
+        return match req.into_body().collect().await {
+            Ok(body) => Response::new(body::full(body.to_bytes().len().to_string())),
+            Err(e) => {
+                let mut response = Response::new(body::full(format!("body failed: {e}")));
+                *response.status_mut() = http::StatusCode::BAD_REQUEST;
+                response
+            }
+        };
     }
     if path == "/echo" {
         let mut response = Response::new(body::boxed(req.into_body()));

@@ -6,7 +6,7 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use weir::body::{self, Body};
+use weir::http::body::{self, Body};
 
 /// A complete response.
 #[derive(Debug)]

@@ -47,6 +47,7 @@ pub struct Setup {
     limits: Vec<String>,
     runtime: Vec<String>,
     state: Vec<String>,
+    budgets: Vec<String>,
     admin: Vec<String>,
     reload: Vec<String>,
     log: Vec<String>,
@@ -66,6 +67,7 @@ impl Setup {
             limits: Vec::new(),
             runtime: Vec::new(),
             state: Vec::new(),
+            budgets: Vec::new(),
             // Never a fixed port: several gateways run at once.
             admin: vec!["listen = \"127.0.0.1:0\"".to_string()],
             reload: Vec::new(),
@@ -150,6 +152,12 @@ impl Setup {
         self
     }
 
+    /// A `[budgets]` line.
+    pub fn budget(mut self, line: &str) -> Setup {
+        self.budgets.push(line.to_string());
+        self
+    }
+
     pub fn runtime(mut self, line: &str) -> Setup {
         self.runtime.push(line.to_string());
         self
@@ -173,6 +181,7 @@ impl Setup {
         text.push_str(&format!("[limits]\n{}\n", self.limits.join("\n")));
         text.push_str(&format!("[runtime]\n{}\n", self.runtime.join("\n")));
         text.push_str(&format!("[state]\n{}\n", self.state.join("\n")));
+        text.push_str(&format!("[budgets]\n{}\n", self.budgets.join("\n")));
         text.push_str(&format!("[admin]\n{}\n", self.admin.join("\n")));
         text.push_str(&format!("[reload]\n{}\n", self.reload.join("\n")));
         for upstream in &self.upstreams {
@@ -206,7 +215,9 @@ impl Setup {
 
     /// Load and serve on `127.0.0.1:0`.
     pub async fn serve(&self) -> Running {
-        Running::start(Arc::new(self.gateway().await)).await
+        let config = self.config();
+        let settings = ServerSettings::from_limits(&config.limits, Duration::from_secs(5));
+        Running::start_with(Arc::new(self.gateway().await), settings).await
     }
 }
 
@@ -219,13 +230,15 @@ pub struct Running {
 
 impl Running {
     pub async fn start(gateway: Arc<Gateway>) -> Running {
+        let settings =
+            ServerSettings::from_limits(&weir::config::Limits::default(), Duration::from_secs(5));
+        Running::start_with(gateway, settings).await
+    }
+
+    pub async fn start_with(gateway: Arc<Gateway>, settings: ServerSettings) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let settings = ServerSettings {
-            max_header_bytes: 64 * 1024,
-            drain_timeout: Duration::from_secs(5),
-        };
         tokio::spawn(serve(listener, gateway.clone(), settings, async move {
             let _ = stopped.await;
         }));

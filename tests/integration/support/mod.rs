@@ -5,6 +5,7 @@ pub mod client;
 pub mod gateway;
 pub mod jwt;
 pub mod process;
+pub mod raw;
 pub mod redis;
 pub mod toolchains;
 

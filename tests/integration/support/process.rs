@@ -2,12 +2,32 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// What a child wrote to stderr, read as it comes so the pipe never fills.
+#[derive(Clone, Default)]
+pub struct Output {
+    bytes: Arc<AtomicU64>,
+    text: Arc<Mutex<String>>,
+}
+
+impl Output {
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+    /// The text kept so far (the first 16 MiB).
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
 
 /// A running `weir run`; killed when dropped.
 pub struct Process {
@@ -59,6 +79,46 @@ impl Process {
         .await
         .expect("weir did not start within 60 s");
         Process { child, addr, admin }
+    }
+
+    /// Start with stderr read continuously into the returned [`Output`].
+    pub async fn start_capturing(config: &Path) -> (Process, Output) {
+        let mut process = Process::start_with(config, &[], Stdio::piped()).await;
+        let mut stderr = process.child.stderr.take().unwrap();
+        let output = Output::default();
+        let sink = output.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match stderr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        sink.bytes.fetch_add(n as u64, Ordering::SeqCst);
+                        let mut text = sink.text.lock().unwrap();
+                        if text.len() < 16 << 20 {
+                            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        }
+                    }
+                }
+            }
+        });
+        (process, output)
+    }
+
+    /// Resident memory of the process, in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// A URL on the admin API.

@@ -13,6 +13,9 @@
 //! Refused with 400: an invalid escape (`%zz`, a lone `%`), and an escaped
 //! NUL, CR or LF (the raw bytes never get past hyper's parser). The query is
 //! left as it is.
+//!
+//! The same rule applies to paths plugins set (`set-path-with-query`,
+//! `outbound` calls): [`normalize_path_and_query`].
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +29,9 @@ pub enum PathError {
     /// Not an origin-form path.
     #[error("the path must start with `/`")]
     NotAbsolute,
+    /// A character that is not allowed in a request target.
+    #[error("character not allowed in a request target")]
+    InvalidCharacter,
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -41,13 +47,17 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// The upper-case hex digit of a nibble.
+fn upper_hex(nibble: u8) -> char {
+    char::from_digit(u32::from(nibble), 16).map_or('0', |c| c.to_ascii_uppercase())
+}
+
 /// Decode unreserved escapes and upper-case the others.
 fn normalize_escapes(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    while let Some(&b) = bytes.get(i) {
         if b == b'%' {
             let (Some(hi), Some(lo)) = (
                 bytes.get(i + 1).copied().and_then(hex),
@@ -63,19 +73,20 @@ fn normalize_escapes(path: &str) -> Result<String, PathError> {
                 out.push(decoded as char);
             } else {
                 out.push('%');
-                out.push(char::from(b"0123456789ABCDEF"[usize::from(hi)]));
-                out.push(char::from(b"0123456789ABCDEF"[usize::from(lo)]));
+                out.push(upper_hex(hi));
+                out.push(upper_hex(lo));
             }
             i += 3;
         } else {
             if matches!(b, 0 | b'\r' | b'\n') {
                 return Err(PathError::ControlCharacter);
             }
-            // Multi-byte UTF-8 cannot appear in a parsed URI; copy bytes as
+            // Multi-byte UTF-8 cannot appear in a parsed URI; copy whole
             // chars of the original string to stay valid either way.
-            let ch_len = path[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&path[i..i + ch_len]);
-            i += ch_len;
+            let ch = path.get(i..).and_then(|rest| rest.chars().next());
+            let Some(ch) = ch else { break };
+            out.push(ch);
+            i += ch.len_utf8();
         }
     }
     Ok(out)
@@ -126,7 +137,7 @@ fn already_normal(path: &str) -> bool {
     if bytes.first() != Some(&b'/') || bytes.contains(&b'%') {
         return false;
     }
-    let mut segments = path[1..].split('/').peekable();
+    let mut segments = path.get(1..).unwrap_or_default().split('/').peekable();
     while let Some(segment) = segments.next() {
         let last = segments.peek().is_none();
         match segment {
@@ -136,6 +147,22 @@ fn already_normal(path: &str) -> bool {
         }
     }
     true
+}
+
+/// Normalize a path and query as a plugin sets it: the path part by
+/// [`normalize_path`], the query as it is. The result is a valid request
+/// target; anything else is refused.
+pub fn normalize_path_and_query(pq: &str) -> Result<http::uri::PathAndQuery, PathError> {
+    let (path, query) = match pq.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (pq, None),
+    };
+    let normal = normalize_path(path)?;
+    let rebuilt = match query {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    rebuilt.parse().map_err(|_| PathError::InvalidCharacter)
 }
 
 /// Normalize the path of a request URI, keeping its query. Returns `None`
@@ -234,6 +261,45 @@ mod tests {
         assert!(already_normal("/"));
         assert!(!already_normal("//admin"));
         assert!(!already_normal("/a/../b"));
+    }
+
+    #[test]
+    fn plugin_paths_follow_the_same_rule() {
+        let n = |pq: &str| normalize_path_and_query(pq).map(|p| p.as_str().to_string());
+        assert_eq!(n("/../../etc/passwd").unwrap(), "/etc/passwd");
+        assert_eq!(
+            n("//169.254.169.254/latest").unwrap(),
+            "/169.254.169.254/latest"
+        );
+        assert_eq!(n("/a/./b/../c?x=/../y").unwrap(), "/a/c?x=/../y");
+        assert_eq!(n("relative"), Err(PathError::NotAbsolute));
+        assert_eq!(n("/a b"), Err(PathError::InvalidCharacter));
+        assert_eq!(n("/a%0a"), Err(PathError::ControlCharacter));
+    }
+
+    proptest::proptest! {
+        /// Any input either is refused or becomes a path with no dot
+        /// segment and no empty segment, which normalizes to itself.
+        #[test]
+        fn normalized_paths_are_fixed_points(path in "/[a-z./%0-9A-F?]{0,40}") {
+            if let Ok(pq) = normalize_path_and_query(&path) {
+                let p = pq.path();
+                proptest::prop_assert!(!p.starts_with("//"), "{p}");
+                proptest::prop_assert!(
+                    !p.split('/').any(|s| s == "." || s == ".."),
+                    "{p}"
+                );
+                let again = normalize_path_and_query(pq.as_str()).unwrap();
+                proptest::prop_assert_eq!(again.as_str(), pq.as_str());
+            }
+        }
+
+        /// Arbitrary bytes never panic the normalizer.
+        #[test]
+        fn arbitrary_input_never_panics(path in "\\PC{0,60}") {
+            let _ = normalize_path(&path);
+            let _ = normalize_path_and_query(&path);
+        }
     }
 
     #[test]

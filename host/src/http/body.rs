@@ -1,10 +1,15 @@
 //! Bodies: one boxed body type for everything the gateway sends and
-//! receives, and [`BodyState`], which streams a body untouched until a plugin
-//! asks to read it, then buffers it (up to a limit) without losing any of it.
+//! receives; [`BodyState`], which streams a body untouched until a plugin
+//! asks to read it, then buffers it (up to a limit) without losing any of
+//! it; and [`ClientBody`], which bounds how long a client may stall its body
+//! and records whose fault a broken body is.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
@@ -171,6 +176,119 @@ impl BodyState {
     }
 }
 
+/// What went wrong with a client's body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientBodyError {
+    /// No part of the body arrived for this long (slow POST).
+    #[error("the client sent no body data for {} ms", .0.as_millis())]
+    Idle(Duration),
+    /// The body was malformed (a bad chunk size, say) or cut short.
+    #[error("the client's body is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Shared between a [`ClientBody`] and the request it belongs to: the first
+/// failure of the client's body, if any, so an upstream error that follows
+/// from it is blamed on the client.
+#[derive(Debug, Clone, Default)]
+pub struct BodyWatch(Arc<OnceLock<ClientBodyError>>);
+
+impl BodyWatch {
+    /// The client body's failure, if it failed.
+    pub fn failure(&self) -> Option<&ClientBodyError> {
+        self.0.get()
+    }
+
+    fn record(&self, error: ClientBodyError) {
+        let _ = self.0.set(error);
+    }
+
+    /// `error`, unless the client's body failed first: then that failure
+    /// (400 or 408), which is the client's, not the upstream's.
+    pub fn blame(&self, error: crate::error::GatewayError) -> crate::error::GatewayError {
+        use crate::error::DownstreamError;
+        match self.failure() {
+            Some(ClientBodyError::Idle(after)) => DownstreamError::BodyTimeout(*after).into(),
+            Some(ClientBodyError::Malformed(why)) => DownstreamError::BadBody(why.clone()).into(),
+            None => error,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A client's request body: passed through untouched, but failing with
+    /// [`ClientBodyError::Idle`] when no frame arrives for `idle`, and
+    /// recording any failure in its [`BodyWatch`].
+    pub struct ClientBody<B> {
+        #[pin]
+        inner: B,
+        idle: Duration,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        watch: BodyWatch,
+    }
+}
+
+impl<B> ClientBody<B> {
+    /// Watch `inner`, allowing `idle` between frames.
+    pub fn new(inner: B, idle: Duration, watch: BodyWatch) -> Self {
+        ClientBody {
+            inner,
+            idle,
+            timer: None,
+            watch,
+        }
+    }
+}
+
+impl<B> HttpBody for ClientBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                // Data came: the next wait starts afresh.
+                *this.timer = None;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let e: BoxError = e.into();
+                this.watch.record(ClientBodyError::Malformed(e.to_string()));
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let idle = *this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    let error = ClientBodyError::Idle(idle);
+                    this.watch.record(error.clone());
+                    return Poll::Ready(Some(Err(Box::new(error))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Frames already read, then the rest of the original body.
 struct Replay {
     frames: VecDeque<Frame<Bytes>>,
@@ -274,6 +392,48 @@ mod tests {
         assert_eq!(state.buffer(5).await, Err(BufferError::TooLarge(5)));
         let all = state.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(all, Bytes::from_static(b"0123456789"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_client_body_fails_idle_and_is_recorded() {
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let watch = BodyWatch::default();
+        let body = ClientBody::new(
+            StreamBody::new(rx),
+            Duration::from_millis(100),
+            watch.clone(),
+        );
+        tx.try_send(Ok(Frame::data(Bytes::from_static(b"part"))))
+            .unwrap();
+        // One frame, then nothing (the sender stays open): with time
+        // paused, the idle timer fires as soon as the body waits.
+        let started = tokio::time::Instant::now();
+        assert!(body.collect().await.is_err());
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        assert_eq!(
+            watch.failure(),
+            Some(&ClientBodyError::Idle(Duration::from_millis(100)))
+        );
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_broken_client_body_is_recorded_as_malformed() {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"ok"))),
+            Err("invalid chunk size".into()),
+        ];
+        let watch = BodyWatch::default();
+        let body = ClientBody::new(
+            StreamBody::new(futures::stream::iter(frames)),
+            Duration::from_secs(1),
+            watch.clone(),
+        );
+        assert!(body.collect().await.is_err());
+        assert!(matches!(
+            watch.failure(),
+            Some(ClientBodyError::Malformed(why)) if why.contains("chunk")
+        ));
     }
 
     #[tokio::test]

@@ -1,17 +1,19 @@
 //! The `request` and `response` resources: plugins read and edit host-owned
-//! HTTP data in place, one field at a time.
-
-use std::str::FromStr;
+//! HTTP data in place, one field at a time (or several headers at once),
+//! held to the same header limits and path rule as a client's request.
 
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::uri::{PathAndQuery, Uri};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::uri::Uri;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use wasmtime::component::Resource;
 
-use super::bindings::weir::plugin::types::{self, Address, BodyError, EditError};
+use super::bindings::weir::plugin::types::{
+    self, Address, BodyError, ClientCertificate, EditError, TlsInfo,
+};
 use super::host::HostState;
-use crate::body::{BodyState, BufferError};
-use crate::exchange::{RequestState, ResponseState};
+use crate::exchange::{RequestState, ResponseState, TlsFacts};
+use crate::http::body::{BodyState, BufferError};
+use crate::http::headers::{self as edit, Bounded, HeaderLimits};
 
 type Res<T> = wasmtime::Result<T>;
 
@@ -54,35 +56,51 @@ mod headers {
             .collect()
     }
 
-    pub fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), EditError> {
-        let name =
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| EditError::InvalidHeaderName)?;
-        let value = HeaderValue::from_str(value).map_err(|_| EditError::InvalidHeaderValue)?;
-        Ok((name, value))
-    }
-
-    pub fn set(map: &mut HeaderMap, name: &str, value: &str) -> Result<(), EditError> {
-        let (name, value) = parse(name, value)?;
-        map.insert(name, value);
-        Ok(())
-    }
-
-    pub fn append(map: &mut HeaderMap, name: &str, value: &str) -> Result<(), EditError> {
-        let (name, value) = parse(name, value)?;
-        map.append(name, value);
-        Ok(())
-    }
-
-    pub fn remove(map: &mut HeaderMap, name: &str) {
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            map.remove(name);
+    /// The contract's error for a refused edit.
+    pub fn error(e: edit::EditError) -> EditError {
+        match e {
+            edit::EditError::InvalidName => EditError::InvalidHeaderName,
+            edit::EditError::InvalidValue => EditError::InvalidHeaderValue,
+            edit::EditError::LimitExceeded => EditError::LimitExceeded,
         }
+    }
+
+    pub fn set(
+        map: &mut HeaderMap,
+        limits: HeaderLimits,
+        name: &str,
+        value: &str,
+    ) -> Result<(), EditError> {
+        Bounded::new(map, limits).set(name, value).map_err(error)
+    }
+
+    pub fn append(
+        map: &mut HeaderMap,
+        limits: HeaderLimits,
+        name: &str,
+        value: &str,
+    ) -> Result<(), EditError> {
+        Bounded::new(map, limits).append(name, value).map_err(error)
+    }
+
+    pub fn set_all(
+        map: &mut HeaderMap,
+        limits: HeaderLimits,
+        headers: &[(String, String)],
+    ) -> Result<(), EditError> {
+        Bounded::new(map, limits).set_all(headers).map_err(error)
+    }
+
+    pub fn remove(map: &mut HeaderMap, limits: HeaderLimits, name: &str) {
+        Bounded::new(map, limits).remove(name);
     }
 
     /// After a body is replaced, its framing headers must describe it.
     pub fn frame_body(map: &mut HeaderMap, len: usize) {
         map.remove(TRANSFER_ENCODING);
-        map.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        // Replacing a value can neither add a name nor pass the count limit
+        // in any way that matters; `try_insert` keeps this panic-free anyway.
+        let _ = map.try_insert(CONTENT_LENGTH, HeaderValue::from(len));
     }
 }
 
@@ -126,9 +144,10 @@ impl types::HostRequest for HostState {
         r: Resource<RequestState>,
         pq: String,
     ) -> Res<Result<(), EditError>> {
-        let parsed = match PathAndQuery::from_str(&pq) {
-            Ok(p) if pq.starts_with('/') => p,
-            _ => return Ok(Err(EditError::InvalidPath)),
+        // The rule client paths follow: no dot segment or `//` reaches an
+        // upstream, whoever wrote the path.
+        let Ok(parsed) = crate::http::normalize::normalize_path_and_query(&pq) else {
+            return Ok(Err(EditError::InvalidPath));
         };
         let req = self.req_mut(&r)?;
         let mut parts = req.head.uri.clone().into_parts();
@@ -154,6 +173,10 @@ impl types::HostRequest for HostState {
         })
     }
 
+    fn tls(&mut self, r: Resource<RequestState>) -> Res<Option<TlsInfo>> {
+        Ok(self.req(&r)?.tls.as_deref().map(tls_info))
+    }
+
     fn header(&mut self, r: Resource<RequestState>, name: String) -> Res<Option<String>> {
         Ok(headers::first(&self.req(&r)?.head.headers, &name))
     }
@@ -172,11 +195,9 @@ impl types::HostRequest for HostState {
         name: String,
         value: String,
     ) -> Res<Result<(), EditError>> {
-        Ok(headers::set(
-            &mut self.req_mut(&r)?.head.headers,
-            &name,
-            &value,
-        ))
+        let limits = self.caps.header_limits;
+        let map = &mut self.req_mut(&r)?.head.headers;
+        Ok(headers::set(map, limits, &name, &value))
     }
 
     fn append_header(
@@ -185,15 +206,24 @@ impl types::HostRequest for HostState {
         name: String,
         value: String,
     ) -> Res<Result<(), EditError>> {
-        Ok(headers::append(
-            &mut self.req_mut(&r)?.head.headers,
-            &name,
-            &value,
-        ))
+        let limits = self.caps.header_limits;
+        let map = &mut self.req_mut(&r)?.head.headers;
+        Ok(headers::append(map, limits, &name, &value))
+    }
+
+    fn set_headers(
+        &mut self,
+        r: Resource<RequestState>,
+        list: Vec<(String, String)>,
+    ) -> Res<Result<(), EditError>> {
+        let limits = self.caps.header_limits;
+        let map = &mut self.req_mut(&r)?.head.headers;
+        Ok(headers::set_all(map, limits, &list))
     }
 
     fn remove_header(&mut self, r: Resource<RequestState>, name: String) -> Res<()> {
-        headers::remove(&mut self.req_mut(&r)?.head.headers, &name);
+        let limits = self.caps.header_limits;
+        headers::remove(&mut self.req_mut(&r)?.head.headers, limits, &name);
         Ok(())
     }
 
@@ -276,11 +306,9 @@ impl types::HostResponse for HostState {
         name: String,
         value: String,
     ) -> Res<Result<(), EditError>> {
-        Ok(headers::set(
-            &mut self.resp_mut(&r)?.head.headers,
-            &name,
-            &value,
-        ))
+        let limits = self.caps.header_limits;
+        let map = &mut self.resp_mut(&r)?.head.headers;
+        Ok(headers::set(map, limits, &name, &value))
     }
 
     fn append_header(
@@ -289,15 +317,24 @@ impl types::HostResponse for HostState {
         name: String,
         value: String,
     ) -> Res<Result<(), EditError>> {
-        Ok(headers::append(
-            &mut self.resp_mut(&r)?.head.headers,
-            &name,
-            &value,
-        ))
+        let limits = self.caps.header_limits;
+        let map = &mut self.resp_mut(&r)?.head.headers;
+        Ok(headers::append(map, limits, &name, &value))
+    }
+
+    fn set_headers(
+        &mut self,
+        r: Resource<ResponseState>,
+        list: Vec<(String, String)>,
+    ) -> Res<Result<(), EditError>> {
+        let limits = self.caps.header_limits;
+        let map = &mut self.resp_mut(&r)?.head.headers;
+        Ok(headers::set_all(map, limits, &list))
     }
 
     fn remove_header(&mut self, r: Resource<ResponseState>, name: String) -> Res<()> {
-        headers::remove(&mut self.resp_mut(&r)?.head.headers, &name);
+        let limits = self.caps.header_limits;
+        headers::remove(&mut self.resp_mut(&r)?.head.headers, limits, &name);
         Ok(())
     }
 
@@ -319,19 +356,44 @@ impl types::HostResponse for HostState {
     }
 }
 
+fn tls_info(facts: &TlsFacts) -> TlsInfo {
+    TlsInfo {
+        version: facts.version.clone(),
+        cipher_suite: facts.cipher_suite.clone(),
+        sni: facts.sni.clone(),
+        alpn: facts.alpn.clone(),
+        client_certificate: facts
+            .client_certificate
+            .as_ref()
+            .map(|c| ClientCertificate {
+                subject: c.subject.clone(),
+                sans: c.sans.clone(),
+                fingerprint_sha256: c.fingerprint_sha256.clone(),
+            }),
+    }
+}
+
 /// Turn a plugin's reply into a response, or say what is wrong with it.
-pub fn reply_to_response(reply: types::Reply) -> Result<ResponseState, String> {
+/// Its headers are held to the same limits as edits.
+pub fn reply_to_response(
+    reply: types::Reply,
+    limits: HeaderLimits,
+) -> Result<ResponseState, String> {
     let status = StatusCode::from_u16(reply.status)
         .map_err(|_| format!("status {} is not valid", reply.status))?;
     let mut response = http::Response::new(());
     *response.status_mut() = status;
     let map = response.headers_mut();
+    let mut bounded = Bounded::new(map, limits);
     for (name, value) in &reply.headers {
-        let (n, v) = headers::parse(name, value).map_err(|e| match e {
-            EditError::InvalidHeaderName => format!("header name `{name}` is not valid"),
-            _ => format!("value of header `{name}` is not valid"),
+        bounded.append(name, value).map_err(|e| match e {
+            edit::EditError::InvalidName => format!("header name `{name}` is not valid"),
+            edit::EditError::InvalidValue => format!("value of header `{name}` is not valid"),
+            edit::EditError::LimitExceeded => format!(
+                "its headers pass the limits ({} bytes, {} fields)",
+                limits.max_bytes, limits.max_count
+            ),
         })?;
-        map.append(n, v);
     }
     headers::frame_body(map, reply.body.len());
     let (head, ()) = response.into_parts();

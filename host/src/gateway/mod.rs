@@ -2,34 +2,40 @@
 //! involved, so tests drive it directly.
 //!
 //! Phases, in order:
-//! 1. **admit**: refuse oversized header blocks (431).
-//! 2. **on-request**: each plugin in file-name order; `respond` stops here
-//!    with the plugin's reply.
-//! 3. **proxy**: to the upstream a plugin chose (404 if none), streaming the
-//!    body unless a plugin buffered it.
+//! 1. **admit** (`admit.rs`): refuse oversized header blocks (431), a
+//!    missing, repeated or contradictory `Host` (400); normalize the path.
+//! 2. **on-request**: each plugin that declared the hook, in file-name
+//!    order; `respond` stops here with the plugin's reply.
+//! 3. **proxy** (`proxy.rs`): to the upstream a plugin chose (404 if none),
+//!    streaming the body unless a plugin buffered it.
 //! 4. **on-response**: in reverse order, for the plugins whose `on-request`
-//!    continued; `respond` replaces the response.
+//!    continued (or that have none) and that declared the hook; `respond`
+//!    replaces the response.
 //!
-//! Any failure becomes a [`GatewayError`], answered in one place.
+//! Any failure becomes a [`GatewayError`], answered in one place; a panic,
+//! should one slip through, becomes that request's 500 and is logged.
+
+mod admit;
+mod proxy;
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use futures::FutureExt;
+use http::{Request, Response};
 
-use crate::body::{self, Body, BodyState, BoxError};
 use crate::config::Config;
-use crate::error::{DownstreamError, GatewayError, PluginFailure};
-use crate::exchange::{RequestState, ResponseState};
-use crate::headers;
+use crate::error::{GatewayError, PluginFailure};
+use crate::exchange::{RequestState, ResponseState, TlsFacts};
+use crate::http::body::{self, Body, BodyState, BodyWatch, BoxError, ClientBody};
 use crate::pipeline::{Pipeline, Stores};
 use crate::plugin::LoadError;
 use crate::runtime::Runtime;
 use crate::runtime::bindings::Action;
-use crate::upstream::{Affinity, Head, Outgoing};
 
 /// The gateway: the current pipeline and what is needed to build the next.
 pub struct Gateway {
@@ -43,6 +49,21 @@ struct Outcome {
     response: Response<Body>,
     upstream: Option<String>,
     answered_by: Option<String>,
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// How its connection was secured, if it was.
+    pub tls: Option<Arc<TlsFacts>>,
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(addr: SocketAddr) -> Self {
+        Peer { addr, tls: None }
+    }
 }
 
 impl Gateway {
@@ -80,18 +101,31 @@ impl Gateway {
         self.current.load_full()
     }
 
-    /// Handle one request from `client`.
-    pub async fn handle<B>(&self, request: Request<B>, client: SocketAddr) -> Response<Body>
+    /// The stores shared by every pipeline.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// Handle one request from `peer`.
+    pub async fn handle<B>(&self, request: Request<B>, peer: impl Into<Peer>) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let peer = peer.into();
         let started = Instant::now();
         // One pipeline for the whole request, even if a reload lands meanwhile.
         let pipeline = self.current.load_full();
         let method = request.method().clone();
         let path = request.uri().path().to_string();
-        let outcome = match process(&pipeline, request, client).await {
+        let client = peer.addr;
+        // A panic is a bug, but it must cost this request only: it becomes
+        // a 500 here instead of a connection dropped without an answer.
+        let processed = AssertUnwindSafe(process(&pipeline, request, peer))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(GatewayError::Internal(panic_message(&panic))));
+        let outcome = match processed {
             Ok(outcome) => outcome,
             Err(error) => {
                 log_failure(&error);
@@ -123,9 +157,19 @@ impl Gateway {
     }
 }
 
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".to_string());
+    format!("panic while handling the request: {what}")
+}
+
 fn log_failure(error: &GatewayError) {
     match error {
         GatewayError::Downstream(_) | GatewayError::NoUpstream => tracing::debug!("{error}"),
+        GatewayError::Internal(_) => tracing::error!("{error}"),
         _ => tracing::warn!("{error}"),
     }
 }
@@ -133,136 +177,72 @@ fn log_failure(error: &GatewayError) {
 async fn process<B>(
     pipeline: &Pipeline,
     request: Request<B>,
-    client: SocketAddr,
+    peer: Peer,
 ) -> Result<Outcome, GatewayError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let limits = pipeline.limits();
-    let header_bytes = headers::block_size(request.headers());
-    if header_bytes > limits.max_header_bytes {
-        return Err(DownstreamError::HeadersTooLarge(limits.max_header_bytes).into());
-    }
     let (mut head, body) = request.into_parts();
-    // One normal path for plugins and the upstream alike.
-    if let Some(normal) = crate::normalize::normalize_uri(&head.uri)
-        .map_err(|e| DownstreamError::BadRequest(e.to_string()))?
-    {
-        let mut parts = head.uri.clone().into_parts();
-        parts.path_and_query = Some(normal);
-        head.uri =
-            http::Uri::from_parts(parts).map_err(|e| DownstreamError::BadRequest(e.to_string()))?;
-    }
-    let mut req = RequestState::new(head, BodyState::streaming(body::boxed(body)), client);
+    admit::admit(&mut head, limits.header_limits())?;
+    // The client's body is watched: if it breaks or stalls, the failure is
+    // the client's (400/408), never the upstream's.
+    let watch = BodyWatch::default();
+    let body = if http_body::Body::is_end_stream(&body) {
+        body::boxed(body)
+    } else {
+        let idle = Duration::from_millis(limits.client_body_idle_timeout_ms);
+        body::boxed(ClientBody::new(body, idle, watch.clone()))
+    };
+    let mut req = RequestState::new(head, BodyState::streaming(body), peer.addr);
+    req.tls = peer.tls;
 
     // on-request, in order, until a plugin answers.
     let plugins = pipeline.plugins();
-    let mut continued = 0;
     let mut reply = None;
-    for plugin in plugins {
+    let mut reached = plugins.len();
+    for &index in pipeline.request_chain() {
+        let Some(plugin) = plugins.get(index) else {
+            continue;
+        };
         let (next, action) = plugin.on_request(req).await?;
         req = next;
-        match action {
-            Action::Continue => continued += 1,
-            Action::Respond(r) => {
-                let resp = crate::runtime::reply_to_response(r)
-                    .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
-                reply = Some((plugin.name().to_string(), resp));
-                break;
-            }
+        if let Action::Respond(r) = action {
+            let resp = crate::runtime::reply_to_response(r, limits.header_limits())
+                .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
+            reply = Some((plugin.name().to_string(), resp));
+            reached = index;
+            break;
         }
     }
 
     let (mut answered_by, mut resp) = match reply {
         Some((name, resp)) => (Some(name), resp),
-        None => (None, proxy(pipeline, &mut req).await?),
+        None => match proxy::proxy(pipeline, &mut req).await {
+            Ok(resp) => (None, resp),
+            Err(error) => return Err(watch.blame(error)),
+        },
     };
 
-    // on-response, in reverse, for the plugins whose on-request continued.
-    for plugin in plugins[..continued].iter().rev() {
+    // on-response, in reverse, for the plugins before the one that answered.
+    for &index in pipeline.response_chain().iter().filter(|&&i| i < reached) {
+        let Some(plugin) = plugins.get(index) else {
+            continue;
+        };
         let (next_req, next_resp, action) = plugin.on_response(req, resp).await?;
         req = next_req;
         resp = next_resp;
         if let Action::Respond(r) = action {
-            resp = crate::runtime::reply_to_response(r)
+            resp = crate::runtime::reply_to_response(r, limits.header_limits())
                 .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
             answered_by = Some(plugin.name().to_string());
         }
     }
 
     Ok(Outcome {
-        response: resp.into_response(),
+        response: ResponseState::into_response(resp),
         upstream: req.upstream.clone(),
         answered_by,
-    })
-}
-
-/// Send the request to the chosen upstream and return its response head
-/// with the body still streaming.
-async fn proxy(pipeline: &Pipeline, req: &mut RequestState) -> Result<ResponseState, GatewayError> {
-    let name = req.upstream.clone().ok_or(GatewayError::NoUpstream)?;
-    let upstream = pipeline
-        .upstreams()
-        .get(&name)
-        .ok_or_else(|| GatewayError::Internal(format!("upstream `{name}` vanished")))?;
-
-    let mut outgoing = req.head.headers.clone();
-    let headers = &mut outgoing;
-    headers::strip_hop_by_hop(headers);
-    // Keep the authority the client asked for (HTTP/2 clients send it as
-    // `:authority`, not `Host`), as Envoy and Traefik do by default.
-    if !headers.contains_key(http::header::HOST)
-        && let Some(value) = req
-            .original_authority
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok())
-    {
-        headers.insert(http::header::HOST, value);
-    }
-    headers::add_forwarded(
-        headers,
-        req.client.ip(),
-        "http",
-        req.original_authority.as_deref(),
-    );
-
-    // A buffered body (or none) can be replayed on a retry; a streaming
-    // one cannot.
-    let replayable = match &req.body {
-        BodyState::Buffered {
-            data,
-            trailers: None,
-        } => Some(data.clone()),
-        BodyState::Streaming(b) if http_body::Body::size_hint(b).exact() == Some(0) => {
-            Some(Bytes::new())
-        }
-        _ => None,
-    };
-    let body = match replayable {
-        Some(bytes) => Outgoing::Replayable(bytes),
-        None => Outgoing::Streaming(req.body.send()),
-    };
-    let head = Head {
-        method: &req.head.method,
-        path_and_query: req.path_with_query(),
-        headers: outgoing,
-    };
-    let affinity = Affinity {
-        client_ip: Some(req.client.ip()),
-        headers: Some(&req.head.headers),
-    };
-    let response = upstream
-        .send(head, body, affinity, None)
-        .await
-        .map_err(|failure| GatewayError::Upstream {
-            upstream: name.clone(),
-            failure,
-        })?;
-    let (mut head, body) = response.into_parts();
-    headers::strip_hop_by_hop(&mut head.headers);
-    Ok(ResponseState {
-        head,
-        body: BodyState::streaming(body),
     })
 }

@@ -1,0 +1,644 @@
+//! Containment under hostile plugins and hostile clients: each misbehaving
+//! request gets its documented answer within the hook deadline (+100 ms),
+//! well-behaved requests on another route keep succeeding meanwhile, the
+//! process stays up, and its memory stays bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::client::Reply;
+use crate::support::process::Process;
+use crate::support::raw;
+use crate::support::*;
+
+/// The hook deadline of these gateways.
+const DEADLINE_MS: u64 = 1000;
+/// How late past the deadline an answer may come.
+const MARGIN_MS: u64 = 100;
+
+/// A gateway routing `/good` and `/bad` to the backend, with plugin
+/// `20-hostile` running `steps` (in `hook`) on `/bad` only. The plugin's
+/// report (`x-report`, see the scripted fixture) comes back to the client.
+fn hostile(backend: &Backend, hook: &str, steps: serde_json::Value) -> Setup {
+    let mut script = json!({
+        "on_request": [],
+        "on_response": [{"op": "context_to_header", "key": "x-report", "header": "x-report"}],
+    });
+    let bad = json!({"op": "when_path", "path": "/bad", "then": steps});
+    script[hook].as_array_mut().unwrap().insert(0, bad);
+    Setup::new()
+        .limit(&format!("hook_deadline_ms = {DEADLINE_MS}"))
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .scripted("20-hostile", script)
+}
+
+/// Keeps sending `/good` until dropped; counts successes and failures.
+struct GoodTraffic {
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl GoodTraffic {
+    fn start(url: String, clients: usize) -> GoodTraffic {
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (ok, failed, stop, url) =
+                    (ok.clone(), failed.clone(), stop.clone(), url.clone());
+                tokio::spawn(async move {
+                    let client = crate::support::client::http1();
+                    while !stop.load(Ordering::SeqCst) {
+                        let request = request(http::Method::GET, &url, bytes::Bytes::new());
+                        let outcome =
+                            tokio::time::timeout(Duration::from_secs(5), client.request(request))
+                                .await;
+                        match outcome {
+                            Ok(Ok(response)) if response.status() == 200 => {
+                                let _ =
+                                    http_body_util::BodyExt::collect(response.into_body()).await;
+                                ok.fetch_add(1, Ordering::SeqCst);
+                            }
+                            _ => {
+                                failed.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        GoodTraffic {
+            ok,
+            failed,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Stop and return (succeeded, failed).
+    async fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// Send `/bad` while good traffic runs on `/good`: the bad request's reply
+/// and how long it took; every good request must have succeeded.
+async fn bad_beside_good(gw: &Running) -> (Reply, Duration) {
+    let good = GoodTraffic::start(gw.url("/good"), 2);
+    // Let the good traffic get going first.
+    while good.ok.load(Ordering::SeqCst) < 5 {
+        tokio::task::yield_now().await;
+    }
+    let started = Instant::now();
+    let reply = get(&gw.url("/bad")).await;
+    let took = started.elapsed();
+    let (ok, failed) = good.finish().await;
+    assert_eq!(failed, 0, "{failed} good requests failed ({ok} succeeded)");
+    (reply, took)
+}
+
+fn assert_within_deadline(took: Duration) {
+    assert!(
+        took < Duration::from_millis(DEADLINE_MS + MARGIN_MS),
+        "answered after {took:?}"
+    );
+}
+
+fn report(reply: &str, key: &str) -> u64 {
+    reply
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {reply:?}"))
+}
+
+#[tokio::test]
+async fn a_flood_of_distinct_header_names_is_refused_past_the_count_limit() {
+    let backend = Backend::start().await;
+    let gw = hostile(
+        &backend,
+        "on_request",
+        json!([{"op": "append_flood", "count": 100000, "distinct": true, "header": "x-report"}]),
+    )
+    .serve()
+    .await;
+    let (reply, took) = bad_beside_good(&gw).await;
+    assert_within_deadline(took);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let report_line = reply.header("x-report").unwrap().to_string();
+    assert!(report_line.contains("limit-exceeded"), "{report_line}");
+    assert!(report(&report_line, "refused") > 99_000, "{report_line}");
+    // What reached the upstream: the flood cut at the count limit (plus the
+    // X-Forwarded-* headers the proxy adds).
+    let seen = backend.last_at("/bad").unwrap();
+    assert!(seen.headers.contains_key("x-flood-50"));
+    assert!(
+        seen.headers.len() <= 100 + 3,
+        "{} headers",
+        seen.headers.len()
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_one_header_name_stays_under_max_header_bytes() {
+    let backend = Backend::start().await;
+    let gw = hostile(
+        &backend,
+        "on_request",
+        json!([{"op": "append_flood", "count": 20000, "distinct": false,
+                "value": "v".repeat(700), "header": "x-report"}]),
+    )
+    .serve()
+    .await;
+    let (reply, took) = bad_beside_good(&gw).await;
+    assert_within_deadline(took);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.header("x-report").unwrap().contains("limit-exceeded"));
+    let seen = backend.last_at("/bad").unwrap();
+    assert!(seen.headers.contains_key("x-flood"));
+    let bytes = weir::http::headers::block_size(&seen.headers);
+    // The limit, plus what the proxy adds (X-Forwarded-*).
+    assert!(
+        bytes <= 64 * 1024 + 256,
+        "{bytes} bytes reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_one_small_header_is_cut_at_the_count_limit() {
+    // The case that once sent a 1.5 MB header block upstream.
+    let backend = Backend::start().await;
+    let gw = hostile(
+        &backend,
+        "on_request",
+        json!([{"op": "append_flood", "count": 100000, "distinct": false, "header": "x-report"}]),
+    )
+    .serve()
+    .await;
+    let (reply, took) = bad_beside_good(&gw).await;
+    assert_within_deadline(took);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = backend.last_at("/bad").unwrap();
+    let floods = seen.headers.get_all("x-flood").iter().count();
+    assert!((90..=100).contains(&floods), "{floods} x-flood values");
+}
+
+#[tokio::test]
+async fn a_response_header_flood_reaches_the_client_bounded() {
+    let backend = Backend::start().await;
+    let gw = hostile(
+        &backend,
+        "on_response",
+        json!([{"op": "append_flood", "count": 100000, "distinct": true, "header": "x-report"}]),
+    )
+    .serve()
+    .await;
+    // A raw client: hyper's own client would refuse more than 100 fields,
+    // and that would not tell whether the gateway bounded them.
+    let good = GoodTraffic::start(gw.url("/good"), 2);
+    let started = Instant::now();
+    let answer = raw::exchange(
+        gw.addr,
+        "GET /bad HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_within_deadline(started.elapsed());
+    let (_, failed) = good.finish().await;
+    assert_eq!(failed, 0);
+    assert_eq!(raw::status(&answer), 200, "{answer}");
+    let head = answer.split("\r\n\r\n").next().unwrap();
+    let fields = head.lines().count() - 1;
+    // The plugin's limit, plus `date`, which the server adds on the way out.
+    assert!(fields <= 101, "{fields} header fields reached the client");
+    assert!(head.contains("x-flood-50"), "{head}");
+    assert!(head.contains("limit-exceeded"), "{head}");
+}
+
+#[tokio::test]
+async fn a_send_all_of_5000_calls_is_cut_to_the_per_hook_budget() {
+    let backend = Backend::start().await;
+    let gw = hostile(
+        &backend,
+        "on_request",
+        json!([{"op": "call_flood", "upstream": "backend", "path": "/json",
+                "count": 5000, "header": "x-report"}]),
+    )
+    .serve()
+    .await;
+    let (reply, took) = bad_beside_good(&gw).await;
+    assert_within_deadline(took);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let line = reply.header("x-report").unwrap();
+    assert_eq!(report(line, "ok"), 64, "{line}");
+    assert_eq!(report(line, "budget"), 5000 - 64, "{line}");
+    assert_eq!(report(line, "other"), 0, "{line}");
+}
+
+#[tokio::test]
+async fn a_send_all_flood_to_a_slow_upstream_ends_at_the_hook_deadline() {
+    let backend = Backend::start().await;
+    let gw = hostile(
+        &backend,
+        "on_request",
+        json!([{"op": "call_flood", "upstream": "backend", "path": "/slow?ms=5000",
+                "count": 5000, "header": "x-report"}]),
+    )
+    .serve()
+    .await;
+    let (reply, took) = bad_beside_good(&gw).await;
+    assert_within_deadline(took);
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert_eq!(reply.json()["cause"], "deadline exceeded");
+}
+
+#[tokio::test]
+async fn plugin_set_paths_follow_the_client_path_rule() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [
+                {"op": "set_upstream", "name": "backend"},
+                {"op": "header_to_context", "header": "x-set-path", "key": "path"},
+                {"op": "when_header", "name": "x-mode", "value": "set", "then": []},
+            ]}),
+        )
+        .scripted(
+            "20-paths",
+            json!({"on_request": [
+                {"op": "when_path", "path": "/passwd", "then": [{"op": "set_path", "path": "/../../etc/passwd"}]},
+                {"op": "when_path", "path": "/metadata", "then": [{"op": "set_path", "path": "//169.254.169.254/latest?x=/../y"}]},
+                {"op": "when_path", "path": "/call", "then": [
+                    {"op": "call_path", "upstream": "backend", "path": "//json/../json/./x", "header": "x-called"}]},
+            ]}),
+        )
+        .serve()
+        .await;
+    assert_eq!(get(&gw.url("/passwd")).await.status, 200);
+    assert_eq!(backend.last().unwrap().path_and_query, "/etc/passwd");
+    assert_eq!(get(&gw.url("/metadata")).await.status, 200);
+    assert_eq!(
+        backend.last().unwrap().path_and_query,
+        "/169.254.169.254/latest?x=/../y"
+    );
+    assert_eq!(get(&gw.url("/call")).await.status, 200);
+    let seen = backend.last_at("/call").unwrap();
+    let called = seen.headers["x-called"].to_str().unwrap();
+    assert!(called.contains(r#""path":"/json/x""#), "{called}");
+}
+
+#[tokio::test]
+async fn a_request_without_host_or_with_two_is_a_400() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .serve()
+        .await;
+    let no_host = raw::exchange(gw.addr, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(raw::status(&no_host), 400, "{no_host}");
+    let two = raw::exchange(
+        gw.addr,
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw::status(&two), 400, "{two}");
+    let disagree = raw::exchange(
+        gw.addr,
+        "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw::status(&disagree), 400, "{disagree}");
+    let fine = raw::exchange(
+        gw.addr,
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw::status(&fine), 200, "{fine}");
+    assert_eq!(backend.hits(), 1, "a refused request reached the upstream");
+}
+
+#[tokio::test]
+async fn a_malformed_client_body_is_a_400_and_never_ejects_the_target() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        // One failure would eject the target, if it were counted.
+        .upstream_with(
+            "backend",
+            &format!(
+                "targets = [\"{}\"]\nretries = 0\n[upstreams.backend.passive]\nfailures = 1\neject_ms = 60000",
+                backend.url()
+            ),
+        )
+        .scripted("10-route", json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}))
+        .serve()
+        .await;
+    for _ in 0..3 {
+        let answer = raw::exchange(
+            gw.addr,
+            "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nnot a chunk\r\n0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(raw::status(&answer), 400, "{answer}");
+        assert!(answer.contains("bad request body"), "{answer}");
+    }
+    // The target stayed in rotation: a good request still goes through.
+    let reply = get(&gw.url("/json")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let pipeline = gw.gateway.pipeline();
+    let target = &pipeline.upstreams().get("backend").unwrap().targets()[0];
+    assert!(target.available(tokio::time::Instant::now()));
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_gets_408_after_the_idle_timeout() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .limit("client_body_idle_timeout_ms = 300")
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .serve()
+        .await;
+    let started = Instant::now();
+    // Promises 100 bytes, sends 5, then waits (the helper only reads); the
+    // backend's `/collect` reads the whole body before it answers.
+    let answer = raw::exchange(
+        gw.addr,
+        "POST /collect HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nhello",
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(raw::status(&answer), 408, "{answer}");
+    assert!(answer.contains("request body timed out"), "{answer}");
+    assert!(took < Duration::from_millis(300 + 1000), "{took:?}");
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .limit("max_connections = 2")
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .serve()
+        .await;
+    // Two idle connections take both slots.
+    let held: Vec<tokio::net::TcpStream> = vec![
+        tokio::net::TcpStream::connect(gw.addr).await.unwrap(),
+        tokio::net::TcpStream::connect(gw.addr).await.unwrap(),
+    ];
+    let third = tokio::spawn({
+        let url = gw.url("/json");
+        async move { get(&url).await.status }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served past the cap"
+    );
+    drop(held);
+    let status = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("the waiting connection was never served")
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_panic_while_handling_becomes_that_requests_500() {
+    /// A body that panics when the gateway first looks at it: a stand-in
+    /// for a host bug reached from client input.
+    struct Boom;
+    impl http_body::Body for Boom {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(None)
+        }
+        fn is_end_stream(&self) -> bool {
+            panic!("boom: a bug in the host");
+        }
+    }
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .gateway()
+        .await;
+    let request = http::Request::builder()
+        .uri("/json")
+        .header("host", "a")
+        .body(Boom)
+        .unwrap();
+    let response = gw
+        .handle(
+            request,
+            "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 500);
+    // The gateway keeps serving.
+    let request = http::Request::builder()
+        .uri("/json")
+        .header("host", "a")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = gw
+        .handle(
+            request,
+            "127.0.0.1:1".parse::<std::net::SocketAddr>().unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+/// A `weir` process with a hostile plugin, for the memory and log bounds,
+/// which are only meaningful for a process of its own.
+async fn hostile_process(
+    backend: &Backend,
+    steps: serde_json::Value,
+) -> (Setup, Process, process::Output) {
+    let setup = hostile(backend, "on_request", steps).log(&["access_log = false"]);
+    let (process, output) = Process::start_capturing(&setup.write()).await;
+    (setup, process, output)
+}
+
+use crate::support::process;
+
+/// How much the process may grow under each flood: above the 16 MiB kv
+/// quota, far below what an unbounded flood takes (~470 MB for the kv flood
+/// before budgets existed).
+const RSS_BOUND: u64 = 50 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_kv_flood_hits_the_quota_and_memory_stays_bounded() {
+    let backend = Backend::start().await;
+    let (_setup, mut process, _output) = hostile_process(
+        &backend,
+        json!([{"op": "kv_fill", "count": 8000, "size": 4096, "header": "x-report"}]),
+    )
+    .await;
+    let before = process.rss();
+    let mut quota = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = get(&process.url("/bad")).await;
+        assert_within_deadline(started.elapsed());
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        quota += report(reply.header("x-report").unwrap(), "quota");
+        assert_eq!(get(&process.url("/good")).await.status, 200);
+    }
+    assert!(quota > 0, "the kv quota never refused a write");
+    let grown = process.rss().saturating_sub(before);
+    assert!(grown < RSS_BOUND, "RSS grew by {} MiB", grown >> 20);
+    assert!(process.alive());
+}
+
+#[tokio::test]
+async fn a_log_flood_is_cut_to_the_log_budget() {
+    let backend = Backend::start().await;
+    let (_setup, mut process, output) = hostile_process(
+        &backend,
+        json!([
+            {"op": "log_flood", "count": 10000, "size": 1000},
+            {"op": "log_flood", "count": 10000, "size": 1000, "stdout": true},
+        ]),
+    )
+    .await;
+    let before = output.bytes();
+    // Five requests: 100 MB of log lines offered.
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(get(&process.url("/bad")).await.status, 200);
+        assert_within_deadline(started.elapsed());
+    }
+    // A second later, the next line reports what was dropped.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&process.url("/bad")).await.status, 200);
+    let written = output.bytes() - before;
+    // 64 KiB a second, for the few seconds this took, plus the warnings.
+    assert!(written < 1024 * 1024, "{written} bytes of log written");
+    assert!(
+        output.text().contains("plugin log over budget"),
+        "no warning about dropped lines"
+    );
+    assert!(process.alive());
+}
+
+#[tokio::test]
+async fn eight_good_clients_and_a_flooding_plugin_for_ten_seconds_lose_nothing() {
+    let backend = Backend::start().await;
+    let (_setup, mut process, _output) = hostile_process(
+        &backend,
+        json!([{"op": "call_flood", "upstream": "backend", "path": "/json",
+                "count": 5000, "header": "x-report"}]),
+    )
+    .await;
+    let before = process.rss();
+    let good = GoodTraffic::start(process.url("/good"), 8);
+    let flood = GoodTraffic::start(process.url("/bad"), 1);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (flooded, flood_failed) = flood.finish().await;
+    let (ok, failed) = good.finish().await;
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} good requests failed",
+        ok + failed
+    );
+    assert!(ok > 100, "only {ok} good requests in 10 s");
+    assert!(
+        flooded > 0,
+        "the flood never got through ({flood_failed} failed)"
+    );
+    let grown = process.rss().saturating_sub(before);
+    assert!(grown < RSS_BOUND, "RSS grew by {} MiB", grown >> 20);
+    assert!(process.alive());
+}
+
+#[tokio::test]
+async fn budgets_in_weir_toml_set_the_limits() {
+    let backend = Backend::start().await;
+    let gw = hostile(
+        &backend,
+        "on_request",
+        json!([{"op": "call_flood", "upstream": "backend", "path": "/json",
+                "count": 50, "header": "x-report"}]),
+    )
+    .budget("outbound_calls_per_hook = 10")
+    .serve()
+    .await;
+    let reply = get(&gw.url("/bad")).await;
+    let line = reply.header("x-report").unwrap();
+    assert_eq!(report(line, "ok"), 10, "{line}");
+    assert_eq!(report(line, "budget"), 40, "{line}");
+}
+
+#[tokio::test]
+async fn kv_quotas_hold_with_the_redis_backend_too() {
+    let redis = crate::support::redis::RedisServer::start();
+    let backend = Backend::start().await;
+    let gw = hostile(
+        &backend,
+        "on_request",
+        json!([{"op": "kv_fill", "count": 40, "size": 1000, "header": "x-report"}]),
+    )
+    .state("backend = \"redis\"")
+    .state(&format!("url = \"{}\"", redis.url()))
+    .budget("kv_max_keys = 25")
+    .budget("kv_max_bytes = 1000000")
+    .serve()
+    .await;
+    let reply = get(&gw.url("/bad")).await;
+    let line = reply.header("x-report").unwrap();
+    assert_eq!(report(line, "ok"), 25, "{line}");
+    assert_eq!(report(line, "quota"), 15, "{line}");
+    // The bytes quota: 25 keys of ~1 KB fit in 1 MB, but not in 20 KB.
+    let gw = hostile(
+        &backend,
+        "on_request",
+        json!([{"op": "kv_fill", "count": 40, "size": 1000, "header": "x-report"}]),
+    )
+    .state("backend = \"redis\"")
+    .state(&format!("url = \"{}\"", redis.url()))
+    .budget("kv_max_bytes = 20000")
+    .serve()
+    .await;
+    let reply = get(&gw.url("/bad")).await;
+    let line = reply.header("x-report").unwrap();
+    // The same plugin's 25 keys, stored through the first gateway, already
+    // hold more than 20 KB: the quota is shared through Redis.
+    assert_eq!(report(line, "ok"), 0, "{line}");
+    assert_eq!(report(line, "quota"), 40, "{line}");
+}
