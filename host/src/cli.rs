@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, LogFormat};
 use crate::gateway::Gateway;
 use crate::reload::Reloader;
-use crate::server::{ServerSettings, serve};
+use crate::server::ServerSettings;
 
 /// Weir: a WebAssembly-pluggable API gateway.
 #[derive(Debug, Parser)]
@@ -150,8 +150,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The control runtime: loading, reloads, the admin API, health checks and
+/// signals. Requests are served by the worker threads (`server/workers.rs`).
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("weir-control")
         .enable_all()
         .build()?)
 }
@@ -192,13 +196,20 @@ async fn serve_until_stopped(path: &Path, config: Config, from_file: Config) -> 
         let info = plugin.info();
         tracing::info!(plugin = info.name, sha256 = %&info.sha256[..12], "loaded {}", info.file.display());
     }
-    let listener = bind(config.listen, "proxy").await?;
+    let workers = crate::server::workers::worker_count(config.runtime.worker_threads);
+    let listeners = crate::server::workers::bind_reuseport(config.listen, workers)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (proxy): {e}", config.listen))?;
+    let proxy_addr = listeners
+        .first()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()?
+        .unwrap_or(config.listen);
     let admin_listener = match config.admin.enabled {
         true => Some(bind(config.admin.listen, "admin API").await?),
         false => None,
     };
     // Tests and scripts read these lines to find the ports.
-    println!("listening on http://{}", listener.local_addr()?);
+    println!("listening on http://{proxy_addr}");
     if let Some(admin) = &admin_listener {
         println!("admin listening on http://{}", admin.local_addr()?);
     }
@@ -229,7 +240,11 @@ async fn serve_until_stopped(path: &Path, config: Config, from_file: Config) -> 
         }));
     }
     let settings = ServerSettings::from_config(&config);
-    serve(listener, gateway, settings, shutdown_signal()).await;
+    let serving = crate::server::workers::Workers::start(listeners, gateway, settings)?;
+    tracing::info!(workers, "serving on {proxy_addr}");
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    serving.stop().await;
     let _ = stop_admin.send(());
     tracing::info!("stopped");
     Ok(())

@@ -203,6 +203,9 @@ pub struct RuntimeSettings {
     /// Size of the engine's instance pool (all plugins, old and new pipelines
     /// during a reload). Fixed at start.
     pub pool_instances: u32,
+    /// Threads serving requests, each with its own event loop and upstream
+    /// connections; 0 (the default) is one per core.
+    pub worker_threads: usize,
 }
 
 impl Default for RuntimeSettings {
@@ -211,6 +214,7 @@ impl Default for RuntimeSettings {
             max_instances_per_plugin: 32,
             max_calls_per_instance: 10_000,
             pool_instances: 512,
+            worker_threads: 0,
         }
     }
 }

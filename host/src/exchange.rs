@@ -1,7 +1,6 @@
 //! The host-side state of one request and its response, as plugins see them
 //! through the `request` and `response` resources.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,13 +15,62 @@ pub struct RequestState {
     /// The client's address.
     pub client: SocketAddr,
     /// Facts plugins pass down the chain (`get-context` / `set-context`).
-    pub context: HashMap<String, String>,
+    pub context: Context,
     /// The upstream chosen by a plugin (`set-upstream`).
     pub upstream: Option<String>,
     /// The authority the client asked for, fixed at arrival.
     pub original_authority: Option<String>,
     /// How the client's connection was secured, if it was.
     pub tls: Option<Arc<TlsFacts>>,
+}
+
+/// A request's context: a handful of short strings per request, kept in a
+/// small list (a scan beats hashing at this size, and creating one costs
+/// nothing until a plugin writes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context(Vec<(String, String)>);
+
+impl Context {
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Set `key` to `value`, replacing any value it had.
+    pub fn insert(&mut self, key: String, value: String) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// Every key and value, in the order first set.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl FromIterator<(String, String)> for Context {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let mut context = Context::default();
+        for (k, v) in iter {
+            context.insert(k, v);
+        }
+        context
+    }
+}
+
+impl IntoIterator for Context {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
 }
 
 /// What a TLS listener learned of a connection, shared by its requests.
@@ -59,7 +107,7 @@ impl RequestState {
             head,
             body,
             client,
-            context: HashMap::new(),
+            context: Context::default(),
             upstream: None,
             original_authority,
             tls: None,

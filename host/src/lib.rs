@@ -18,6 +18,7 @@
 )]
 
 pub mod admin;
+pub mod affinity;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -91,12 +91,15 @@ impl Pipeline {
                     .into(),
             });
         }
-        let upstreams = Arc::new(Upstreams::new(&config.upstreams, &config.budgets).map_err(
-            |message| LoadError {
-                file: config.source.clone(),
-                message,
-            },
-        )?);
+        let workers = crate::server::workers::worker_count(config.runtime.worker_threads);
+        let upstreams = Arc::new(
+            Upstreams::new(&config.upstreams, &config.budgets, workers).map_err(|message| {
+                LoadError {
+                    file: config.source.clone(),
+                    message,
+                }
+            })?,
+        );
         stores.metrics.set_limits(
             config.budgets.metrics_per_plugin as usize,
             config.budgets.metric_series_per_metric as usize,

@@ -74,6 +74,7 @@ impl PluginSettings {
                 max_memory: config.limits.plugin_memory_bytes(),
                 max_instances: config.runtime.max_instances_per_plugin,
                 max_calls: config.runtime.max_calls_per_instance,
+                idle_lists: crate::server::workers::worker_count(config.runtime.worker_threads) + 1,
             },
             cache_dir: Some(config.cache_dir()),
         }

@@ -8,55 +8,69 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that describe one connection, never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Headers that describe one connection, never forwarded. Parsed names, so
+/// removing them costs no parsing per request.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Remove hop-by-hop headers, including any named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
     }
 }
 
 /// Append the client to `X-Forwarded-For` and set `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` (overwritten: only this hop knows them for sure).
 pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &str, host: Option<&str>) {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let client = client.to_string();
-    let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
-        _ => client,
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let value = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => {
+            HeaderValue::from_str(&format!("{prior}, {client}"))
+        }
+        _ => HeaderValue::from_str(&client.to_string()),
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(xff, value);
+    if let Ok(value) = value {
+        let _ = headers.try_insert(XFF, value);
     }
-    if let Ok(value) = HeaderValue::from_str(proto) {
-        headers.insert(HeaderName::from_static("x-forwarded-proto"), value);
-    }
+    let proto = match proto {
+        "https" => HeaderValue::from_static("https"),
+        "http" => HeaderValue::from_static("http"),
+        other => match HeaderValue::from_str(other) {
+            Ok(value) => value,
+            Err(_) => return,
+        },
+    };
+    let _ = headers.try_insert(XFP, proto);
     match host.and_then(|h| HeaderValue::from_str(h).ok()) {
         Some(value) => {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+            let _ = headers.try_insert(XFH, value);
         }
         None => {
-            headers.remove("x-forwarded-host");
+            headers.remove(XFH);
         }
     }
 }

@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use super::bindings::weir::plugin::{crypto, kv, log, metrics, outbound, rate};
 use super::budget::clip_log_line;
-use super::host::{HostState, LogLine, OutboundCalls};
+use super::host::{HostState, LogLine, OutboundCalls, within};
 use crate::error::UpstreamFailure;
 use crate::http::body::{BodyState, BufferError};
 use crate::http::headers::strip_hop_by_hop;
@@ -129,7 +129,7 @@ impl outbound::Host for HostState {
             self.budget.clone(),
             self.caps.max_body_bytes,
         );
-        Ok(budgeted_call(state, call).await)
+        within(self.deadline, budgeted_call(state, call)).await
     }
 
     async fn send_all(&mut self, calls: Vec<outbound::Call>) -> Res<Vec<CallResult>> {
@@ -142,11 +142,11 @@ impl outbound::Host for HostState {
         );
         let in_flight = self.caps.budgets.outbound_in_flight_per_call.max(1) as usize;
         // At most `in_flight` at once, results in call order.
-        let mut results: Vec<CallResult> = futures::stream::iter(calls.into_iter().take(granted))
+        let calls = futures::stream::iter(calls.into_iter().take(granted))
             .map(|call| budgeted_call(state.clone(), call))
             .buffered(in_flight)
-            .collect()
-            .await;
+            .collect::<Vec<CallResult>>();
+        let mut results = within(self.deadline, calls).await?;
         results.extend((0..refused).map(|_| Err(self.over_calls_per_hook())));
         Ok(results)
     }
@@ -275,9 +275,8 @@ fn rate_decision(d: crate::state::Decision) -> rate::Decision {
 impl rate::Host for HostState {
     async fn take(&mut self, key: String, cost: u32, limit: rate::Limit) -> Res<rate::Decision> {
         let key = self.namespaced(&key);
-        Ok(rate_decision(
-            self.caps.rate.take(&key, cost, rate_limit(limit)).await,
-        ))
+        let take = self.caps.rate.take(&key, cost, rate_limit(limit));
+        Ok(rate_decision(within(self.deadline, take).await?))
     }
 
     async fn take_all(&mut self, takes: Vec<rate::TakeRequest>) -> Res<Vec<rate::Decision>> {
@@ -289,20 +288,15 @@ impl rate::Host for HostState {
                 limit: rate_limit(t.limit),
             })
             .collect();
-        Ok(self
-            .caps
-            .rate
-            .take_all(&takes)
-            .await
-            .into_iter()
-            .map(rate_decision)
-            .collect())
+        let decisions = within(self.deadline, self.caps.rate.take_all(&takes)).await?;
+        Ok(decisions.into_iter().map(rate_decision).collect())
     }
 }
 
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> Res<Result<Option<Vec<u8>>, kv::KvError>> {
-        Ok(self.caps.kv.get(&self.plugin, &key).await.map_err(kv_error))
+        let get = self.caps.kv.get(&self.plugin, &key);
+        Ok(within(self.deadline, get).await?.map_err(kv_error))
     }
 
     async fn set(
@@ -313,21 +307,13 @@ impl kv::Host for HostState {
     ) -> Res<Result<(), kv::KvError>> {
         let ttl = ttl_ms.map(Duration::from_millis);
         let quota = self.caps.kv_quota();
-        Ok(self
-            .caps
-            .kv
-            .set(&self.plugin, &key, value, ttl, quota)
-            .await
-            .map_err(kv_error))
+        let set = self.caps.kv.set(&self.plugin, &key, value, ttl, quota);
+        Ok(within(self.deadline, set).await?.map_err(kv_error))
     }
 
     async fn delete(&mut self, key: String) -> Res<Result<bool, kv::KvError>> {
-        Ok(self
-            .caps
-            .kv
-            .delete(&self.plugin, &key)
-            .await
-            .map_err(kv_error))
+        let delete = self.caps.kv.delete(&self.plugin, &key);
+        Ok(within(self.deadline, delete).await?.map_err(kv_error))
     }
 }
 

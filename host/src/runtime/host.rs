@@ -165,6 +165,24 @@ impl MemoryLimiter {
     }
 }
 
+/// The error that ends a hook whose host call was still waiting (on a
+/// body, an outbound call, a shared store) when the hook's deadline came.
+#[derive(Debug, thiserror::Error)]
+#[error("hook deadline reached while waiting in a host call")]
+pub(crate) struct DeadlineReached;
+
+/// Run a host call's wait, but no later than `deadline`: the hook's
+/// deadline holds in wall-clock terms without a timer around every hook
+/// call (wasm's own running time is bounded by the epoch callback).
+pub(crate) async fn within<T>(
+    deadline: Instant,
+    wait: impl std::future::Future<Output = T>,
+) -> wasmtime::Result<T> {
+    tokio::time::timeout_at(deadline, wait)
+        .await
+        .map_err(|_| wasmtime::Error::new(DeadlineReached))
+}
+
 /// The error raised when a plugin grows its memory past the cap.
 #[derive(Debug, thiserror::Error)]
 #[error("memory limit of {0} bytes exceeded")]

@@ -11,12 +11,12 @@ mod host;
 pub mod pool;
 mod resources;
 mod stdio;
+pub mod ticker;
 pub mod world;
 
 pub use resources::reply_to_response;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
@@ -27,13 +27,12 @@ pub use host::{Capabilities, HostState, LogLine, OutboundCalls};
 
 use crate::config::{Limits, RuntimeSettings};
 
-/// How often the epoch advances. A running hook notices its deadline, or
-/// yields to other tasks, at most this late.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+pub use ticker::EPOCH_TICK;
 
 /// The engine and linker shared by every plugin of every pipeline.
 pub struct Runtime {
     engine: Engine,
+    ticker: Arc<ticker::Ticker>,
     linker: Linker<HostState>,
     max_memory_bytes: u64,
 }
@@ -52,12 +51,19 @@ impl Runtime {
             .map_err(anyhow::Error::from)?;
         bindings::v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
-        start_epoch_ticker(&engine)?;
+        let ticker = ticker::Ticker::start(&engine)
+            .map_err(|e| anyhow::anyhow!("cannot start the epoch ticker thread: {e}"))?;
         Ok(Arc::new(Runtime {
             engine,
+            ticker,
             linker,
             max_memory_bytes,
         }))
+    }
+
+    /// The epoch ticker, which hooks keep awake.
+    pub fn ticker(&self) -> &ticker::Ticker {
+        &self.ticker
     }
 
     /// The engine.
@@ -105,20 +111,4 @@ fn engine_config(max_memory_bytes: u64, pool_instances: u32) -> EngineConfig {
         .concurrency_support(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
-}
-
-/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
-fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("weir-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("cannot start the epoch ticker thread: {e}"))?;
-    Ok(())
 }

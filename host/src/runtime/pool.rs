@@ -9,7 +9,10 @@
 //!
 //! The deadline covers the hook itself (and creating an instance for it when
 //! none is warm); waiting for a free instance is bounded separately, by the
-//! same duration, and ends in "busy" (503).
+//! same duration, and ends in "busy" (503). Within the hook, wasm's running
+//! time is bounded by the epoch callback and each host call's wait by
+//! `host::within`, so the fast path arms no timer at all: a hook that makes
+//! no waiting host call costs a pop, a call and a push.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +25,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::Runtime;
 use super::bindings::{Action, Hooks};
 use super::budget::PluginBudget;
-use super::host::{Capabilities, HostState, MemoryLimitExceeded};
+use super::host::{Capabilities, DeadlineReached, HostState, MemoryLimitExceeded};
 use super::world::{Instance, PluginPre};
 use crate::error::PluginFailure;
 use crate::exchange::{RequestState, ResponseState};
@@ -39,6 +42,10 @@ pub struct PoolSettings {
     /// Hook calls after which an instance is replaced (1: a fresh instance
     /// for every call).
     pub max_calls: u64,
+    /// Lists of idle instances, one per worker thread and one for the
+    /// others (`affinity.rs`): a worker reuses the instances it warmed, so
+    /// their memory stays in its core's cache.
+    pub idle_lists: usize,
 }
 
 struct Warm {
@@ -58,7 +65,8 @@ pub struct InstancePool {
     config: Arc<str>,
     caps: Arc<Capabilities>,
     settings: PoolSettings,
-    idle: Mutex<Vec<Warm>>,
+    /// Idle instances, one LIFO list per thread slot.
+    idle: IdleLists,
     permits: Semaphore,
 }
 
@@ -81,14 +89,14 @@ impl InstancePool {
             config: Arc::from(config),
             caps,
             permits: Semaphore::new(settings.max_instances as usize),
+            idle: IdleLists::new(settings.idle_lists),
             settings,
-            idle: Mutex::new(Vec::new()),
         };
         let (first, hooks) = pool
             .instantiate(Instant::now() + pool.settings.deadline)
             .await?;
         pool.hooks = hooks;
-        pool.idle_list().push(first);
+        pool.own_list().push(first);
         Ok(pool)
     }
 
@@ -110,15 +118,14 @@ impl InstancePool {
         let _permit = self.acquire().await?;
         let deadline = Instant::now() + self.settings.deadline;
         let mut warm = self.checkout(deadline).await?;
+        self.runtime.ticker().hook_started();
         arm(&mut warm.store, deadline);
         let table = &mut warm.store.data_mut().table;
         let req_res = table
             .push(req)
             .map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
         let borrowed = Resource::new_borrow(req_res.rep());
-        let outcome =
-            tokio::time::timeout_at(deadline, warm.plugin.on_request(&mut warm.store, borrowed))
-                .await;
+        let outcome = warm.plugin.on_request(&mut warm.store, borrowed).await;
         let req = warm.store.data_mut().table.delete(req_res);
         let action = self.settle(&warm.store, outcome)?;
         let req = req.map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
@@ -136,6 +143,7 @@ impl InstancePool {
         let _permit = self.acquire().await?;
         let deadline = Instant::now() + self.settings.deadline;
         let mut warm = self.checkout(deadline).await?;
+        self.runtime.ticker().hook_started();
         arm(&mut warm.store, deadline);
         let table_error = |e: wasmtime::component::ResourceTableError| {
             PluginFailure::Trap(format!("resource table: {e}"))
@@ -147,11 +155,10 @@ impl InstancePool {
             Resource::new_borrow(req_res.rep()),
             Resource::new_borrow(resp_res.rep()),
         );
-        let outcome = tokio::time::timeout_at(
-            deadline,
-            warm.plugin.on_response(&mut warm.store, req_b, resp_b),
-        )
-        .await;
+        let outcome = warm
+            .plugin
+            .on_response(&mut warm.store, req_b, resp_b)
+            .await;
         let table = &mut warm.store.data_mut().table;
         let (req, resp) = (table.delete(req_res), table.delete(resp_res));
         let action = self.settle(&warm.store, outcome)?;
@@ -162,11 +169,15 @@ impl InstancePool {
 
     /// Number of warm instances waiting for work.
     pub fn idle_count(&self) -> usize {
-        self.idle_list().len()
+        self.idle.all().map(|list| lock(list).len()).sum()
     }
 
-    /// Wait for a free instance slot, at most one hook deadline.
+    /// Wait for a free instance slot, at most one hook deadline (no timer
+    /// when one is free, the usual case).
     async fn acquire(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PluginFailure> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(permit);
+        }
         match tokio::time::timeout(self.settings.deadline, self.permits.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(PluginFailure::Busy(self.settings.max_instances)),
@@ -174,7 +185,12 @@ impl InstancePool {
     }
 
     async fn checkout(&self, deadline: Instant) -> Result<Warm, PluginFailure> {
-        let idle = self.idle_list().pop();
+        // This thread's most recently used instance, else any idle one
+        // (taken from another thread rather than instantiating).
+        // (Two statements: the first list's guard must be gone before the
+        // others, which include it, are locked.)
+        let own = self.own_list().pop();
+        let idle = own.or_else(|| self.idle.all().find_map(|list| lock(list).pop()));
         match idle {
             Some(warm) => Ok(warm),
             None => Ok(self.instantiate(deadline).await?.0),
@@ -184,16 +200,13 @@ impl InstancePool {
     fn checkin(&self, mut warm: Warm) {
         warm.calls += 1;
         if warm.calls < self.settings.max_calls {
-            self.idle_list().push(warm);
+            self.own_list().push(warm);
         }
     }
 
-    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
-        // The list is only pushed to and popped from; a panic elsewhere
-        // while it was locked cannot leave it inconsistent.
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The idle list of this thread's slot.
+    fn own_list(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+        lock(self.idle.own())
     }
 
     /// A new instance with `init` already run, and the hooks it declared.
@@ -214,13 +227,15 @@ impl InstancePool {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
+        self.runtime.ticker().hook_started();
         arm(&mut store, deadline);
         let outcome = tokio::time::timeout_at(deadline, async {
             let plugin = self.pre.instantiate(&mut store).await?;
             let init = plugin.init(&mut store, &self.config).await?;
             Ok::<_, wasmtime::Error>((plugin, init))
         })
-        .await;
+        .await
+        .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineReached)));
         match self.settle(&store, outcome)? {
             (plugin, Ok(hooks)) => Ok((
                 Warm {
@@ -240,23 +255,58 @@ impl InstancePool {
     fn settle<T>(
         &self,
         store: &Store<HostState>,
-        outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+        outcome: wasmtime::Result<T>,
     ) -> Result<T, PluginFailure> {
         match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Err(_) => Err(PluginFailure::Deadline(self.settings.deadline)),
-            Ok(Err(_)) if store.data().limiter.exceeded => {
+            Ok(value) => Ok(value),
+            Err(_) if store.data().limiter.exceeded => {
                 Err(PluginFailure::MemoryLimit(self.settings.max_memory))
             }
-            Ok(Err(e)) if e.downcast_ref::<MemoryLimitExceeded>().is_some() => {
+            Err(e) if e.downcast_ref::<MemoryLimitExceeded>().is_some() => {
                 Err(PluginFailure::MemoryLimit(self.settings.max_memory))
             }
-            Ok(Err(e)) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => {
+            Err(e)
+                if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
+                    || e.downcast_ref::<DeadlineReached>().is_some() =>
+            {
                 Err(PluginFailure::Deadline(self.settings.deadline))
             }
-            Ok(Err(e)) => Err(PluginFailure::Trap(format!("{e:#}"))),
+            Err(e) => Err(PluginFailure::Trap(format!("{e:#}"))),
         }
     }
+}
+
+/// One idle list per thread slot (`first` is slot 0).
+struct IdleLists {
+    first: Mutex<Vec<Warm>>,
+    more: Vec<Mutex<Vec<Warm>>>,
+}
+
+impl IdleLists {
+    fn new(slots: usize) -> Self {
+        IdleLists {
+            first: Mutex::new(Vec::new()),
+            more: (1..slots.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    /// This thread's list.
+    fn own(&self) -> &Mutex<Vec<Warm>> {
+        match crate::affinity::slot(self.more.len() + 1).checked_sub(1) {
+            Some(index) => self.more.get(index).unwrap_or(&self.first),
+            None => &self.first,
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Mutex<Vec<Warm>>> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+}
+
+/// Lock a list; it is only pushed to and popped from, so a panic elsewhere
+/// while it was locked cannot leave it inconsistent.
+fn lock(list: &Mutex<Vec<Warm>>) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+    list.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Start a call that must end by `deadline` (its budgets start afresh)

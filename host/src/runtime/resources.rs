@@ -10,7 +10,7 @@ use wasmtime::component::Resource;
 use super::bindings::weir::plugin::types::{
     self, Address, BodyError, ClientCertificate, EditError, TlsInfo,
 };
-use super::host::HostState;
+use super::host::{HostState, within};
 use crate::exchange::{RequestState, ResponseState, TlsFacts};
 use crate::http::body::{BodyState, BufferError};
 use crate::http::headers::{self as edit, Bounded, HeaderLimits};
@@ -228,9 +228,9 @@ impl types::HostRequest for HostState {
     }
 
     async fn body(&mut self, r: Resource<RequestState>) -> Res<Result<Vec<u8>, BodyError>> {
-        let limit = self.caps.max_body_bytes;
+        let (limit, deadline) = (self.caps.max_body_bytes, self.deadline);
         let req = self.req_mut(&r)?;
-        Ok(read_body(&mut req.body, limit).await)
+        within(deadline, read_body(&mut req.body, limit)).await
     }
 
     fn set_body(&mut self, r: Resource<RequestState>, body: Vec<u8>) -> Res<()> {
@@ -339,9 +339,9 @@ impl types::HostResponse for HostState {
     }
 
     async fn body(&mut self, r: Resource<ResponseState>) -> Res<Result<Vec<u8>, BodyError>> {
-        let limit = self.caps.max_body_bytes;
+        let (limit, deadline) = (self.caps.max_body_bytes, self.deadline);
         let resp = self.resp_mut(&r)?;
-        Ok(read_body(&mut resp.body, limit).await)
+        within(deadline, read_body(&mut resp.body, limit)).await
     }
 
     fn set_body(&mut self, r: Resource<ResponseState>, body: Vec<u8>) -> Res<()> {

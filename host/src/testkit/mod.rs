@@ -108,6 +108,7 @@ impl PluginUnderTest {
                 max_memory: limits.plugin_memory_bytes(),
                 max_instances: 4,
                 max_calls: u64::MAX,
+                idle_lists: 1,
             },
             cache_dir: cache_dir.map(Path::to_path_buf),
         };

@@ -37,14 +37,18 @@ pub struct Upstreams {
 impl Upstreams {
     /// Build from `[upstreams.*]` (already validated) and start health
     /// checks. Must run inside a tokio runtime when any upstream has them.
+    /// `workers` is the number of worker threads: each gets its own
+    /// connection pool per upstream (`affinity.rs`), and every other thread
+    /// shares one more.
     pub fn new(
         configs: &BTreeMap<String, UpstreamConfig>,
         budgets: &Budgets,
+        workers: usize,
     ) -> Result<Self, String> {
         let alive = Arc::new(());
         let mut by_name = BTreeMap::new();
         for (name, config) in configs {
-            let upstream = Upstream::new(name, config, budgets)?;
+            let upstream = Upstream::new(name, config, budgets, workers + 1)?;
             if let Some(health) = &config.health {
                 let handle = tokio::runtime::Handle::try_current().map_err(|_| {
                     format!("upstream `{name}`: health checks need a running tokio runtime")
@@ -52,7 +56,7 @@ impl Upstreams {
                 handle.spawn(health::run(
                     name.clone(),
                     upstream.targets.clone(),
-                    upstream.client.clone(),
+                    upstream.client().clone(),
                     health.clone(),
                     Arc::downgrade(&alive),
                 ));
@@ -115,7 +119,10 @@ pub struct Upstream {
     targets: Vec<Arc<Target>>,
     balancer: Balancer,
     hash_on: HashOn,
-    client: Client<HttpConnector, Body>,
+    /// One connection pool per worker thread, and one for the others:
+    /// `first` is slot 0, `more` the rest.
+    first: Client<HttpConnector, Body>,
+    more: Vec<Client<HttpConnector, Body>>,
     connect_timeout: Duration,
     request_timeout: Duration,
     retries: u32,
@@ -123,7 +130,12 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    fn new(name: &str, config: &UpstreamConfig, budgets: &Budgets) -> Result<Self, String> {
+    fn new(
+        name: &str,
+        config: &UpstreamConfig,
+        budgets: &Budgets,
+        pools: usize,
+    ) -> Result<Self, String> {
         let slots = config
             .max_connections_per_target
             .unwrap_or(budgets.upstream_connections_per_target) as usize;
@@ -151,7 +163,10 @@ impl Upstream {
             targets,
             balancer,
             hash_on: config.hash_on.clone(),
-            client: builder.build(connector),
+            first: builder.build(connector.clone()),
+            more: (1..pools.max(1))
+                .map(|_| builder.build(connector.clone()))
+                .collect(),
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             retries: config.retries,
@@ -160,6 +175,14 @@ impl Upstream {
                 duration: Duration::from_millis(config.passive.eject_ms),
             },
         })
+    }
+
+    /// This thread's connection pool.
+    fn client(&self) -> &Client<HttpConnector, Body> {
+        match crate::affinity::slot(self.more.len() + 1).checked_sub(1) {
+            Some(index) => self.more.get(index).unwrap_or(&self.first),
+            None => &self.first,
+        }
     }
 
     /// The upstream's name.
@@ -250,7 +273,7 @@ impl Upstream {
                     target.max_in_flight()
                 )));
             };
-            match tokio::time::timeout(timeout, self.client.request(request)).await {
+            match tokio::time::timeout(timeout, self.client().request(request)).await {
                 Err(_) => return Err(UpstreamFailure::Timeout(timeout)),
                 Ok(Ok(response)) => {
                     target.succeeded();

@@ -120,21 +120,13 @@ impl Plugin for Auth {
     }
 
     fn on_request(&mut self, req: &Request) -> Action {
-        // Headers this plugin vouches for never come from the client.
-        if let Some(header) = &self.consumer_header {
-            req.remove_header(header);
-        }
-        if let Some(jwt) = &self.jwt {
-            for header in jwt.config.forward_claims.values() {
-                req.remove_header(header);
-            }
-        }
         let rule = match req.get_context("route") {
             Some(route) => self.routes.get(&route).unwrap_or(&self.default),
             None => &self.default,
         }
         .clone();
         if rule.public {
+            self.remove_vouched_headers(req);
             return Action::Continue;
         }
 
@@ -293,6 +285,19 @@ impl Auth {
         jwt.validate(&token)
     }
 
+    /// Headers this plugin vouches for never come from the client: removed
+    /// on public routes; on admitted requests `admit` replaces them.
+    fn remove_vouched_headers(&self, req: &Request) {
+        if let Some(header) = &self.consumer_header {
+            req.remove_header(header);
+        }
+        if let Some(jwt) = &self.jwt {
+            for header in jwt.config.forward_claims.values() {
+                req.remove_header(header);
+            }
+        }
+    }
+
     fn admit(&self, req: &Request, rule: &Rule, who: Authenticated) -> Action {
         let missing: Vec<&String> = rule
             .scopes
@@ -319,11 +324,23 @@ impl Auth {
                 Method::Jwt => "jwt",
             },
         );
+        // One call sets the consumer header and every forwarded claim,
+        // replacing whatever the client sent under those names; claims the
+        // token lacks are removed.
+        let mut vouched: Vec<(String, String)> = Vec::new();
         if let Some(header) = &self.consumer_header {
-            let _ = req.set_header(header, &who.consumer);
+            vouched.push((header.clone(), who.consumer.clone()));
         }
-        for (header, value) in &who.headers {
-            let _ = req.set_header(header, value);
+        vouched.extend(who.headers.iter().cloned());
+        if !vouched.is_empty() {
+            let _ = req.set_headers(&vouched);
+        }
+        if let Some(jwt) = &self.jwt {
+            for header in jwt.config.forward_claims.values() {
+                if !vouched.iter().any(|(name, _)| name == header) {
+                    req.remove_header(header);
+                }
+            }
         }
         self.remove_credential(req, who.method);
         Action::Continue

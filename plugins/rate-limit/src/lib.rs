@@ -56,9 +56,10 @@ impl Source {
     }
 }
 
-/// Context keys used to carry headers from `on_request` to `on_response`.
-const POLICY_CONTEXT: &str = "ratelimit.policy";
-const STATE_CONTEXT: &str = "ratelimit.state";
+/// Carries both header values from `on_request` to `on_response` in one
+/// context entry (one host call each way instead of two): `POLICY\nSTATE`
+/// (neither holds a newline).
+const HEADERS_CONTEXT: &str = "ratelimit.headers";
 
 fn seconds_up(ms: u64) -> u64 {
     ms.div_ceil(1000)
@@ -161,8 +162,7 @@ impl Plugin for RateLimiter {
 
         if decisions.iter().all(|d| d.allowed) {
             if self.headers {
-                req.set_context(POLICY_CONTEXT, &policy);
-                req.set_context(STATE_CONTEXT, &state);
+                req.set_context(HEADERS_CONTEXT, &format!("{policy}\n{state}"));
             }
             return Action::Continue;
         }
@@ -188,13 +188,10 @@ impl Plugin for RateLimiter {
 
     fn on_response(&mut self, req: &Request, resp: &Response) -> Action {
         if self.headers
-            && let (Some(policy), Some(state)) = (
-                req.get_context(POLICY_CONTEXT),
-                req.get_context(STATE_CONTEXT),
-            )
+            && let Some(both) = req.get_context(HEADERS_CONTEXT)
+            && let Some((policy, state)) = both.split_once('\n')
         {
-            let _ = resp.set_header("ratelimit-policy", &policy);
-            let _ = resp.set_header("ratelimit", &state);
+            let _ = resp.set_header_pairs(&[("ratelimit-policy", policy), ("ratelimit", state)]);
         }
         Action::Continue
     }

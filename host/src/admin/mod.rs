@@ -6,7 +6,10 @@
 //!   status, and the last reload error if any;
 //! - `GET /admin/upstreams`: targets, health and requests in flight;
 //! - `POST /admin/reload`: reload now; 200 with the plugins, or 422 with the
-//!   error (the previous pipeline keeps serving).
+//!   error (the previous pipeline keeps serving);
+//! - `POST /admin/plugins/NAME/kv/purge?pattern=GLOB`: remove the plugin's
+//!   `kv` keys matching the pattern (`*` is a wildcard), e.g. to purge the
+//!   cache plugin's entries.
 //!
 //! With `[admin] token`, the `/admin/*` paths need `Authorization: Bearer`.
 
@@ -64,6 +67,11 @@ impl Admin {
             );
             return response;
         }
+        if let Some(rest) = path.strip_prefix("/admin/plugins/") {
+            return self
+                .plugin_action(&method, rest, request.uri().query())
+                .await;
+        }
         match (method, path.as_str()) {
             (Method::GET, "/admin/plugins") => json_response(StatusCode::OK, &self.plugins()),
             (Method::GET, "/admin/upstreams") => json_response(StatusCode::OK, &self.upstreams()),
@@ -81,6 +89,63 @@ impl Admin {
                 _,
                 "/admin/plugins" | "/admin/upstreams" | "/admin/reload" | "/healthz" | "/readyz",
             ) => json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "method not allowed"}),
+            ),
+            _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
+        }
+    }
+
+    /// `/admin/plugins/NAME/...`.
+    async fn plugin_action(
+        &self,
+        method: &Method,
+        rest: &str,
+        query: Option<&str>,
+    ) -> Response<Body> {
+        let Some((name, action)) = rest.split_once('/') else {
+            return json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"}));
+        };
+        let known = self
+            .reloader
+            .gateway()
+            .pipeline()
+            .plugins()
+            .iter()
+            .any(|p| p.name() == name);
+        if !known {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "no such plugin", "plugin": name}),
+            );
+        }
+        match (method, action) {
+            (&Method::POST, "kv/purge") => {
+                let Some(pattern) = query_param(query, "pattern") else {
+                    return json_response(
+                        StatusCode::BAD_REQUEST,
+                        &json!({"error": "`pattern` is required, e.g. ?pattern=GET:/users/*"}),
+                    );
+                };
+                match self
+                    .reloader
+                    .gateway()
+                    .stores()
+                    .kv
+                    .purge(name, &pattern)
+                    .await
+                {
+                    Ok(purged) => json_response(
+                        StatusCode::OK,
+                        &json!({"plugin": name, "pattern": pattern, "purged": purged}),
+                    ),
+                    Err(e) => json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({"error": e.to_string()}),
+                    ),
+                }
+            }
+            (_, "kv/purge") => json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({"error": "method not allowed"}),
             ),
@@ -177,6 +242,41 @@ impl Admin {
     }
 }
 
+/// The percent-decoded value of `key` in a query string.
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn hook_names(hooks: crate::runtime::bindings::Hooks) -> Vec<&'static str> {
     use crate::runtime::bindings::Hooks;
     [
@@ -220,5 +320,20 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl Futu
             }
             () = &mut shutdown => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_found_and_decoded() {
+        let q = Some("a=1&pattern=GET%3A%2Fusers%2F*&x");
+        assert_eq!(query_param(q, "pattern").as_deref(), Some("GET:/users/*"));
+        assert_eq!(query_param(q, "x").as_deref(), Some(""));
+        assert_eq!(query_param(q, "missing"), None);
+        assert_eq!(query_param(None, "a"), None);
+        assert_eq!(percent_decode("a+b%2"), "a b%2");
     }
 }

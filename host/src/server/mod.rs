@@ -4,6 +4,9 @@
 //! drain timeout. At most `max_connections` are open at once (further ones
 //! wait in the kernel's backlog), and a client has `header_read_timeout`
 //! to send each request head, so slowloris-style clients hold little.
+//! `weir run` serves from one thread per core (`workers.rs`).
+
+pub mod workers;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,6 +34,9 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Time allowed for a request head to arrive.
     pub header_read_timeout: Duration,
+    /// Connection slots shared by several `serve` loops (the workers);
+    /// `None` gives each loop `max_connections` of its own.
+    pub shared_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl ServerSettings {
@@ -50,7 +56,15 @@ impl ServerSettings {
             drain_timeout,
             max_connections: limits.max_connections,
             header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+            shared_slots: None,
         }
+    }
+
+    /// These settings with one pool of `max_connections` slots for every
+    /// loop that uses them.
+    pub fn with_shared_slots(mut self) -> Self {
+        self.shared_slots = Some(Arc::new(tokio::sync::Semaphore::new(self.max_connections)));
+        self
     }
 }
 
@@ -75,7 +89,10 @@ pub async fn serve(
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
-    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    let slots = settings
+        .shared_slots
+        .clone()
+        .unwrap_or_else(|| Arc::new(tokio::sync::Semaphore::new(settings.max_connections)));
     tokio::pin!(shutdown);
     loop {
         // Take a slot before accepting: at the cap, new connections wait in
@@ -118,7 +135,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    tracing::debug!("no new connections; draining in-flight requests");
     if tokio::time::timeout(settings.drain_timeout, graceful.shutdown())
         .await
         .is_err()
