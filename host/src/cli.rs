@@ -196,26 +196,30 @@ async fn serve_until_stopped(path: &Path, config: Config, from_file: Config) -> 
         let info = plugin.info();
         tracing::info!(plugin = info.name, sha256 = %&info.sha256[..12], "loaded {}", info.file.display());
     }
+    let tls = match &config.tls {
+        Some(settings) => Some(
+            crate::server::tls::TlsState::load(&config, settings)
+                .map_err(|e| anyhow::anyhow!("[tls]: {e}"))?,
+        ),
+        None => None,
+    };
     let workers = crate::server::workers::worker_count(config.runtime.worker_threads);
-    let listeners = crate::server::workers::bind_reuseport(config.listen, workers)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (proxy): {e}", config.listen))?;
-    let proxy_addr = listeners
-        .first()
-        .map(std::net::TcpListener::local_addr)
-        .transpose()?
-        .unwrap_or(config.listen);
+    let listeners = bind_listeners(&config, tls.as_ref(), workers)?;
     let admin_listener = match config.admin.enabled {
         true => Some(bind(config.admin.listen, "admin API").await?),
         false => None,
     };
     // Tests and scripts read these lines to find the ports.
-    println!("listening on http://{proxy_addr}");
+    println!("listening on http://{}", listeners.plain_addr);
+    if let Some(addr) = listeners.tls_addr {
+        println!("listening on https://{addr}");
+    }
     if let Some(admin) = &admin_listener {
         println!("admin listening on http://{}", admin.local_addr()?);
     }
     std::io::stdout().flush()?;
 
-    let reloader = Reloader::new(gateway.clone(), path, from_file);
+    let reloader = Reloader::new(gateway.clone(), path, from_file, tls.clone());
     let _watcher = match config.reload.watch {
         true => match reloader.watch(
             &config.plugins_dir(),
@@ -240,14 +244,72 @@ async fn serve_until_stopped(path: &Path, config: Config, from_file: Config) -> 
         }));
     }
     let settings = ServerSettings::from_config(&config);
-    let serving = crate::server::workers::Workers::start(listeners, gateway, settings)?;
-    tracing::info!(workers, "serving on {proxy_addr}");
+    let serving = crate::server::workers::Workers::start(listeners.per_worker, gateway, settings)?;
+    tracing::info!(workers, "serving");
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, draining in-flight requests");
     serving.stop().await;
     let _ = stop_admin.send(());
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The proxy's sockets, one set per worker.
+struct Listeners {
+    per_worker: Vec<crate::server::workers::WorkerListeners>,
+    plain_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+}
+
+/// Bind `listen` (and `[tls] listen`) once per worker with `SO_REUSEPORT`.
+fn bind_listeners(
+    config: &Config,
+    tls: Option<&Arc<crate::server::tls::TlsState>>,
+    workers: usize,
+) -> anyhow::Result<Listeners> {
+    use crate::server::Mode;
+    use crate::server::workers::bind_reuseport;
+    let plain = bind_reuseport(config.listen, workers)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (proxy): {e}", config.listen))?;
+    let plain_addr = first_addr(&plain)?.unwrap_or(config.listen);
+    let secure = match (&config.tls, tls) {
+        (Some(settings), Some(state)) => {
+            let sockets = bind_reuseport(settings.listen, workers).map_err(|e| {
+                anyhow::anyhow!("cannot listen on {} (tls.listen): {e}", settings.listen)
+            })?;
+            Some((sockets, state.clone(), settings.redirect_http))
+        }
+        _ => None,
+    };
+    let tls_addr = match &secure {
+        Some((sockets, _, _)) => first_addr(sockets)?,
+        None => None,
+    };
+    let plain_mode = match (&secure, tls_addr) {
+        (Some((_, _, true)), Some(addr)) => Mode::RedirectToHttps(addr.port()),
+        _ => Mode::Plain,
+    };
+    let mut per_worker: Vec<crate::server::workers::WorkerListeners> = plain
+        .into_iter()
+        .map(|l| vec![(l, plain_mode.clone())])
+        .collect();
+    if let Some((sockets, state, _)) = secure {
+        for (worker, socket) in per_worker.iter_mut().zip(sockets) {
+            worker.push((socket, Mode::Tls(state.clone())));
+        }
+    }
+    Ok(Listeners {
+        per_worker,
+        plain_addr,
+        tls_addr,
+    })
+}
+
+fn first_addr(sockets: &[std::net::TcpListener]) -> anyhow::Result<Option<SocketAddr>> {
+    Ok(sockets
+        .first()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()?)
 }
 
 /// Reload on every SIGHUP.

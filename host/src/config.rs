@@ -71,6 +71,9 @@ pub struct Config {
     /// Named upstreams that plugins route to and call.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// An HTTPS listener; none when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Directory of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -187,6 +190,98 @@ impl Default for Budgets {
             metric_series_per_metric: 200,
         }
     }
+}
+
+/// `[tls]`: terminating TLS for clients.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Where the HTTPS listener listens.
+    pub listen: SocketAddr,
+    /// Certificates with their keys (PEM), chosen by the name the client
+    /// asks for (SNI) among each certificate's DNS names, exact or
+    /// wildcard. Reloaded when the files change.
+    pub certificates: Vec<CertificateFiles>,
+    /// Lowest protocol version accepted: `"1.2"` (default) or `"1.3"`.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Refuse a client that names a host no certificate covers (default);
+    /// with `false`, it gets the first certificate.
+    #[serde(default = "default_true")]
+    pub strict_sni: bool,
+    /// CA bundle (PEM) client certificates are verified against: mutual
+    /// TLS. None: clients present no certificate.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: `"required"` (default) or `"optional"`.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// Answer every request on the plain `listen` with 308 to HTTPS.
+    #[serde(default)]
+    pub redirect_http: bool,
+}
+
+/// One certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    /// The chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `min_version`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    #[default]
+    #[serde(rename = "1.2")]
+    V1_2,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+/// `client_auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// No certificate, no connection.
+    #[default]
+    Required,
+    /// A certificate is verified if presented; requests without one go on.
+    Optional,
+}
+
+/// `[upstreams.NAME.tls]`: how `https://` targets are reached.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// Trust these CAs (PEM) as well as the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Trust only `ca_file`, not the system roots.
+    #[serde(default)]
+    pub ca_only: bool,
+    /// The name sent (SNI) and checked in the certificate; by default the
+    /// target's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// A client certificate (PEM) for mutual TLS, with `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Its key (PEM).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Verify the upstream's certificate (default). `false` is for tests
+    /// and labs only, and is warned about at every load.
+    #[serde(default = "default_true")]
+    pub verify: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[runtime]`.
@@ -366,6 +461,17 @@ pub struct UpstreamConfig {
     /// `budgets.upstream_connections_per_target`.
     #[serde(default)]
     pub max_connections_per_target: Option<u32>,
+    /// TLS to `https://` targets.
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+    /// Idle time after which a WebSocket tunnel through this upstream is
+    /// closed.
+    #[serde(default = "default_tunnel_idle_ms")]
+    pub tunnel_idle_timeout_ms: u64,
+}
+
+fn default_tunnel_idle_ms() -> u64 {
+    60_000
 }
 
 /// `balance`.
@@ -630,7 +736,20 @@ impl Config {
         for (name, upstream) in &self.upstreams {
             validate_upstream(name, upstream)?;
         }
+        if let Some(tls) = &self.tls {
+            if tls.certificates.is_empty() {
+                return Err("`tls.certificates` must list at least one certificate".into());
+            }
+            if tls.listen == self.listen {
+                return Err("`tls.listen` must differ from `listen`".into());
+            }
+        }
         Ok(())
+    }
+
+    /// A path from the config, resolved against its directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
     }
 
     /// The plugin directory, resolved.
@@ -663,6 +782,15 @@ fn validate_upstream(name: &str, upstream: &UpstreamConfig) -> Result<(), String
         parse_target(target)
             .map_err(|why| format!("`upstreams.{name}.targets[{i}]` = `{target}`: {why}"))?;
     }
+    if upstream
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_cert.is_some() != t.client_key.is_some())
+    {
+        return Err(format!(
+            "`upstreams.{name}.tls` needs both `client_cert` and `client_key`, or neither"
+        ));
+    }
     if upstream.connect_timeout_ms == 0 || upstream.request_timeout_ms == 0 {
         return Err(format!(
             "`upstreams.{name}` timeouts must be greater than 0"
@@ -690,19 +818,25 @@ fn validate_upstream(name: &str, upstream: &UpstreamConfig) -> Result<(), String
     Ok(())
 }
 
-/// Parse a target base URL: `http://host:port` with no path beyond `/`.
-pub fn parse_target(target: &str) -> Result<http::uri::Authority, String> {
+/// Parse a target base URL: `http://host:port` or `https://host:port`,
+/// with no path beyond `/`. Returns whether it is HTTPS, and the authority.
+pub fn parse_target(target: &str) -> Result<(bool, http::uri::Authority), String> {
     let uri: http::Uri = target.parse().map_err(|e| format!("not a URL ({e})"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(other) => return Err(format!("scheme `{other}` is not supported (use http://)")),
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => {
+            return Err(format!(
+                "scheme `{other}` is not supported (use http:// or https://)"
+            ));
+        }
         None => return Err("missing scheme (use http://host:port)".into()),
-    }
+    };
     let authority = uri.authority().cloned().ok_or("missing host")?;
     if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
         return Err("a target is a base URL without a path or query".into());
     }
-    Ok(authority)
+    Ok((https, authority))
 }
 
 #[cfg(test)]
@@ -801,6 +935,7 @@ mod tests {
         assert!(parse_target("http://127.0.0.1:5001/").is_ok());
         assert!(parse_target("http://127.0.0.1:5001/api").is_err());
         assert!(parse_target("127.0.0.1:5001").is_err());
-        assert!(parse_target("https://example.com").is_err());
+        assert!(parse_target("https://example.com").unwrap().0);
+        assert!(parse_target("ftp://example.com").is_err());
     }
 }

@@ -64,6 +64,9 @@ pub enum UpstreamFailure {
     /// none freed within the connect timeout.
     #[error("saturated: {0}")]
     Saturated(String),
+    /// The TLS handshake failed; the verdict says why, without names.
+    #[error("{0}")]
+    Tls(&'static str),
 }
 
 /// Why the client's request was refused before any plugin ran.
@@ -163,6 +166,7 @@ impl GatewayError {
                     UpstreamFailure::Protocol(_) => "bad response",
                     UpstreamFailure::NoHealthyTarget => "no healthy target",
                     UpstreamFailure::Saturated(_) => "saturated",
+                    UpstreamFailure::Tls(verdict) => verdict,
                 };
                 json!({"error": "upstream failed", "upstream": upstream, "cause": cause})
             }

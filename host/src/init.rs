@@ -26,12 +26,22 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
         config: include_str!("../../plugins/auth/sample.json"),
     },
     DefaultPlugin {
+        stem: "65-validate",
+        wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_validate.wasm")),
+        config: include_str!("../../plugins/validate/sample.json"),
+    },
+    DefaultPlugin {
         stem: "70-rate-limit",
         wasm: include_bytes!(concat!(
             env!("WEIR_WASM_DIR"),
             "/weir_plugin_rate_limit.wasm"
         )),
         config: include_str!("../../plugins/rate-limit/sample.json"),
+    },
+    DefaultPlugin {
+        stem: "75-cache",
+        wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_cache.wasm")),
+        config: include_str!("../../plugins/cache/sample.json"),
     },
     DefaultPlugin {
         stem: "80-aggregate",

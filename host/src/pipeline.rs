@@ -93,11 +93,15 @@ impl Pipeline {
         }
         let workers = crate::server::workers::worker_count(config.runtime.worker_threads);
         let upstreams = Arc::new(
-            Upstreams::new(&config.upstreams, &config.budgets, workers).map_err(|message| {
-                LoadError {
-                    file: config.source.clone(),
-                    message,
-                }
+            Upstreams::new(
+                &config.upstreams,
+                &config.budgets,
+                workers,
+                &config.base_dir,
+            )
+            .map_err(|message| LoadError {
+                file: config.source.clone(),
+                message,
             })?,
         );
         stores.metrics.set_limits(

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::plugin::LoadError;
+use crate::server::tls::TlsState;
 
 /// The outcome of the latest reload attempt.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +36,9 @@ pub struct ReloadStatus {
 /// Rebuilds the gateway's pipeline from disk.
 pub struct Reloader {
     gateway: Arc<Gateway>,
+    /// The HTTPS listener's certificates, reloaded with everything else and
+    /// when their files change.
+    tls: Option<Arc<TlsState>>,
     config_path: PathBuf,
     /// The config the process started with: parts that need a restart
     /// keep these values.
@@ -46,9 +50,15 @@ pub struct Reloader {
 
 impl Reloader {
     /// A reloader for `gateway`, built from the config at `config_path`.
-    pub fn new(gateway: Arc<Gateway>, config_path: &Path, started_with: Config) -> Arc<Reloader> {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        config_path: &Path,
+        started_with: Config,
+        tls: Option<Arc<TlsState>>,
+    ) -> Arc<Reloader> {
         Arc::new(Reloader {
             gateway,
+            tls,
             config_path: config_path.to_path_buf(),
             started_with,
             status: Mutex::new(ReloadStatus::default()),
@@ -59,6 +69,11 @@ impl Reloader {
     /// The gateway.
     pub fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
+    }
+
+    /// The HTTPS listener's TLS state, if there is one.
+    pub fn tls(&self) -> Option<&Arc<TlsState>> {
+        self.tls.as_ref()
     }
 
     /// The latest outcome.
@@ -72,6 +87,11 @@ impl Reloader {
     /// Read everything again and swap in the new pipeline if it all loads.
     pub async fn reload(&self, reason: &str) -> Result<usize, LoadError> {
         let _one_at_a_time = self.running.lock().await;
+        // Certificates first: their failure is reported on its own and
+        // never holds back the pipeline.
+        if let Some(tls) = &self.tls {
+            let _ = tls.reload();
+        }
         let outcome = self.build().await;
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.attempts += 1;
@@ -135,6 +155,10 @@ impl Reloader {
             ignored.push("[reload]");
             config.reload = old.reload.clone();
         }
+        if config.tls != old.tls {
+            ignored.push("[tls]");
+            config.tls = old.tls.clone();
+        }
         if !ignored.is_empty() {
             tracing::warn!(
                 "{}: {} changed; restart the gateway to apply {}",
@@ -154,14 +178,20 @@ impl Reloader {
         debounce: Duration,
     ) -> notify::Result<RecommendedWatcher> {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let (tls_tx, mut tls_rx) = mpsc::unbounded_channel::<()>();
         let plugins = plugins_dir.to_path_buf();
         let config = self.config_path.clone();
         let config_name = config.file_name().map(|n| n.to_os_string());
+        let cert_files = self.tls.as_ref().map(|t| t.files()).unwrap_or_default();
+        let certs = cert_files.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
                 if matches!(event.kind, notify::EventKind::Access(_)) {
                     return;
+                }
+                if event.paths.iter().any(|p| certs.contains(p)) {
+                    let _ = tls_tx.send(());
                 }
                 let relevant = event.paths.iter().any(|p| {
                     p.parent() == Some(plugins.as_path())
@@ -174,6 +204,27 @@ impl Reloader {
                 }
             })?;
         watcher.watch(plugins_dir, RecursiveMode::NonRecursive)?;
+        let mut cert_dirs: Vec<PathBuf> = cert_files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        cert_dirs.sort();
+        cert_dirs.dedup();
+        for dir in &cert_dirs {
+            if dir != plugins_dir {
+                watcher.watch(dir, RecursiveMode::NonRecursive)?;
+            }
+        }
+        if let Some(tls) = self.tls.clone() {
+            tokio::spawn(async move {
+                while tls_rx.recv().await.is_some() {
+                    if !quiet_for(&mut tls_rx, debounce).await {
+                        return;
+                    }
+                    let _ = tls.reload();
+                }
+            });
+        }
         let config_dir = match self.config_path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
@@ -183,17 +234,24 @@ impl Reloader {
         let reloader = Arc::clone(self);
         tokio::spawn(async move {
             while rx.recv().await.is_some() {
-                // Wait for quiet: every further change restarts the wait.
-                loop {
-                    match tokio::time::timeout(debounce, rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        Ok(None) => return,
-                        Err(_) => break,
-                    }
+                if !quiet_for(&mut rx, debounce).await {
+                    return;
                 }
                 let _ = reloader.reload("files changed").await;
             }
         });
         Ok(watcher)
+    }
+}
+
+/// Wait until `rx` has been quiet for `debounce` (every further change
+/// restarts the wait); false when the sender is gone.
+async fn quiet_for(rx: &mut mpsc::UnboundedReceiver<()>, debounce: Duration) -> bool {
+    loop {
+        match tokio::time::timeout(debounce, rx.recv()).await {
+            Ok(Some(())) => continue,
+            Ok(None) => return false,
+            Err(_) => return true,
+        }
     }
 }

@@ -4,11 +4,13 @@
 
 mod aggregate;
 mod auth;
+mod cache;
 mod capabilities;
 mod cli;
 mod containment;
 mod examples;
 mod failures;
+mod grpc;
 mod hooks;
 mod instances;
 mod loading;
@@ -19,4 +21,7 @@ mod rate_limit;
 mod reload;
 mod routing;
 mod support;
+mod tls;
 mod upstreams;
+mod validate;
+mod websocket;

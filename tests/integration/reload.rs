@@ -49,7 +49,7 @@ async fn watched(
     let config = setup.config();
     let gateway = Arc::new(setup.gateway().await);
     let running = Running::start(gateway.clone()).await;
-    let reloader = Reloader::new(gateway, &setup.dir.path().join("weir.toml"), config);
+    let reloader = Reloader::new(gateway, &setup.dir.path().join("weir.toml"), config, None);
     let watcher = reloader
         .watch(&setup.plugins_dir(), Duration::from_millis(debounce_ms))
         .unwrap();
@@ -563,31 +563,36 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 #[tokio::test]
-async fn memory_after_200_reloads_stays_bounded() {
+async fn memory_after_400_reloads_stays_bounded() {
     let backend = Backend::start().await;
     let setup = stamped_setup(&backend).reload("watch = false");
     let process = Process::start(&setup.write()).await;
     let reload = || admin_json(&process, http::Method::POST, "/admin/reload", None);
     // Warm up: caches, allocator arenas, the instance pool.
-    for _ in 0..20 {
+    for _ in 0..50 {
         assert_eq!(reload().await.0, 200);
         get(&process.url("/")).await;
     }
     let before = rss_kib(process.pid());
-    for i in 0..200 {
+    // 400 reloads against one bound: a leak grows with every reload, while
+    // what the allocator happens to hold at one instant does not. Allocator
+    // noise on a busy CI machine is several MiB either way, so the bound is
+    // per 400 reloads: 16 MiB is 40 KiB per reload, far below one leaked
+    // pipeline (its instances' linear memories alone are larger).
+    for i in 0..400 {
         assert_eq!(reload().await.0, 200, "reload {i}");
         assert_eq!(get(&process.url("/")).await.status, 200);
     }
     let after = rss_kib(process.pid());
     let grown_mib = after.saturating_sub(before) as f64 / 1024.0;
     eprintln!(
-        "RSS {} MiB before, {} MiB after 200 reloads (+{grown_mib:.1} MiB)",
+        "RSS {} MiB before, {} MiB after 400 reloads (+{grown_mib:.1} MiB)",
         before / 1024,
         after / 1024
     );
-    // Documented bound: 200 reloads grow the process by less than 16 MiB.
+    // Documented bound: 400 reloads grow the process by less than 16 MiB.
     assert!(
         grown_mib < 16.0,
-        "RSS grew by {grown_mib:.1} MiB over 200 reloads"
+        "RSS grew by {grown_mib:.1} MiB over 400 reloads"
     );
 }

@@ -5,6 +5,8 @@
 //! - `GET /admin/plugins`: each plugin's name, file, SHA-256, load time and
 //!   status, and the last reload error if any;
 //! - `GET /admin/upstreams`: targets, health and requests in flight;
+//! - `GET /admin/tls`: the HTTPS listener's certificates (names, expiry,
+//!   load time) and the last certificate reload error;
 //! - `POST /admin/reload`: reload now; 200 with the plugins, or 422 with the
 //!   error (the previous pipeline keeps serving);
 //! - `POST /admin/plugins/NAME/kv/purge?pattern=GLOB`: remove the plugin's
@@ -75,6 +77,10 @@ impl Admin {
         match (method, path.as_str()) {
             (Method::GET, "/admin/plugins") => json_response(StatusCode::OK, &self.plugins()),
             (Method::GET, "/admin/upstreams") => json_response(StatusCode::OK, &self.upstreams()),
+            (Method::GET, "/admin/tls") => match self.reloader.tls() {
+                Some(tls) => json_response(StatusCode::OK, &tls.status()),
+                None => json_response(StatusCode::OK, &json!({"listen": null})),
+            },
             (Method::POST, "/admin/reload") => match self.reloader.reload("admin API").await {
                 Ok(_) => json_response(
                     StatusCode::OK,
@@ -87,7 +93,8 @@ impl Admin {
             },
             (
                 _,
-                "/admin/plugins" | "/admin/upstreams" | "/admin/reload" | "/healthz" | "/readyz",
+                "/admin/plugins" | "/admin/upstreams" | "/admin/tls" | "/admin/reload" | "/healthz"
+                | "/readyz",
             ) => json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({"error": "method not allowed"}),

@@ -16,8 +16,11 @@
 //! should one slip through, becomes that request's 500 and is logged.
 
 mod admit;
+pub mod grpc;
 mod proxy;
+pub mod tunnel;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -42,6 +45,8 @@ pub struct Gateway {
     runtime: Arc<Runtime>,
     stores: Stores,
     current: ArcSwap<Pipeline>,
+    /// Open connections and tunnels, for a graceful shutdown.
+    drain: crate::server::Drain,
 }
 
 /// How a request ended, for the access log.
@@ -49,6 +54,8 @@ struct Outcome {
     response: Response<Body>,
     upstream: Option<String>,
     answered_by: Option<String>,
+    /// The gateway answered with an error.
+    failed: bool,
 }
 
 /// Where a request came from.
@@ -85,6 +92,7 @@ impl Gateway {
             runtime,
             stores,
             current: ArcSwap::from_pointee(pipeline),
+            drain: crate::server::Drain::default(),
         })
     }
 
@@ -101,27 +109,46 @@ impl Gateway {
         self.current.load_full()
     }
 
+    /// Open connections and WebSocket tunnels.
+    pub fn drain(&self) -> &crate::server::Drain {
+        &self.drain
+    }
+
     /// The stores shared by every pipeline.
     pub fn stores(&self) -> &Stores {
         &self.stores
     }
 
-    /// Handle one request from `peer`.
-    pub async fn handle<B>(&self, request: Request<B>, peer: impl Into<Peer>) -> Response<Body>
+    /// Handle one request from `peer` (a client address, or a [`Peer`]
+    /// with its TLS facts).
+    pub fn handle<B>(
+        &self,
+        request: Request<B>,
+        peer: impl Into<Peer>,
+    ) -> impl Future<Output = Response<Body>> + Send + '_
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let peer = peer.into();
+        self.handle_from(request, peer.into())
+    }
+
+    /// [`Gateway::handle`] with the peer given whole.
+    pub async fn handle_from<B>(&self, request: Request<B>, peer: Peer) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let started = Instant::now();
         // One pipeline for the whole request, even if a reload lands meanwhile.
         let pipeline = self.current.load_full();
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         let client = peer.addr;
+        let grpc = grpc::is_grpc(request.headers());
         // A panic is a bug, but it must cost this request only: it becomes
         // a 500 here instead of a connection dropped without an answer.
-        let processed = AssertUnwindSafe(process(&pipeline, request, peer))
+        let processed = AssertUnwindSafe(process(&pipeline, request, peer, self.drain.clone()))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(GatewayError::Internal(panic_message(&panic))));
@@ -138,9 +165,14 @@ impl Gateway {
                     response: error.to_response(),
                     upstream,
                     answered_by,
+                    failed: true,
                 }
             }
         };
+        let mut outcome = outcome;
+        if grpc && (outcome.answered_by.is_some() || outcome.failed) {
+            outcome.response = grpc::localize(outcome.response).await;
+        }
         if pipeline.access_log() {
             tracing::info!(
                 target: "weir::access",
@@ -154,6 +186,21 @@ impl Gateway {
             );
         }
         outcome.response
+    }
+}
+
+/// The client's body, boxed, watched for stalls and breakage unless it is
+/// empty. (A plain function: boxing inside the async fn trips the
+/// compiler's `Send` check for the generic body.)
+fn watched<B>(body: B, idle: Duration, watch: &BodyWatch) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if http_body::Body::is_end_stream(&body) {
+        body::boxed(body)
+    } else {
+        body::boxed(ClientBody::new(body, idle, watch.clone()))
     }
 }
 
@@ -178,6 +225,7 @@ async fn process<B>(
     pipeline: &Pipeline,
     request: Request<B>,
     peer: Peer,
+    drain: crate::server::Drain,
 ) -> Result<Outcome, GatewayError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -189,12 +237,8 @@ where
     // The client's body is watched: if it breaks or stalls, the failure is
     // the client's (400/408), never the upstream's.
     let watch = BodyWatch::default();
-    let body = if http_body::Body::is_end_stream(&body) {
-        body::boxed(body)
-    } else {
-        let idle = Duration::from_millis(limits.client_body_idle_timeout_ms);
-        body::boxed(ClientBody::new(body, idle, watch.clone()))
-    };
+    let idle = Duration::from_millis(limits.client_body_idle_timeout_ms);
+    let body = watched(body, idle, &watch);
     let mut req = RequestState::new(head, BodyState::streaming(body), peer.addr);
     req.tls = peer.tls;
 
@@ -219,7 +263,7 @@ where
 
     let (mut answered_by, mut resp) = match reply {
         Some((name, resp)) => (Some(name), resp),
-        None => match proxy::proxy(pipeline, &mut req).await {
+        None => match proxy::proxy(pipeline, &mut req, &drain).await {
             Ok(resp) => (None, resp),
             Err(error) => return Err(watch.blame(error)),
         },
@@ -244,5 +288,6 @@ where
         response: ResponseState::into_response(resp),
         upstream: req.upstream.clone(),
         answered_by,
+        failed: false,
     })
 }

@@ -1,15 +1,20 @@
 //! The **proxy** phase: the request as the plugins left it goes to the
 //! upstream a plugin chose, with hop-by-hop headers stripped and
 //! `X-Forwarded-*` set; the response comes back with its body streaming.
+//! An upgrade request (WebSocket) keeps its `Upgrade` headers, and a 101
+//! answer joins the two connections into a tunnel (`tunnel.rs`).
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
+use hyper::upgrade::OnUpgrade;
 
-use crate::error::GatewayError;
+use super::tunnel;
+use crate::error::{GatewayError, UpstreamFailure};
 use crate::exchange::{RequestState, ResponseState};
 use crate::http::body::BodyState;
 use crate::http::headers;
 use crate::pipeline::Pipeline;
+use crate::server::Drain;
 use crate::upstream::{Affinity, Head, Outgoing};
 
 /// Send the request to the chosen upstream and return its response head
@@ -17,6 +22,7 @@ use crate::upstream::{Affinity, Head, Outgoing};
 pub async fn proxy(
     pipeline: &Pipeline,
     req: &mut RequestState,
+    drain: &Drain,
 ) -> Result<ResponseState, GatewayError> {
     let name = req.upstream.clone().ok_or(GatewayError::NoUpstream)?;
     let upstream = pipeline
@@ -24,9 +30,17 @@ pub async fn proxy(
         .get(&name)
         .ok_or_else(|| GatewayError::Internal(format!("upstream `{name}` vanished")))?;
 
+    let upgrade = tunnel::requested(&req.head.headers, req.head.version);
+    let client_upgrade = match upgrade {
+        Some(_) => req.head.extensions.remove::<OnUpgrade>(),
+        None => None,
+    };
     let mut outgoing = req.head.headers.clone();
     let headers = &mut outgoing;
     headers::strip_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        tunnel::ask_for(headers, protocol);
+    }
     // Keep the authority the client asked for (HTTP/2 clients send it as
     // `:authority`, not `Host`), as Envoy and Traefik do by default.
     if !headers.contains_key(http::header::HOST)
@@ -37,10 +51,11 @@ pub async fn proxy(
     {
         headers.insert(http::header::HOST, value);
     }
+    let proto = if req.tls.is_some() { "https" } else { "http" };
     headers::add_forwarded(
         headers,
         req.client.ip(),
-        "http",
+        proto,
         req.original_authority.as_deref(),
     );
 
@@ -77,7 +92,27 @@ pub async fn proxy(
             failure,
         })?;
     let (mut head, body) = response.into_parts();
-    headers::strip_hop_by_hop(&mut head.headers);
+    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+        let upstream_upgrade = head.extensions.remove::<OnUpgrade>();
+        let protocol = head.headers.get(http::header::UPGRADE).cloned();
+        match (client_upgrade, upstream_upgrade, protocol) {
+            (Some(client), Some(upstream_side), Some(protocol)) => {
+                tunnel::spawn(client, upstream_side, upstream.tunnel_idle(), drain.track());
+                headers::strip_hop_by_hop(&mut head.headers);
+                tunnel::ask_for(&mut head.headers, protocol);
+            }
+            _ => {
+                return Err(GatewayError::Upstream {
+                    upstream: name,
+                    failure: UpstreamFailure::Protocol(
+                        "101 Switching Protocols to a request that asked for no upgrade".into(),
+                    ),
+                });
+            }
+        }
+    } else {
+        headers::strip_hop_by_hop(&mut head.headers);
+    }
     Ok(ResponseState {
         head,
         body: BodyState::streaming(body),

@@ -35,6 +35,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     for name in &HOP_BY_HOP {
+        // `TE: trailers` is the one TE value that crosses hops (RFC 9113
+        // §8.2.2): gRPC needs it end to end.
+        if *name == header::TE && headers.get(name).is_some_and(|v| v == "trailers") {
+            continue;
+        }
         if headers.contains_key(name) {
             headers.remove(name);
         }
@@ -337,9 +342,14 @@ mod tests {
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("upgrade", HeaderValue::from_static("websocket"));
         h.insert("x-kept", HeaderValue::from_static("yes"));
+        h.insert("te", HeaderValue::from_static("gzip"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-kept"], "yes");
+        let mut grpc = HeaderMap::new();
+        grpc.insert("te", HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut grpc);
+        assert_eq!(grpc["te"], "trailers");
     }
 
     #[test]

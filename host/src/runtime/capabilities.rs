@@ -204,6 +204,7 @@ async fn perform(
                 CallError::ConnectFailed("no healthy target".into())
             }
             UpstreamFailure::Saturated(why) => CallError::ConnectFailed(why),
+            UpstreamFailure::Tls(verdict) => CallError::ConnectFailed(verdict.to_string()),
         })?;
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers);

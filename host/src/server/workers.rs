@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{ServerSettings, serve};
+use super::{Mode, ServerSettings, serve_mode};
 use crate::gateway::Gateway;
 
 /// `n` listening sockets on `addr` sharing it with `SO_REUSEPORT`. With
@@ -45,52 +45,25 @@ pub struct Workers {
     stop: watch::Sender<bool>,
 }
 
+/// What one worker serves: one socket of each listener, with its mode.
+pub type WorkerListeners = Vec<(std::net::TcpListener, Mode)>;
+
 impl Workers {
-    /// Serve on each listener from a thread of its own.
+    /// One thread per entry of `per_worker`, serving its listeners.
     pub fn start(
-        listeners: Vec<std::net::TcpListener>,
+        per_worker: Vec<WorkerListeners>,
         gateway: Arc<Gateway>,
         settings: ServerSettings,
     ) -> std::io::Result<Workers> {
         let (stop, stopped) = watch::channel(false);
         // One connection cap for all workers together.
         let settings = settings.with_shared_slots();
-        let mut threads = Vec::with_capacity(listeners.len());
-        for (index, listener) in listeners.into_iter().enumerate() {
-            let (gateway, settings, mut stopped) =
-                (gateway.clone(), settings.clone(), stopped.clone());
+        let mut threads = Vec::with_capacity(per_worker.len());
+        for (index, listeners) in per_worker.into_iter().enumerate() {
+            let (gateway, settings, stopped) = (gateway.clone(), settings.clone(), stopped.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("weir-worker-{index}"))
-                .spawn(move || {
-                    crate::affinity::set_worker(index);
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(runtime) => runtime,
-                        Err(e) => {
-                            tracing::error!("worker {index} cannot start its runtime: {e}");
-                            return;
-                        }
-                    };
-                    runtime.block_on(async move {
-                        let listener = match tokio::net::TcpListener::from_std(listener) {
-                            Ok(listener) => listener,
-                            Err(e) => {
-                                tracing::error!("worker {index} cannot listen: {e}");
-                                return;
-                            }
-                        };
-                        let shutdown = async move {
-                            while !*stopped.borrow_and_update() {
-                                if stopped.changed().await.is_err() {
-                                    break;
-                                }
-                            }
-                        };
-                        serve(listener, gateway, settings, shutdown).await;
-                    });
-                })?;
+                .spawn(move || run_worker(index, listeners, gateway, settings, stopped))?;
             threads.push(thread);
         }
         Ok(Workers { threads, stop })
@@ -115,4 +88,54 @@ pub fn worker_count(configured: usize) -> usize {
         return configured;
     }
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// A worker thread: its own runtime, serving each of its listeners until
+/// `stopped` says so.
+fn run_worker(
+    index: usize,
+    listeners: WorkerListeners,
+    gateway: Arc<Gateway>,
+    settings: ServerSettings,
+    stopped: watch::Receiver<bool>,
+) {
+    crate::affinity::set_worker(index);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("worker {index} cannot start its runtime: {e}");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut loops = Vec::new();
+        for (listener, mode) in listeners {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::error!("worker {index} cannot listen: {e}");
+                    continue;
+                }
+            };
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                while !*stopped.borrow_and_update() {
+                    if stopped.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            loops.push(serve_mode(
+                listener,
+                mode,
+                gateway.clone(),
+                settings.clone(),
+                shutdown,
+            ));
+        }
+        futures::future::join_all(loops).await;
+    });
 }

@@ -146,6 +146,7 @@ mod tests {
             .map(|i| {
                 Arc::new(Target::new(
                     format!("127.0.0.1:{}", 5000 + i).parse().unwrap(),
+                    false,
                     64,
                 ))
             })
@@ -191,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_target_refuses_after_the_wait() {
-        let target = Arc::new(Target::new("127.0.0.1:5000".parse().unwrap(), 2));
+        let target = Arc::new(Target::new("127.0.0.1:5000".parse().unwrap(), false, 2));
         let wait = Duration::from_millis(5);
         let a = target.start(wait).await.unwrap();
         let _b = target.start(wait).await.unwrap();

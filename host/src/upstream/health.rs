@@ -8,19 +8,17 @@ use std::time::Duration;
 
 use http::{Request, Uri};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::target::Target;
 use crate::config::HealthConfig;
-use crate::http::body::{self, Body};
+use crate::http::body;
 
 /// Run checks for `targets` until `alive` can no longer be upgraded (the
 /// upstream is gone).
 pub async fn run(
     upstream: String,
     targets: Vec<Arc<Target>>,
-    client: Client<HttpConnector, Body>,
+    client: super::UpstreamClient,
     config: HealthConfig,
     alive: Weak<()>,
 ) {
@@ -56,13 +54,9 @@ pub async fn run(
 }
 
 /// One probe: a GET of the health path answered with 2xx or 3xx in time.
-async fn probe(
-    client: &Client<HttpConnector, Body>,
-    target: &Target,
-    config: &HealthConfig,
-) -> bool {
+async fn probe(client: &super::UpstreamClient, target: &Target, config: &HealthConfig) -> bool {
     let Ok(uri) = Uri::builder()
-        .scheme("http")
+        .scheme(if target.https() { "https" } else { "http" })
         .authority(target.authority().clone())
         .path_and_query(config.path.as_str())
         .build()

@@ -1,11 +1,12 @@
-//! Named upstreams: their targets, balancing, keep-alive connection pools
-//! (HTTP/1.1 or HTTP/2), health (active checks and passive ejection),
-//! timeouts and retries. The host owns all of this; plugins only name the
-//! upstream.
+//! Named upstreams: their targets (`http://` or `https://`), balancing,
+//! keep-alive connection pools (HTTP/1.1 or HTTP/2, by prior knowledge or
+//! ALPN), health (active checks and passive ejection), timeouts and
+//! retries. The host owns all of this; plugins only name the upstream.
 
 mod balance;
 mod health;
 mod target;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,9 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Scheme;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+/// An upstream's connection pool: plain or TLS, HTTP/1.1 or HTTP/2.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 pub use balance::Balancer;
 pub use target::{Ejection, Target};
@@ -40,15 +45,18 @@ impl Upstreams {
     /// `workers` is the number of worker threads: each gets its own
     /// connection pool per upstream (`affinity.rs`), and every other thread
     /// shares one more.
+    /// Relative paths (CA files, client certificates) are resolved against
+    /// `base`.
     pub fn new(
         configs: &BTreeMap<String, UpstreamConfig>,
         budgets: &Budgets,
         workers: usize,
+        base: &std::path::Path,
     ) -> Result<Self, String> {
         let alive = Arc::new(());
         let mut by_name = BTreeMap::new();
         for (name, config) in configs {
-            let upstream = Upstream::new(name, config, budgets, workers + 1)?;
+            let upstream = Upstream::new(name, config, budgets, workers + 1, base)?;
             if let Some(health) = &config.health {
                 let handle = tokio::runtime::Handle::try_current().map_err(|_| {
                     format!("upstream `{name}`: health checks need a running tokio runtime")
@@ -121,10 +129,11 @@ pub struct Upstream {
     hash_on: HashOn,
     /// One connection pool per worker thread, and one for the others:
     /// `first` is slot 0, `more` the rest.
-    first: Client<HttpConnector, Body>,
-    more: Vec<Client<HttpConnector, Body>>,
+    first: UpstreamClient,
+    more: Vec<UpstreamClient>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    tunnel_idle: Duration,
     retries: u32,
     ejection: Ejection,
 }
@@ -135,6 +144,7 @@ impl Upstream {
         config: &UpstreamConfig,
         budgets: &Budgets,
         pools: usize,
+        base: &std::path::Path,
     ) -> Result<Self, String> {
         let slots = config
             .max_connections_per_target
@@ -142,12 +152,14 @@ impl Upstream {
         let targets: Vec<Arc<Target>> = config
             .targets
             .iter()
-            .map(|t| parse_target(t).map(|a| Arc::new(Target::new(a, slots))))
+            .map(|t| parse_target(t).map(|(https, a)| Arc::new(Target::new(a, https, slots))))
             .collect::<Result<_, _>>()?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        http.set_nodelay(true);
+        // The TLS layer checks the scheme.
+        http.enforce_http(false);
+        let connector = tls::connector(name, config.tls.as_ref(), base, http)?;
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_idle_timeout(Duration::from_secs(90));
         if config.protocol == Protocol::H2c {
@@ -169,6 +181,7 @@ impl Upstream {
                 .collect(),
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            tunnel_idle: Duration::from_millis(config.tunnel_idle_timeout_ms),
             retries: config.retries,
             ejection: Ejection {
                 failures: config.passive.failures,
@@ -178,7 +191,7 @@ impl Upstream {
     }
 
     /// This thread's connection pool.
-    fn client(&self) -> &Client<HttpConnector, Body> {
+    fn client(&self) -> &UpstreamClient {
         match crate::affinity::slot(self.more.len() + 1).checked_sub(1) {
             Some(index) => self.more.get(index).unwrap_or(&self.first),
             None => &self.first,
@@ -193,6 +206,11 @@ impl Upstream {
     /// Its targets.
     pub fn targets(&self) -> &[Arc<Target>] {
         &self.targets
+    }
+
+    /// How long a WebSocket tunnel through it may stay idle.
+    pub fn tunnel_idle(&self) -> Duration {
+        self.tunnel_idle
     }
 
     /// The configured limit for a response head.
@@ -259,7 +277,11 @@ impl Upstream {
                 std::mem::take(&mut head.headers)
             };
             *request.uri_mut() = Uri::builder()
-                .scheme(Scheme::HTTP)
+                .scheme(if target.https() {
+                    Scheme::HTTPS
+                } else {
+                    Scheme::HTTP
+                })
                 .authority(target.authority().clone())
                 .path_and_query(head.path_and_query)
                 .build()
@@ -293,7 +315,12 @@ impl Upstream {
                     return Ok(Response::from_parts(parts, body::boxed(tracked)));
                 }
                 Ok(Err(e)) => {
-                    let failure = if e.is_connect() {
+                    let failure = if let Some(verdict) = tls::verdict(&e) {
+                        // A certificate the gateway will not trust: not the
+                        // target's fault in a way another try would fix.
+                        tracing::warn!(upstream = self.name, target = %target.authority(), "{}", source_chain(&e));
+                        UpstreamFailure::Tls(verdict)
+                    } else if e.is_connect() {
                         if target.connect_failed(self.ejection) {
                             tracing::warn!(upstream = self.name, target = %target.authority(), "connection failures; target ejected");
                         }

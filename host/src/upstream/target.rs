@@ -13,6 +13,7 @@ use tokio::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Target {
     authority: Authority,
+    https: bool,
     in_flight: AtomicUsize,
     /// Result of active health checks (true until a check says otherwise).
     checked_healthy: AtomicBool,
@@ -40,15 +41,21 @@ pub struct Ejection {
 impl Target {
     /// A healthy target at `authority` serving at most `max_in_flight`
     /// requests at once.
-    pub fn new(authority: Authority, max_in_flight: usize) -> Self {
+    pub fn new(authority: Authority, https: bool, max_in_flight: usize) -> Self {
         Target {
             authority,
+            https,
             in_flight: AtomicUsize::new(0),
             checked_healthy: AtomicBool::new(true),
             passive: Mutex::new(Passive::default()),
             slots: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
         }
+    }
+
+    /// Whether it is reached over TLS.
+    pub fn https(&self) -> bool {
+        self.https
     }
 
     /// The most requests it serves at once.

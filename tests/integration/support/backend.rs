@@ -8,6 +8,7 @@
 //! - `/status/N`: answers status N with `x-custom: 1`.
 //! - `/json?...`: a JSON document naming the path.
 //! - `/healthz`: 200, or 503 after `set_healthy(false)` (not counted in hits).
+//! - paths given to `serve_json` or `serve_http`: what was given.
 //! - anything else: 200 "hello from backend" with `x-backend: yes`.
 //!
 //! Every counted route first waits `set_delay` ms and answers
@@ -46,6 +47,15 @@ struct Shared {
     failing: AtomicU16,
     connections: Mutex<Vec<tokio::task::AbortHandle>>,
     documents: Mutex<std::collections::HashMap<String, String>>,
+    canned: Mutex<std::collections::HashMap<String, Canned>>,
+}
+
+/// A response given to `serve_http`.
+#[derive(Clone)]
+struct Canned {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
 }
 
 /// A running backend; stops when dropped.
@@ -63,6 +73,45 @@ impl Drop for Backend {
 
 impl Backend {
     pub async fn start() -> Backend {
+        Backend::start_with(None).await
+    }
+
+    /// A backend speaking HTTPS with `pair`; with `client_ca`, it demands a
+    /// client certificate signed by it. ALPN offers `h2` and `http/1.1`.
+    pub async fn start_tls(pair: &super::certs::Pair, client_ca: Option<&str>) -> Backend {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pair.cert.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(pair.key.as_bytes()).unwrap();
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                    roots.add(cert.unwrap()).unwrap();
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(chain, key).unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Backend::start_with(Some(Arc::new(config))).await
+    }
+
+    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Backend {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
@@ -74,6 +123,7 @@ impl Backend {
             failing: AtomicU16::new(0),
             connections: Mutex::new(Vec::new()),
             documents: Mutex::new(std::collections::HashMap::new()),
+            canned: Mutex::new(std::collections::HashMap::new()),
         });
         let state = shared.clone();
         let task = tokio::spawn(async move {
@@ -82,6 +132,7 @@ impl Backend {
                     continue;
                 };
                 let conn_state = state.clone();
+                let tls = tls.clone();
                 let connection = tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let state = conn_state.clone();
@@ -91,9 +142,21 @@ impl Backend {
                     let mut builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     builder.http1().max_headers(1000).max_buf_size(1 << 20);
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                    }
                 });
                 state
                     .connections
@@ -135,6 +198,28 @@ impl Backend {
             .lock()
             .unwrap()
             .insert(path.to_string(), document.to_string());
+    }
+
+    /// Answer `path` with this status, headers and body (replacing any
+    /// before), as an origin server that caches can talk to: `{h:NAME}` in
+    /// the body becomes the request's header NAME, and a conditional
+    /// request gets 304 with the same headers and no body when its
+    /// `If-None-Match` names the `etag` given, or (without one) its
+    /// `If-Modified-Since` is the `last-modified` given.
+    pub fn serve_http(&self, path: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        let canned = Canned {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.to_string(),
+        };
+        self.shared
+            .canned
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), canned);
     }
 
     /// Requests received so far (health probes not counted).
@@ -200,6 +285,10 @@ async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
         *response.status_mut() = http::StatusCode::from_u16(failing).unwrap();
         return response;
     }
+    let canned = state.canned.lock().unwrap().get(&path).cloned();
+    if let Some(canned) = canned {
+        return answer_canned(&canned, req.headers());
+    }
     let document = state.documents.lock().unwrap().get(&path).cloned();
     if let Some(document) = document {
         let mut response = Response::new(body::full(document));
@@ -256,5 +345,44 @@ async fn answer(state: &Shared, req: Request<Incoming>) -> Response<Body> {
     response
         .headers_mut()
         .insert("x-backend", "yes".parse().unwrap());
+    response
+}
+
+/// What `serve_http` promised for a request with these headers.
+fn answer_canned(canned: &Canned, request: &HeaderMap) -> Response<Body> {
+    let given = |name: &str| {
+        canned
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let asked = |name: &str| request.get(name).and_then(|v| v.to_str().ok());
+    let not_modified = match (asked("if-none-match"), asked("if-modified-since")) {
+        (Some(tags), _) => given("etag").is_some_and(|etag| tags.contains(etag)),
+        (None, Some(since)) => given("last-modified") == Some(since),
+        (None, None) => false,
+    };
+    let (status, body) = if not_modified {
+        (304, String::new())
+    } else {
+        let mut body = canned.body.clone();
+        while let Some(start) = body.find("{h:") {
+            let Some(len) = body[start..].find('}') else {
+                break;
+            };
+            let name = body[start + 3..start + len].to_string();
+            body.replace_range(start..=start + len, asked(&name).unwrap_or(""));
+        }
+        (canned.status, body)
+    };
+    let mut response = Response::new(body::full(body));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    for (name, value) in &canned.headers {
+        response.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
     response
 }

@@ -48,6 +48,7 @@ pub struct Setup {
     runtime: Vec<String>,
     state: Vec<String>,
     budgets: Vec<String>,
+    tls: Vec<String>,
     admin: Vec<String>,
     reload: Vec<String>,
     log: Vec<String>,
@@ -68,6 +69,7 @@ impl Setup {
             runtime: Vec::new(),
             state: Vec::new(),
             budgets: Vec::new(),
+            tls: Vec::new(),
             // Never a fixed port: several gateways run at once.
             admin: vec!["listen = \"127.0.0.1:0\"".to_string()],
             reload: Vec::new(),
@@ -152,6 +154,15 @@ impl Setup {
         self
     }
 
+    /// A `[tls]` line (`listen` defaults to a free loopback port).
+    pub fn tls(mut self, line: &str) -> Setup {
+        if self.tls.is_empty() {
+            self.tls.push("listen = \"127.0.0.1:0\"".to_string());
+        }
+        self.tls.push(line.to_string());
+        self
+    }
+
     /// A `[budgets]` line.
     pub fn budget(mut self, line: &str) -> Setup {
         self.budgets.push(line.to_string());
@@ -184,6 +195,9 @@ impl Setup {
         text.push_str(&format!("[budgets]\n{}\n", self.budgets.join("\n")));
         text.push_str(&format!("[admin]\n{}\n", self.admin.join("\n")));
         text.push_str(&format!("[reload]\n{}\n", self.reload.join("\n")));
+        if !self.tls.is_empty() {
+            text.push_str(&format!("[tls]\n{}\n", self.tls.join("\n")));
+        }
         for upstream in &self.upstreams {
             text.push_str(upstream);
             text.push('\n');
@@ -213,6 +227,54 @@ impl Setup {
         self.try_gateway().await.unwrap()
     }
 
+    /// Load and serve plain HTTP (or the redirect, with `redirect_http`)
+    /// and HTTPS, each on a free loopback port.
+    pub async fn serve_tls(&self) -> Running {
+        use weir::server::{Mode, serve_mode};
+        let config = self.config();
+        let tls_config = config.tls.clone().expect("a [tls] section");
+        let tls = weir::server::tls::TlsState::load(&config, &tls_config).unwrap();
+        let gateway = Arc::new(self.gateway().await);
+        let settings = ServerSettings::from_limits(&config.limits, Duration::from_secs(5));
+        let secure = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls_addr = secure.local_addr().unwrap();
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = plain.local_addr().unwrap();
+        let plain_mode = match tls_config.redirect_http {
+            true => Mode::RedirectToHttps(tls_addr.port()),
+            false => Mode::Plain,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_tls, stopped_tls) = tokio::sync::watch::channel(false);
+        tokio::spawn(serve_mode(
+            plain,
+            plain_mode,
+            gateway.clone(),
+            settings.clone(),
+            async move {
+                let _ = stopped.await;
+                let _ = stop_tls.send(true);
+            },
+        ));
+        let mut stopped_tls = stopped_tls;
+        tokio::spawn(serve_mode(
+            secure,
+            Mode::Tls(tls.clone()),
+            gateway.clone(),
+            settings,
+            async move {
+                let _ = stopped_tls.changed().await;
+            },
+        ));
+        Running {
+            addr,
+            gateway,
+            tls_addr: Some(tls_addr),
+            tls: Some(tls),
+            stop: Some(stop),
+        }
+    }
+
     /// Load and serve on `127.0.0.1:0`.
     pub async fn serve(&self) -> Running {
         let config = self.config();
@@ -225,6 +287,9 @@ impl Setup {
 pub struct Running {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    /// The HTTPS listener, when served with [`Setup::serve_tls`].
+    pub tls_addr: Option<SocketAddr>,
+    pub tls: Option<Arc<weir::server::tls::TlsState>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -245,6 +310,8 @@ impl Running {
         Running {
             addr,
             gateway,
+            tls_addr: None,
+            tls: None,
             stop: Some(stop),
         }
     }

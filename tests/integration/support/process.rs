@@ -33,6 +33,8 @@ impl Output {
 pub struct Process {
     child: Child,
     pub addr: String,
+    /// The HTTPS listener's address, with a `[tls]` section.
+    pub tls_addr: Option<String>,
     /// The admin API's address, when it is enabled.
     pub admin: Option<String>,
 }
@@ -60,25 +62,40 @@ impl Process {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (addr, admin) = tokio::time::timeout(Duration::from_secs(60), async {
-            let mut addr = None;
+        let has_tls = std::fs::read_to_string(config)
+            .unwrap_or_default()
+            .contains("[tls]");
+        let (addr, tls_addr, admin) = tokio::time::timeout(Duration::from_secs(60), async {
+            let (mut addr, mut tls_addr) = (None, None);
             while let Some(line) = lines.next_line().await.unwrap() {
                 if let Some(a) = line.strip_prefix("listening on http://") {
                     addr = Some(a.to_string());
+                } else if let Some(a) = line.strip_prefix("listening on https://") {
+                    tls_addr = Some(a.to_string());
                 } else if let Some(a) = line.strip_prefix("admin listening on http://") {
-                    return (addr.expect("proxy address first"), Some(a.to_string()));
+                    return (
+                        addr.expect("proxy address first"),
+                        tls_addr,
+                        Some(a.to_string()),
+                    );
                 }
                 if let Some(a) = &addr
                     && !config_has_admin(config)
+                    && (tls_addr.is_some() || !has_tls)
                 {
-                    return (a.clone(), None);
+                    return (a.clone(), tls_addr, None);
                 }
             }
             panic!("weir exited without printing its address");
         })
         .await
         .expect("weir did not start within 60 s");
-        Process { child, addr, admin }
+        Process {
+            child,
+            addr,
+            tls_addr,
+            admin,
+        }
     }
 
     /// Start with stderr read continuously into the returned [`Output`].

@@ -1,0 +1,204 @@
+//! TLS to `https://` targets: the client config of one upstream (roots,
+//! SNI, an optional client certificate, ALPN `h2` and `http/1.1`), and the
+//! verdicts a failed handshake gets in an answer.
+//!
+//! Verification is on by default, against the system's roots and/or the
+//! upstream's `ca_file`. It can be turned off only per upstream, by name,
+//! and every load that does so logs a warning.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+
+use crate::config::UpstreamTls;
+use crate::server::tls::provider;
+
+/// The connector of an upstream: plain HTTP, or TLS for `https://` targets.
+pub fn connector(
+    name: &str,
+    tls: Option<&UpstreamTls>,
+    base: &Path,
+    http: HttpConnector,
+) -> Result<HttpsConnector<HttpConnector>, String> {
+    let config = client_config(name, tls, base)?;
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http();
+    let builder = match tls.and_then(|t| t.server_name.as_deref()) {
+        Some(server) => {
+            let server = ServerName::try_from(server.to_string()).map_err(|e| {
+                format!("`upstreams.{name}.tls.server_name` `{server}` is not a valid name: {e}")
+            })?;
+            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(server))
+        }
+        None => builder,
+    };
+    Ok(builder.enable_all_versions().wrap_connector(http))
+}
+
+fn client_config(
+    name: &str,
+    tls: Option<&UpstreamTls>,
+    base: &Path,
+) -> Result<ClientConfig, String> {
+    let defaults = UpstreamTls {
+        ca_file: None,
+        ca_only: false,
+        server_name: None,
+        client_cert: None,
+        client_key: None,
+        verify: true,
+    };
+    let tls = tls.unwrap_or(&defaults);
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("upstream `{name}`: {e}"))?;
+    let builder = if tls.verify {
+        builder.with_root_certificates(roots(name, tls, base)?)
+    } else {
+        tracing::warn!(
+            upstream = name,
+            "TLS verification is OFF for this upstream (`upstreams.{name}.tls.verify = false`): \
+             anyone on the path can impersonate it"
+        );
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification))
+    };
+    match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            let (cert, key) = (base.join(cert), base.join(key));
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+                .and_then(|certs| certs.collect::<Result<_, _>>())
+                .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("upstream `{name}` client certificate: {e}"))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// The system's roots (unless `ca_only`) and the upstream's `ca_file`.
+fn roots(name: &str, tls: &UpstreamTls, base: &Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    if !tls.ca_only {
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            // A system bundle with a certificate rustls cannot parse should
+            // not stop the gateway; the others still count.
+            let _ = roots.add(cert);
+        }
+    }
+    if let Some(ca) = &tls.ca_file {
+        let ca = base.join(ca);
+        let certs = CertificateDer::pem_file_iter(&ca)
+            .map_err(|e| format!("{}: cannot be read: {e}", ca.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("{}: not PEM: {e}", ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "upstream `{name}`: no CA to verify its certificates (set `tls.ca_file`)"
+        ));
+    }
+    Ok(roots)
+}
+
+/// Accepts any certificate: only for `verify = false`.
+#[derive(Debug)]
+struct NoVerification;
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// If `error` (or what caused it) is a TLS failure, a short verdict for
+/// the client: what was wrong, without names or addresses.
+pub fn verdict(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(cert) => match cert {
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. } => {
+                        "tls: certificate not valid for the upstream's name"
+                    }
+                    rustls::CertificateError::UnknownIssuer => {
+                        "tls: certificate from an unknown issuer"
+                    }
+                    rustls::CertificateError::Expired
+                    | rustls::CertificateError::ExpiredContext { .. } => "tls: certificate expired",
+                    _ => "tls: certificate rejected",
+                },
+                _ => "tls: handshake failed",
+            });
+        }
+        // An `io::Error` wrapping another error reports that error's
+        // *source* as its own, skipping the error itself: step into it.
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
