@@ -68,7 +68,7 @@ certificates = [{cert = "$tmp/cert.pem", key = "$tmp/key.pem"}]
 targets = ["http://$BACKEND"]
 TOML
 echo '{"routes": [{"name": "service1", "match": {"path_prefix": "/service1"}, "upstream": "service1", "strip_prefix": true}]}' >"$tmp/weir/plugins/50-router.json"
-rm -f "$tmp"/weir/plugins/{60-auth,70-rate-limit,80-aggregate}.*
+rm -f "$tmp"/weir/plugins/{60-auth,65-validate,70-rate-limit,75-cache,80-aggregate}.*
 "$WEIR" run --config "$tmp/weir/weir.toml" >"$tmp/weir.log" 2>&1 & pids+=($!); PID_weir=$!
 
 for url in https://127.0.0.1:18302/service1/hello https://127.0.0.1:18304/service1/hello; do

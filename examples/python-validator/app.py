@@ -12,13 +12,19 @@ Config (the plugin's JSON file):
 The schema language is a small subset of JSON Schema: type, required,
 properties, additionalProperties (false), items, enum, minimum, maximum,
 minLength, maxLength.
+
+Every request it checks is counted by outcome (`valid`, `invalid`,
+`not_json`, `too_large`) in the counter `checked`, defined through the
+`metrics` capability: the gateway's `/metrics` shows it as
+`weir_plugin_python_validator_checked_total` for the plugin file
+`45-python-validator.wasm`.
 """
 
 import json
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import log, types
+from wit_world.imports import log, metrics, types
 
 TYPES = {
     "object": dict,
@@ -75,6 +81,10 @@ def validate(value, schema, path, errors):
 SETTINGS = {}
 
 
+def count(outcome):
+    SETTINGS["checked"].add([outcome], 1)
+
+
 def reply(status, body):
     data = json.dumps(body).encode()
     return types.Action_Respond(types.Reply(status, [("content-type", "application/json")], data))
@@ -94,6 +104,9 @@ class Handler(exports.Handler):
         SETTINGS["schema"] = settings["schema"]
         SETTINGS["methods"] = [m.upper() for m in settings.get("methods", ["POST", "PUT", "PATCH"])]
         SETTINGS["prefix"] = settings.get("path_prefix", "/")
+        # Every instance defines the same counter; the gateway keeps one.
+        SETTINGS["checked"] = metrics.Counter.define(
+            "checked", "Requests checked, by outcome (valid, invalid, not_json, too_large)", ["outcome"])
         # Only `on_request` does anything: the gateway skips `on_response`.
         return types.Hooks.ON_REQUEST
 
@@ -103,17 +116,21 @@ class Handler(exports.Handler):
         try:
             body = req.body()
         except Err:
+            count("too_large")
             return reply(413, {"error": "body too large to validate"})
         try:
             document = json.loads(body)
         except ValueError as e:
+            count("not_json")
             return reply(422, {"error": "validation failed", "errors": [{"path": "/", "message": f"invalid JSON: {e}"}]})
         errors = []
         validate(document, SETTINGS["schema"], "", errors)
         if errors:
+            count("invalid")
             log.log(log.Level.INFO, f"refused a request with {len(errors)} validation error(s)")
             return reply(422, {"error": "validation failed",
                                "errors": [{"path": p, "message": m} for p, m in errors]})
+        count("valid")
         return types.Action_Continue()
 
     def on_response(self, req: types.Request, resp: types.Response) -> types.Action:

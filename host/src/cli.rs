@@ -244,12 +244,18 @@ async fn serve_until_stopped(path: &Path, config: Config, from_file: Config) -> 
         }));
     }
     let settings = ServerSettings::from_config(&config);
+    let traces = gateway.stores().tracing.clone();
     let serving = crate::server::workers::Workers::start(listeners.per_worker, gateway, settings)?;
     tracing::info!(workers, "serving");
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, draining in-flight requests");
     serving.stop().await;
     let _ = stop_admin.send(());
+    if let Some(traces) = traces {
+        // Sends the spans still queued; blocks until the collector answers
+        // (or the export times out).
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -444,6 +450,14 @@ fn test_plugin(
         }
         output.insert("calls".into(), serde_json::to_value(kit.take_calls())?);
         output.insert("logs".into(), serde_json::to_value(kit.take_logs())?);
+        // Metrics as `name{label=value,...}: value`, so an expect file can
+        // name just the series it cares about.
+        let metrics: serde_json::Map<String, serde_json::Value> = kit
+            .metrics()
+            .iter()
+            .map(|sample| (sample.key(), serde_json::json!(sample.value)))
+            .collect();
+        output.insert("metrics".into(), serde_json::Value::Object(metrics));
         Ok::<_, anyhow::Error>(serde_json::Value::Object(output))
     })?;
     println!("{}", serde_json::to_string_pretty(&output)?);

@@ -74,6 +74,12 @@ pub struct Config {
     /// An HTTPS listener; none when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The gateway's own metrics (`/metrics` on the admin listener).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// OpenTelemetry traces.
+    #[serde(default)]
+    pub tracing: TracingConfig,
     /// Directory of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -356,6 +362,65 @@ impl Default for ReloadConfig {
     }
 }
 
+/// `[metrics]`. Fixed at start.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Count requests, upstream calls, hooks and reloads. Off, nothing is
+    /// recorded and `/metrics` answers 404 (plugin metrics included).
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
+}
+
+/// How spans are exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum OtlpProtocol {
+    /// OTLP over HTTP with protobuf bodies (`/v1/traces`), port 4318.
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// OTLP over gRPC, port 4317.
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
+/// `[tracing]`: OpenTelemetry traces, off unless `otlp_endpoint` is set.
+/// Fixed at start.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// Where spans go, e.g. `http://127.0.0.1:4318` (HTTP) or
+    /// `http://127.0.0.1:4317` (gRPC). None: tracing is off.
+    pub otlp_endpoint: Option<String>,
+    /// The OTLP transport.
+    pub protocol: OtlpProtocol,
+    /// Share of new traces recorded, 0.0 to 1.0. A request that arrives
+    /// with a sampled `traceparent` is recorded whatever the ratio (the
+    /// caller's decision is kept, as the W3C and OpenTelemetry specify).
+    pub sample_ratio: f64,
+    /// `service.name` of the spans.
+    pub service_name: String,
+    /// More resource attributes, e.g. `{ "deployment.environment" = "prod" }`.
+    pub resource: BTreeMap<String, String>,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: None,
+            protocol: OtlpProtocol::HttpProtobuf,
+            sample_ratio: 1.0,
+            service_name: "weir".to_string(),
+            resource: BTreeMap::new(),
+        }
+    }
+}
+
 /// `[state]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -624,6 +689,7 @@ impl Config {
 
     /// Check values serde cannot: ranges and URLs.
     fn validate(&self) -> Result<(), String> {
+        validate_tracing(&self.tracing)?;
         let positive = [
             (
                 "limits.max_header_bytes",
@@ -761,6 +827,29 @@ impl Config {
     pub fn cache_dir(&self) -> PathBuf {
         self.base_dir.join(&self.cache_dir)
     }
+}
+
+fn validate_tracing(tracing: &TracingConfig) -> Result<(), String> {
+    if !(0.0..=1.0).contains(&tracing.sample_ratio) {
+        return Err(format!(
+            "`tracing.sample_ratio` must be between 0.0 and 1.0, not {}",
+            tracing.sample_ratio
+        ));
+    }
+    if let Some(endpoint) = &tracing.otlp_endpoint {
+        let uri: http::Uri = endpoint
+            .parse()
+            .map_err(|e| format!("`tracing.otlp_endpoint` `{endpoint}` is not a URL: {e}"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+            return Err(format!(
+                "`tracing.otlp_endpoint` `{endpoint}` must be an http:// or https:// URL"
+            ));
+        }
+    }
+    if tracing.service_name.is_empty() {
+        return Err("`tracing.service_name` must not be empty".into());
+    }
+    Ok(())
 }
 
 fn validate_upstream(name: &str, upstream: &UpstreamConfig) -> Result<(), String> {

@@ -32,6 +32,18 @@ pub enum PluginFailure {
 }
 
 impl PluginFailure {
+    /// The `cause` label of `weir_plugin_failures_total`.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            PluginFailure::Trap(_) => "trap",
+            PluginFailure::Deadline(_) => "deadline",
+            PluginFailure::MemoryLimit(_) => "memory",
+            PluginFailure::BadAction(_) => "invalid_reply",
+            PluginFailure::Busy(_) => "busy",
+            PluginFailure::Instantiate(_) => "instantiate",
+        }
+    }
+
     /// A short, non-sensitive label for clients.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -67,6 +79,20 @@ pub enum UpstreamFailure {
     /// The TLS handshake failed; the verdict says why, without names.
     #[error("{0}")]
     Tls(&'static str),
+}
+
+impl UpstreamFailure {
+    /// The `cause` label of `weir_upstream_failures_total`.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect(_) => "connect",
+            UpstreamFailure::Timeout(_) => "timeout",
+            UpstreamFailure::Protocol(_) => "protocol",
+            UpstreamFailure::NoHealthyTarget => "no_healthy_target",
+            UpstreamFailure::Saturated(_) => "saturated",
+            UpstreamFailure::Tls(_) => "tls",
+        }
+    }
 }
 
 /// Why the client's request was refused before any plugin ran.

@@ -22,6 +22,9 @@ pub struct RequestState {
     pub original_authority: Option<String>,
     /// How the client's connection was secured, if it was.
     pub tls: Option<Arc<TlsFacts>>,
+    /// The span new spans of this request are children of (the request's,
+    /// or a hook's while it runs); none when tracing is off.
+    pub trace: Option<crate::telemetry::traces::Trace>,
 }
 
 /// A request's context: a handful of short strings per request, kept in a
@@ -111,6 +114,7 @@ impl RequestState {
             upstream: None,
             original_authority,
             tls: None,
+            trace: None,
         }
     }
 

@@ -10,7 +10,9 @@ use crate::plugin::{LoadError, LoadedPlugin};
 use crate::runtime::bindings::Hooks;
 use crate::runtime::{Capabilities, Runtime};
 use crate::state::{KvStore, RateStore};
+use crate::telemetry::host_metrics::HostMetrics;
 use crate::telemetry::plugin_metrics::PluginMetrics;
+use crate::telemetry::traces::Tracing;
 use crate::upstream::Upstreams;
 
 /// The shared stores that outlive pipelines (limiter counts, kv entries and
@@ -23,6 +25,11 @@ pub struct Stores {
     pub kv: Arc<dyn KvStore>,
     /// For `metrics`.
     pub metrics: Arc<PluginMetrics>,
+    /// The gateway's own metrics (not a store, but shared by every
+    /// pipeline like them, so counters survive reloads).
+    pub telemetry: Arc<HostMetrics>,
+    /// OpenTelemetry traces, when `[tracing]` has an endpoint.
+    pub tracing: Option<Arc<Tracing>>,
 }
 
 impl Stores {
@@ -36,14 +43,25 @@ impl Stores {
                 budgets.metrics_per_plugin as usize,
                 budgets.metric_series_per_metric as usize,
             ),
+            telemetry: HostMetrics::new(),
+            tracing: None,
         }
     }
 
     /// The stores `[state]` asks for.
     pub fn from_config(config: &Config) -> Result<Self, LoadError> {
         let state = &config.state;
+        let telemetry = HostMetrics::with_enabled(config.metrics.enabled);
+        let tracing = Tracing::start(&config.tracing).map_err(|message| LoadError {
+            file: config.source.clone(),
+            message,
+        })?;
         match state.backend {
-            crate::config::StateBackend::Memory => Ok(Stores::in_memory()),
+            crate::config::StateBackend::Memory => Ok(Stores {
+                telemetry,
+                tracing,
+                ..Stores::in_memory()
+            }),
             crate::config::StateBackend::Redis => {
                 let url = state.url.as_deref().unwrap_or_default();
                 let timeout = std::time::Duration::from_millis(state.timeout_ms);
@@ -53,11 +71,13 @@ impl Stores {
                             file: config.source.clone(),
                             message,
                         })?;
-                let store = Arc::new(store);
+                let store = Arc::new(store.with_metrics(telemetry.clone()));
                 Ok(Stores {
                     rate: store.clone(),
                     kv: store,
                     metrics: Stores::in_memory().metrics,
+                    telemetry,
+                    tracing,
                 })
             }
         }
@@ -98,6 +118,7 @@ impl Pipeline {
                 &config.budgets,
                 workers,
                 &config.base_dir,
+                &stores.telemetry,
             )
             .map_err(|message| LoadError {
                 file: config.source.clone(),
@@ -113,6 +134,7 @@ impl Pipeline {
             rate: stores.rate.clone(),
             kv: stores.kv.clone(),
             metrics: stores.metrics.clone(),
+            telemetry: stores.telemetry.clone(),
             max_body_bytes: config.limits.max_body_bytes,
             header_limits: config.limits.header_limits(),
             budgets: config.budgets.clone(),

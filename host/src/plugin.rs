@@ -13,6 +13,7 @@ use crate::runtime::bindings::{Action, Hooks};
 use crate::runtime::pool::{InstancePool, PoolSettings};
 use crate::runtime::world::PluginPre;
 use crate::runtime::{Capabilities, Runtime, compile};
+use crate::telemetry::traces::Trace;
 
 /// Why a plugin (or the plugin directory) could not be loaded. Names the file.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -196,12 +197,36 @@ impl LoadedPlugin {
         self.pool.idle_count()
     }
 
+    /// Hook calls running now.
+    pub fn busy_instances(&self) -> usize {
+        self.pool.busy_count()
+    }
+
     /// Run the `on-request` hook.
     pub async fn on_request(
         &self,
         req: RequestState,
     ) -> Result<(RequestState, Action), GatewayError> {
-        self.pool.on_request(req).await.map_err(|f| self.failed(f))
+        let metrics = self.pool.metrics();
+        let started = metrics.enabled.then(std::time::Instant::now);
+        let (req, request_span) = self.enter_span(req, "on_request");
+        let outcome = self.pool.on_request(req).await;
+        if let Some(started) = started {
+            metrics.on_request.observe(started.elapsed().as_secs_f64());
+        }
+        match outcome {
+            Ok((mut req, action)) => {
+                leave_span(&mut req, request_span, Some(&action));
+                Ok((req, action))
+            }
+            Err(failure) => {
+                if let Some((_, hook)) = request_span {
+                    hook.fail(failure.to_string());
+                    hook.end();
+                }
+                Err(self.failed(failure))
+            }
+        }
     }
 
     /// Run the `on-response` hook.
@@ -210,18 +235,64 @@ impl LoadedPlugin {
         req: RequestState,
         resp: ResponseState,
     ) -> Result<(RequestState, ResponseState, Action), GatewayError> {
-        self.pool
-            .on_response(req, resp)
-            .await
-            .map_err(|f| self.failed(f))
+        let metrics = self.pool.metrics();
+        let started = metrics.enabled.then(std::time::Instant::now);
+        let (req, request_span) = self.enter_span(req, "on_response");
+        let outcome = self.pool.on_response(req, resp).await;
+        if let Some(started) = started {
+            metrics.on_response.observe(started.elapsed().as_secs_f64());
+        }
+        match outcome {
+            Ok((mut req, resp, action)) => {
+                leave_span(&mut req, request_span, Some(&action));
+                Ok((req, resp, action))
+            }
+            Err(failure) => {
+                if let Some((_, hook)) = request_span {
+                    hook.fail(failure.to_string());
+                    hook.end();
+                }
+                Err(self.failed(failure))
+            }
+        }
     }
 
-    /// Attribute a failure to this plugin.
+    /// When the request is traced: start the hook's span and make it the
+    /// request's current span (so `outbound` calls are its children);
+    /// returns the request's own span to restore afterwards.
+    fn enter_span(
+        &self,
+        mut req: RequestState,
+        hook: &'static str,
+    ) -> (RequestState, Option<(Trace, Trace)>) {
+        let spans = req.trace.take().map(|parent| {
+            let span = parent.hook(self.name(), hook);
+            (parent, span)
+        });
+        req.trace = spans.as_ref().map(|(_, span)| span.clone());
+        (req, spans)
+    }
+
+    /// Attribute a failure to this plugin (and count it).
     pub fn failed(&self, failure: PluginFailure) -> GatewayError {
+        self.pool.metrics().failed(failure.cause());
         GatewayError::Plugin {
             plugin: self.info.name.clone(),
             failure,
         }
+    }
+}
+
+/// End a hook's span with its outcome and give the request its own span back.
+fn leave_span(req: &mut RequestState, spans: Option<(Trace, Trace)>, action: Option<&Action>) {
+    if let Some((parent, hook)) = spans {
+        let outcome = match action {
+            Some(Action::Respond(_)) => "respond",
+            _ => "continue",
+        };
+        hook.set(opentelemetry::KeyValue::new("weir.outcome", outcome));
+        hook.end();
+        req.trace = Some(parent);
     }
 }
 

@@ -93,6 +93,7 @@ impl Reloader {
             let _ = tls.reload();
         }
         let outcome = self.build().await;
+        self.gateway.stores().telemetry.reloaded(outcome.is_ok());
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.attempts += 1;
         status.last_attempt = Some(SystemTime::now());
@@ -158,6 +159,14 @@ impl Reloader {
         if config.tls != old.tls {
             ignored.push("[tls]");
             config.tls = old.tls.clone();
+        }
+        if config.metrics != old.metrics {
+            ignored.push("[metrics]");
+            config.metrics = old.metrics.clone();
+        }
+        if config.tracing != old.tracing {
+            ignored.push("[tracing]");
+            config.tracing = old.tracing.clone();
         }
         if !ignored.is_empty() {
             tracing::warn!(

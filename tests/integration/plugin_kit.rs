@@ -275,3 +275,63 @@ fn test_response_defaults() {
     let r: TestResponse = serde_json::from_value(json!({})).unwrap();
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn the_kit_shows_the_metrics_a_plugin_emits() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("40-counting.wasm");
+    std::fs::copy(wasm("fixture_scripted"), &plugin).unwrap();
+    let script = json!({"on_request": [{"op": "count_metric", "name": "seen",
+        "labels": ["method"], "values": ["GET"]}]});
+    let kit = PluginUnderTest::load(
+        &plugin,
+        &script.to_string(),
+        Stubs::default(),
+        Some(&cache()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        kit.metric("seen", &[("method", "GET")]),
+        None,
+        "nothing yet"
+    );
+    for _ in 0..3 {
+        kit.on_request(&TestRequest::default()).await.unwrap();
+    }
+    assert_eq!(kit.metric("seen", &[("method", "GET")]), Some(3.0));
+    assert_eq!(kit.metric("seen", &[("method", "POST")]), None);
+    assert_eq!(kit.metrics().len(), 1, "{:?}", kit.metrics());
+
+    // The command line prints them, and an expect file can check them.
+    std::fs::write(dir.path().join("config.json"), script.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("expect.json"),
+        json!({"metrics": {"seen{method=GET}": 1.0}}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("wrong.json"),
+        json!({"metrics": {"seen{method=GET}": 2.0}}).to_string(),
+    )
+    .unwrap();
+    let plugin = plugin.to_str().unwrap();
+    let run = |expect: &str| {
+        weir_command(
+            &[
+                "test-plugin",
+                plugin,
+                "--config",
+                "config.json",
+                "--expect",
+                expect,
+            ],
+            dir.path(),
+        )
+    };
+    let (ok, out, err) = run("expect.json");
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run("wrong.json");
+    assert!(!ok);
+    assert!(err.contains("seen{method=GET}"), "{err}");
+}

@@ -334,29 +334,6 @@ async fn an_openapi_3_1_document_drives_the_same_checks() {
     assert_eq!(backend.hits(), 2);
 }
 
-/// Render the plugin metrics as Prometheus text.
-fn metrics_text(gw: &Running) -> String {
-    struct Shared(std::sync::Arc<weir::telemetry::plugin_metrics::PluginMetrics>);
-    impl std::fmt::Debug for Shared {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("plugin metrics")
-        }
-    }
-    impl prometheus_client::collector::Collector for Shared {
-        fn encode(
-            &self,
-            encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
-        ) -> std::fmt::Result {
-            prometheus_client::collector::Collector::encode(&*self.0, encoder)
-        }
-    }
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(Shared(gw.gateway.stores().metrics.clone())));
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    text
-}
-
 #[tokio::test]
 async fn report_mode_counts_bad_responses_and_never_changes_them() {
     let backend = Backend::start().await;
@@ -372,14 +349,14 @@ async fn report_mode_counts_bad_responses_and_never_changes_them() {
                 .status,
             200
         );
-        assert!(!metrics_text(&gw).contains("responses_invalid_total{"));
+        assert!(!plugin_metrics::text(&gw).contains("responses_invalid_total{"));
         backend.serve_json("/orders/7", &json!({"id": "seven"}));
         let reply = call(&gw.url("/orders/7"), Method::GET, &[], "").await;
         assert_eq!(
             (reply.status.as_u16(), reply.json()),
             (200, json!({"id": "seven"}))
         );
-        let text = metrics_text(&gw);
+        let text = plugin_metrics::text(&gw);
         assert!(
             text.contains(r#"weir_plugin_validate_responses_invalid_total{plugin="65-validate",route="order"} 1"#),
             "{text}"
@@ -387,7 +364,7 @@ async fn report_mode_counts_bad_responses_and_never_changes_them() {
         // Refusals are counted too.
         call(&gw.url("/orders/0"), Method::GET, &[], "").await;
         assert!(
-            metrics_text(&gw).contains(r#"weir_plugin_validate_requests_refused_total{plugin="65-validate",route="order",status="422"} 1"#)
+            plugin_metrics::text(&gw).contains(r#"weir_plugin_validate_requests_refused_total{plugin="65-validate",route="order",status="422"} 1"#)
         );
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - `GET /healthz`: the process is up (no token needed);
 //! - `GET /readyz`: a pipeline is loaded (no token needed);
+//! - `GET /metrics`: Prometheus / OpenMetrics text (`metrics.rs`);
 //! - `GET /admin/plugins`: each plugin's name, file, SHA-256, load time and
 //!   status, and the last reload error if any;
 //! - `GET /admin/upstreams`: targets, health and requests in flight;
@@ -13,7 +14,10 @@
 //!   `kv` keys matching the pattern (`*` is a wildcard), e.g. to purge the
 //!   cache plugin's entries.
 //!
-//! With `[admin] token`, the `/admin/*` paths need `Authorization: Bearer`.
+//! With `[admin] token`, `/metrics` and the `/admin/*` paths need
+//! `Authorization: Bearer`.
+
+pub mod metrics;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -75,6 +79,26 @@ impl Admin {
                 .await;
         }
         match (method, path.as_str()) {
+            (Method::GET, "/metrics") if !self.reloader.gateway().stores().telemetry.enabled() => {
+                json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": "metrics are off ([metrics] enabled = false)"}),
+                )
+            }
+            (Method::GET, "/metrics") => match metrics::render(self.reloader.gateway()) {
+                Ok(text) => {
+                    let mut response = Response::new(crate::http::body::full(text));
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(metrics::CONTENT_TYPE),
+                    );
+                    response
+                }
+                Err(_) => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": "metrics could not be encoded"}),
+                ),
+            },
             (Method::GET, "/admin/plugins") => json_response(StatusCode::OK, &self.plugins()),
             (Method::GET, "/admin/upstreams") => json_response(StatusCode::OK, &self.upstreams()),
             (Method::GET, "/admin/tls") => match self.reloader.tls() {
@@ -93,8 +117,8 @@ impl Admin {
             },
             (
                 _,
-                "/admin/plugins" | "/admin/upstreams" | "/admin/tls" | "/admin/reload" | "/healthz"
-                | "/readyz",
+                "/admin/plugins" | "/admin/upstreams" | "/admin/tls" | "/admin/reload" | "/metrics"
+                | "/healthz" | "/readyz",
             ) => json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({"error": "method not allowed"}),

@@ -39,6 +39,10 @@ use crate::pipeline::{Pipeline, Stores};
 use crate::plugin::LoadError;
 use crate::runtime::Runtime;
 use crate::runtime::bindings::Action;
+use crate::telemetry::counted::{Counted, Sink};
+use crate::telemetry::host_metrics::{AnsweredBy, RequestRecord, Tally};
+use crate::telemetry::traces::Trace;
+use opentelemetry::KeyValue;
 
 /// The gateway: the current pipeline and what is needed to build the next.
 pub struct Gateway {
@@ -49,13 +53,24 @@ pub struct Gateway {
     drain: crate::server::Drain,
 }
 
-/// How a request ended, for the access log.
+/// How a request ended, for the access log and the metrics.
 struct Outcome {
     response: Response<Body>,
     upstream: Option<String>,
     answered_by: Option<String>,
     /// The gateway answered with an error.
     failed: bool,
+}
+
+/// What is known of a request as it goes, kept even when it fails.
+#[derive(Default)]
+struct Seen {
+    /// The route the router named (`route` in the context).
+    route: Option<String>,
+    /// The request body's byte count, settled once the route is known.
+    body_bytes: Option<Arc<Tally>>,
+    /// The request's span, when tracing is on.
+    trace: Option<Trace>,
 }
 
 /// Where a request came from.
@@ -146,12 +161,26 @@ impl Gateway {
         let path = request.uri().path().to_string();
         let client = peer.addr;
         let grpc = grpc::is_grpc(request.headers());
+        let mut seen = Seen {
+            trace: self
+                .stores
+                .tracing
+                .as_ref()
+                .map(|t| t.request(&method, &path, request.headers())),
+            ..Seen::default()
+        };
         // A panic is a bug, but it must cost this request only: it becomes
         // a 500 here instead of a connection dropped without an answer.
-        let processed = AssertUnwindSafe(process(&pipeline, request, peer, self.drain.clone()))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(GatewayError::Internal(panic_message(&panic))));
+        let processed = AssertUnwindSafe(process(
+            &pipeline,
+            request,
+            peer,
+            self.drain.clone(),
+            &mut seen,
+        ))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(GatewayError::Internal(panic_message(&panic))));
         let outcome = match processed {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -173,9 +202,15 @@ impl Gateway {
         if grpc && (outcome.answered_by.is_some() || outcome.failed) {
             outcome.response = grpc::localize(outcome.response).await;
         }
+        self.count(&mut outcome, &seen, started.elapsed());
+        let trace_id = seen
+            .trace
+            .as_ref()
+            .map(|trace| finish(trace, &outcome, &seen));
         if pipeline.access_log() {
             tracing::info!(
                 target: "weir::access",
+                trace_id = trace_id.as_deref().unwrap_or("-"),
                 client = %client.ip(),
                 %method,
                 path,
@@ -187,12 +222,65 @@ impl Gateway {
         }
         outcome.response
     }
+
+    /// Record a finished request in the metrics, and count its body bytes
+    /// under its route from now on.
+    fn count(&self, outcome: &mut Outcome, seen: &Seen, took: Duration) {
+        let metrics = &self.stores.telemetry;
+        if !metrics.enabled() {
+            return;
+        }
+        let answered_by = match (&outcome.answered_by, outcome.failed) {
+            (Some(plugin), _) => AnsweredBy::Plugin(plugin),
+            (None, true) => AnsweredBy::Gateway,
+            (None, false) => AnsweredBy::Upstream,
+        };
+        metrics.request(RequestRecord {
+            route: seen.route.as_deref(),
+            upstream: outcome.upstream.as_deref(),
+            status: outcome.response.status().as_u16(),
+            answered_by,
+            duration: took,
+        });
+        let (request_bytes, response_bytes) = metrics.body_bytes(seen.route.as_deref());
+        if let Some(tally) = &seen.body_bytes {
+            tally.settle(request_bytes);
+        }
+        if !http_body::Body::is_end_stream(outcome.response.body()) {
+            let body = std::mem::replace(outcome.response.body_mut(), body::empty());
+            *outcome.response.body_mut() =
+                body::boxed(Counted::new(body, Sink::Counter(response_bytes)));
+        }
+    }
 }
 
-/// The client's body, boxed, watched for stalls and breakage unless it is
-/// empty. (A plain function: boxing inside the async fn trips the
-/// compiler's `Send` check for the generic body.)
-fn watched<B>(body: B, idle: Duration, watch: &BodyWatch) -> Body
+/// End the request's span with how it went; its trace id, for the log.
+fn finish(trace: &Trace, outcome: &Outcome, seen: &Seen) -> String {
+    let status = outcome.response.status();
+    trace.set(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    ));
+    if let Some(route) = &seen.route {
+        trace.set(KeyValue::new("http.route", route.clone()));
+    }
+    if let Some(upstream) = &outcome.upstream {
+        trace.set(KeyValue::new("weir.upstream", upstream.clone()));
+    }
+    if let Some(plugin) = &outcome.answered_by {
+        trace.set(KeyValue::new("weir.answered_by", plugin.clone()));
+    }
+    if status.is_server_error() {
+        trace.fail(status.to_string());
+    }
+    trace.end();
+    trace.trace_id()
+}
+
+/// The client's body, boxed, watched for stalls and breakage and counted
+/// into `seen` unless it is empty. (A plain function: boxing inside the
+/// async fn trips the compiler's `Send` check for the generic body.)
+fn watched<B>(body: B, idle: Duration, watch: &BodyWatch, seen: &mut Seen) -> Body
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -200,7 +288,10 @@ where
     if http_body::Body::is_end_stream(&body) {
         body::boxed(body)
     } else {
-        body::boxed(ClientBody::new(body, idle, watch.clone()))
+        let tally = Arc::new(Tally::default());
+        seen.body_bytes = Some(tally.clone());
+        let watched = body::boxed(ClientBody::new(body, idle, watch.clone()));
+        body::boxed(Counted::new(watched, Sink::Tally(tally)))
     }
 }
 
@@ -226,6 +317,7 @@ async fn process<B>(
     request: Request<B>,
     peer: Peer,
     drain: crate::server::Drain,
+    seen: &mut Seen,
 ) -> Result<Outcome, GatewayError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -238,9 +330,10 @@ where
     // the client's (400/408), never the upstream's.
     let watch = BodyWatch::default();
     let idle = Duration::from_millis(limits.client_body_idle_timeout_ms);
-    let body = watched(body, idle, &watch);
+    let body = watched(body, idle, &watch, seen);
     let mut req = RequestState::new(head, BodyState::streaming(body), peer.addr);
     req.tls = peer.tls;
+    req.trace = seen.trace.clone();
 
     // on-request, in order, until a plugin answers.
     let plugins = pipeline.plugins();
@@ -252,6 +345,9 @@ where
         };
         let (next, action) = plugin.on_request(req).await?;
         req = next;
+        if seen.route.is_none() {
+            seen.route = req.context.get("route").cloned();
+        }
         if let Action::Respond(r) = action {
             let resp = crate::runtime::reply_to_response(r, limits.header_limits())
                 .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;

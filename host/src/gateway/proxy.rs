@@ -51,6 +51,14 @@ pub async fn proxy(
     {
         headers.insert(http::header::HOST, value);
     }
+    // The upstream call's span, and its `traceparent` for the upstream.
+    let span = req
+        .trace
+        .as_ref()
+        .map(|trace| trace.client("upstream", &name, &req.head.method));
+    if let Some(span) = &span {
+        span.inject(headers);
+    }
     let proto = if req.tls.is_some() { "https" } else { "http" };
     headers::add_forwarded(
         headers,
@@ -84,13 +92,21 @@ pub async fn proxy(
         client_ip: Some(req.client.ip()),
         headers: Some(&req.head.headers),
     };
-    let response = upstream
-        .send(head, body, affinity, None)
-        .await
-        .map_err(|failure| GatewayError::Upstream {
-            upstream: name.clone(),
-            failure,
-        })?;
+    let sent = upstream.send(head, body, affinity, None).await;
+    if let Some(span) = &span {
+        match &sent {
+            Ok(response) => span.set(opentelemetry::KeyValue::new(
+                "http.response.status_code",
+                i64::from(response.status().as_u16()),
+            )),
+            Err(failure) => span.fail(failure.to_string()),
+        }
+        span.end();
+    }
+    let response = sent.map_err(|failure| GatewayError::Upstream {
+        upstream: name.clone(),
+        failure,
+    })?;
     let (mut head, body) = response.into_parts();
     if head.status == StatusCode::SWITCHING_PROTOCOLS {
         let upstream_upgrade = head.extensions.remove::<OnUpgrade>();

@@ -22,6 +22,7 @@ use crate::state::{RateLimit, StoreError, Take};
 use crate::telemetry::plugin_metrics::{
     CounterHandle, Definition, GaugeHandle, HistogramHandle, Kind,
 };
+use crate::telemetry::traces::Trace;
 use crate::upstream::Upstreams;
 use crate::upstream::{Affinity, Head, Outgoing};
 
@@ -94,17 +95,59 @@ impl HostState {
     }
 }
 
+/// What every call of one `send`/`send-all` shares: the upstreams, the
+/// plugin's budget, the body cap and the hook's span.
+type CallState = (
+    Arc<dyn OutboundCalls>,
+    Arc<super::budget::PluginBudget>,
+    u64,
+    Option<Trace>,
+);
+
 /// Make one call within the plugin's in-flight budget, with its path
-/// normalized as a client's would be.
-async fn budgeted_call(
-    state: (
-        Arc<dyn OutboundCalls>,
-        Arc<super::budget::PluginBudget>,
-        u64,
-    ),
+/// normalized as a client's would be; traced as a child of the hook's span
+/// when the request is.
+async fn budgeted_call(state: CallState, mut call: outbound::Call) -> CallResult {
+    let (outbound, budget, max_body, trace) = state;
+    let span = trace.map(|hook| {
+        let method = http::Method::from_bytes(call.method.as_bytes()).unwrap_or(http::Method::GET);
+        let span = hook.client("outbound", &call.upstream, &method);
+        let mut headers = http::HeaderMap::new();
+        span.inject(&mut headers);
+        call.headers.retain(|(name, _)| {
+            !matches!(
+                name.to_ascii_lowercase().as_str(),
+                "traceparent" | "tracestate"
+            )
+        });
+        for (name, value) in &headers {
+            if let Ok(value) = value.to_str() {
+                call.headers
+                    .push((name.as_str().to_string(), value.to_string()));
+            }
+        }
+        span
+    });
+    let result = budgeted_call_untraced(outbound, budget, max_body, call).await;
+    if let Some(span) = span {
+        match &result {
+            Ok(response) => span.set(opentelemetry::KeyValue::new(
+                "http.response.status_code",
+                i64::from(response.status),
+            )),
+            Err(error) => span.fail(format!("{error:?}")),
+        }
+        span.end();
+    }
+    result
+}
+
+async fn budgeted_call_untraced(
+    outbound: Arc<dyn OutboundCalls>,
+    budget: Arc<super::budget::PluginBudget>,
+    max_body: u64,
     mut call: outbound::Call,
 ) -> CallResult {
-    let (outbound, budget, max_body) = state;
     let slot = budget
         .outbound_slot()
         .map_err(outbound::CallError::BudgetExceeded)?;
@@ -128,6 +171,7 @@ impl outbound::Host for HostState {
             self.caps.outbound.clone(),
             self.budget.clone(),
             self.caps.max_body_bytes,
+            self.trace.clone(),
         );
         within(self.deadline, budgeted_call(state, call)).await
     }
@@ -139,6 +183,7 @@ impl outbound::Host for HostState {
             self.caps.outbound.clone(),
             self.budget.clone(),
             self.caps.max_body_bytes,
+            self.trace.clone(),
         );
         let in_flight = self.caps.budgets.outbound_in_flight_per_call.max(1) as usize;
         // At most `in_flight` at once, results in call order.
@@ -277,7 +322,11 @@ impl rate::Host for HostState {
     async fn take(&mut self, key: String, cost: u32, limit: rate::Limit) -> Res<rate::Decision> {
         let key = self.namespaced(&key);
         let take = self.caps.rate.take(&key, cost, rate_limit(limit));
-        Ok(rate_decision(within(self.deadline, take).await?))
+        let decision = within(self.deadline, take).await?;
+        self.caps
+            .telemetry
+            .rate_decision(&self.plugin, decision.allowed);
+        Ok(rate_decision(decision))
     }
 
     async fn take_all(&mut self, takes: Vec<rate::TakeRequest>) -> Res<Vec<rate::Decision>> {
@@ -290,6 +339,11 @@ impl rate::Host for HostState {
             })
             .collect();
         let decisions = within(self.deadline, self.caps.rate.take_all(&takes)).await?;
+        // One decision per request: refused if any limit refused it.
+        if !decisions.is_empty() {
+            let allowed = decisions.iter().all(|d| d.allowed);
+            self.caps.telemetry.rate_decision(&self.plugin, allowed);
+        }
         Ok(decisions.into_iter().map(rate_decision).collect())
     }
 }

@@ -51,6 +51,8 @@ pub struct Capabilities {
     pub kv: Arc<dyn KvStore>,
     /// The process's plugin metrics.
     pub metrics: Arc<PluginMetrics>,
+    /// The gateway's own metrics.
+    pub telemetry: Arc<crate::telemetry::host_metrics::HostMetrics>,
     /// Largest body buffered for a plugin.
     pub max_body_bytes: u64,
     /// The limits plugin header edits and replies are held to.
@@ -90,6 +92,9 @@ pub struct HostState {
     pub(crate) crypto_keys: usize,
     /// Metrics defined through the `metrics` capability (handles held).
     pub(crate) metric_handles: usize,
+    /// The span of the hook call running, when its request is traced:
+    /// `outbound` calls become its children.
+    pub(crate) trace: Option<crate::telemetry::traces::Trace>,
 }
 
 impl HostState {
@@ -108,6 +113,7 @@ impl HostState {
             outbound_calls: 0,
             crypto_keys: 0,
             metric_handles: 0,
+            trace: None,
         }
     }
 

@@ -29,6 +29,7 @@ use super::host::{Capabilities, DeadlineReached, HostState, MemoryLimitExceeded}
 use super::world::{Instance, PluginPre};
 use crate::error::PluginFailure;
 use crate::exchange::{RequestState, ResponseState};
+use crate::telemetry::host_metrics::PluginMetricsHandles;
 
 /// Settings of one pool.
 #[derive(Debug, Clone)]
@@ -68,6 +69,8 @@ pub struct InstancePool {
     /// Idle instances, one LIFO list per thread slot.
     idle: IdleLists,
     permits: Semaphore,
+    /// The plugin's hook, failure and instantiation metrics.
+    metrics: PluginMetricsHandles,
 }
 
 impl InstancePool {
@@ -87,9 +90,10 @@ impl InstancePool {
             budget: PluginBudget::new(name, &caps.budgets),
             hooks: Hooks::all(),
             config: Arc::from(config),
-            caps,
             permits: Semaphore::new(settings.max_instances as usize),
             idle: IdleLists::new(settings.idle_lists),
+            metrics: caps.telemetry.plugin(name),
+            caps,
             settings,
         };
         let (first, hooks) = pool
@@ -120,6 +124,7 @@ impl InstancePool {
         let mut warm = self.checkout(deadline).await?;
         self.runtime.ticker().hook_started();
         arm(&mut warm.store, deadline);
+        warm.store.data_mut().trace = req.trace.clone();
         let table = &mut warm.store.data_mut().table;
         let req_res = table
             .push(req)
@@ -148,6 +153,7 @@ impl InstancePool {
         let table_error = |e: wasmtime::component::ResourceTableError| {
             PluginFailure::Trap(format!("resource table: {e}"))
         };
+        warm.store.data_mut().trace = req.trace.clone();
         let table = &mut warm.store.data_mut().table;
         let req_res = table.push(req).map_err(table_error)?;
         let resp_res = table.push(resp).map_err(table_error)?;
@@ -170,6 +176,16 @@ impl InstancePool {
     /// Number of warm instances waiting for work.
     pub fn idle_count(&self) -> usize {
         self.idle.all().map(|list| lock(list).len()).sum()
+    }
+
+    /// Number of hook calls running (or waiting for an instance to start).
+    pub fn busy_count(&self) -> usize {
+        (self.settings.max_instances as usize).saturating_sub(self.permits.available_permits())
+    }
+
+    /// Where the plugin's hooks are timed and failures counted.
+    pub fn metrics(&self) -> &PluginMetricsHandles {
+        &self.metrics
     }
 
     /// Wait for a free instance slot, at most one hook deadline (no timer
@@ -199,6 +215,8 @@ impl InstancePool {
 
     fn checkin(&self, mut warm: Warm) {
         warm.calls += 1;
+        // The span belongs to the call that ended.
+        warm.store.data_mut().trace = None;
         if warm.calls < self.settings.max_calls {
             self.own_list().push(warm);
         }
@@ -236,7 +254,9 @@ impl InstancePool {
         })
         .await
         .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineReached)));
-        match self.settle(&store, outcome)? {
+        let settled = self.settle(&store, outcome)?;
+        self.metrics.instantiations.inc();
+        match settled {
             (plugin, Ok(hooks)) => Ok((
                 Warm {
                     store,

@@ -9,6 +9,7 @@
 //! no new connection is attempted for a second, so an outage costs requests
 //! no latency. The store reconnects by itself when Redis is back.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,8 @@ use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
 use super::gcra::{self, Decision};
+use crate::telemetry::host_metrics::HostMetrics;
+
 use super::{FailPolicy, KvQuota, KvStore, KvUsage, RateStore, StoreError, Take, entry_bytes};
 
 /// GCRA over several keys, all or nothing. ARGV per key: cost, interval and
@@ -158,6 +161,8 @@ pub struct RedisStore {
     down: AtomicBool,
     /// No connection attempts before this time (ms since the epoch).
     retry_at_ms: AtomicU64,
+    /// Where operations are timed and failures counted.
+    metrics: Option<Arc<HostMetrics>>,
 }
 
 fn now_ms() -> u64 {
@@ -193,7 +198,14 @@ impl RedisStore {
             kv_delete: redis::Script::new(KV_DELETE_SCRIPT),
             down: AtomicBool::new(false),
             retry_at_ms: AtomicU64::new(0),
+            metrics: None,
         })
+    }
+
+    /// Time operations and count failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<HostMetrics>) -> Self {
+        self.metrics = metrics.enabled().then_some(metrics);
+        self
     }
 
     /// One of the pooled connections, connecting it if needed.
@@ -232,7 +244,20 @@ impl RedisStore {
     /// after Redis restarts, each connection finds its socket broken once,
     /// and without this those requests would fall to the fail policy while
     /// Redis is in fact back.
-    async fn call<T, F, Fut>(&self, f: F) -> Result<T, String>
+    async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, String>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let started = std::time::Instant::now();
+        let outcome = self.call_inner(f).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.store_op("redis", op, started.elapsed(), outcome.is_ok());
+        }
+        outcome
+    }
+
+    async fn call_inner<T, F, Fut>(&self, f: F) -> Result<T, String>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -293,7 +318,7 @@ impl RateStore for RedisStore {
             .map(|t| format!("{RATE_PREFIX}{}", t.key))
             .collect();
         let reply: Result<Vec<i64>, String> = self
-            .call(|mut connection| {
+            .call("take", |mut connection| {
                 let mut invocation = self.script.prepare_invoke();
                 for ((key, take), (interval, tolerance)) in keys.iter().zip(takes).zip(&params) {
                     invocation
@@ -339,7 +364,7 @@ impl RateStore for RedisStore {
 impl KvStore for RedisStore {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let [value_key, ..] = kv_keys(ns, key);
-        self.call(|mut c| {
+        self.call("get", |mut c| {
             let key = value_key.clone();
             async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
         })
@@ -362,7 +387,7 @@ impl KvStore for RedisStore {
         });
         let size = entry_bytes(key, value.len());
         let outcome: String = self
-            .call(|mut c| {
+            .call("set", |mut c| {
                 let mut invocation = self.kv_set.prepare_invoke();
                 for k in &keys {
                     invocation.key(k);
@@ -387,7 +412,7 @@ impl KvStore for RedisStore {
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, StoreError> {
         let keys = kv_keys(ns, key);
-        self.call(|mut c| {
+        self.call("delete", |mut c| {
             let mut invocation = self.kv_delete.prepare_invoke();
             for k in &keys {
                 invocation.key(k);
@@ -404,7 +429,7 @@ impl KvStore for RedisStore {
         let prefix = format!("{KV_PREFIX}{ns}/");
         let matching = format!("{}{}", redis_glob(&prefix), redis_glob(pattern));
         let found: Vec<String> = self
-            .call(|mut c| {
+            .call("purge", |mut c| {
                 let matching = matching.clone();
                 async move {
                     let mut found = Vec::new();
@@ -442,7 +467,7 @@ impl KvStore for RedisStore {
     async fn usage(&self, ns: &str) -> Result<KvUsage, StoreError> {
         let [_, index, _, total] = kv_keys(ns, "");
         let (keys, bytes): (u64, Option<u64>) = self
-            .call(|mut c| {
+            .call("usage", |mut c| {
                 let (index, total) = (index.clone(), total.clone());
                 async move {
                     redis::pipe()

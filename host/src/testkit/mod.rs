@@ -5,11 +5,13 @@
 //! lines it logged. `weir test-plugin` is this, driven by JSON files.
 
 mod json;
+mod metrics;
 mod stubs;
 
 pub use json::{
     BodyText, Headers, RequestOutcome, ResponseOutcome, TestAction, TestRequest, TestResponse,
 };
+pub use metrics::MetricSample;
 pub use stubs::{RateStub, RecordedCall, StubCall, Stubs};
 
 use std::path::Path;
@@ -50,6 +52,7 @@ pub struct PluginUnderTest {
     plugin: LoadedPlugin,
     logs: Arc<Mutex<Vec<LogLine>>>,
     calls: Arc<Mutex<Vec<RecordedCall>>>,
+    metrics: Arc<crate::telemetry::plugin_metrics::PluginMetrics>,
 }
 
 impl PluginUnderTest {
@@ -97,6 +100,7 @@ impl PluginUnderTest {
             rate,
             kv: Arc::new(MemoryKvStore::new()),
             metrics: metrics.clone(),
+            telemetry: crate::telemetry::host_metrics::HostMetrics::new(),
             max_body_bytes: limits.max_body_bytes,
             header_limits: limits.header_limits(),
             budgets,
@@ -126,12 +130,33 @@ impl PluginUnderTest {
             plugin,
             logs,
             calls,
+            metrics,
         })
     }
 
     /// Lines the plugin logged so far (and forget them).
     pub fn take_logs(&self) -> Vec<LogLine> {
         std::mem::take(&mut *lock(&self.logs))
+    }
+
+    /// Every metric sample the plugin has emitted so far, by the names it
+    /// gave (counters without `_total`; `NAME_count`, `NAME_sum` and
+    /// `NAME_bucket` for histograms) and without the `plugin` label.
+    pub fn metrics(&self) -> Vec<MetricSample> {
+        metrics::samples(&self.metrics, self.plugin.name())
+    }
+
+    /// The value of metric `name` in the series with exactly these labels
+    /// (in any order), or `None` when that series was never touched.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.metrics().into_iter().find_map(|sample| {
+            let same = sample.name == name
+                && sample.labels.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| sample.labels.get(*k).map(String::as_str) == Some(*v));
+            same.then_some(sample.value)
+        })
     }
 
     /// Outbound calls made so far (and forget them).

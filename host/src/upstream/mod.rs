@@ -30,6 +30,7 @@ pub use target::{Ejection, Target};
 use crate::config::{BalanceConfig, Budgets, HashOn, Protocol, UpstreamConfig, parse_target};
 use crate::error::UpstreamFailure;
 use crate::http::body::{self, Body};
+use crate::telemetry::host_metrics::{HostMetrics, UpstreamMetrics};
 
 /// All upstreams of a pipeline, by name. Dropping it stops their health
 /// checks.
@@ -46,17 +47,19 @@ impl Upstreams {
     /// connection pool per upstream (`affinity.rs`), and every other thread
     /// shares one more.
     /// Relative paths (CA files, client certificates) are resolved against
-    /// `base`.
+    /// `base`. Each upstream records into `metrics`.
     pub fn new(
         configs: &BTreeMap<String, UpstreamConfig>,
         budgets: &Budgets,
         workers: usize,
         base: &std::path::Path,
+        metrics: &Arc<HostMetrics>,
     ) -> Result<Self, String> {
         let alive = Arc::new(());
         let mut by_name = BTreeMap::new();
         for (name, config) in configs {
-            let upstream = Upstream::new(name, config, budgets, workers + 1, base)?;
+            let mut upstream = Upstream::new(name, config, budgets, workers + 1, base)?;
+            upstream.metrics = metrics.enabled().then(|| metrics.upstream(name));
             if let Some(health) = &config.health {
                 let handle = tokio::runtime::Handle::try_current().map_err(|_| {
                     format!("upstream `{name}`: health checks need a running tokio runtime")
@@ -136,6 +139,8 @@ pub struct Upstream {
     tunnel_idle: Duration,
     retries: u32,
     ejection: Ejection,
+    /// Where it records (none for upstreams built outside a pipeline).
+    metrics: Option<UpstreamMetrics>,
 }
 
 impl Upstream {
@@ -187,7 +192,16 @@ impl Upstream {
                 failures: config.passive.failures,
                 duration: Duration::from_millis(config.passive.eject_ms),
             },
+            metrics: None,
         })
+    }
+
+    /// Count a failed request by its cause and hand the failure back.
+    fn failed(&self, failure: UpstreamFailure) -> UpstreamFailure {
+        if let Some(metrics) = &self.metrics {
+            metrics.failed(failure.cause());
+        }
+        failure
     }
 
     /// This thread's connection pool.
@@ -236,6 +250,27 @@ impl Upstream {
     /// 502/503 answer, up to `retries` times.
     pub async fn send(
         &self,
+        head: Head<'_>,
+        body: Outgoing,
+        affinity: Affinity<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<Response<Body>, UpstreamFailure> {
+        let started = std::time::Instant::now();
+        let sent = self.send_once(head, body, affinity, timeout).await;
+        match sent {
+            Ok(response) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.duration.observe(started.elapsed().as_secs_f64());
+                }
+                Ok(response)
+            }
+            Err(failure) => Err(self.failed(failure)),
+        }
+    }
+
+    /// [`Upstream::send`] without the accounting.
+    async fn send_once(
+        &self,
         mut head: Head<'_>,
         body: Outgoing,
         affinity: Affinity<'_>,
@@ -258,6 +293,11 @@ impl Upstream {
         let mut tried: Vec<usize> = Vec::new();
         let mut last_failure = None;
         for attempt in 1..=attempts {
+            if attempt > 1
+                && let Some(metrics) = &self.metrics
+            {
+                metrics.retries.inc();
+            }
             let Some((index, target)) = self.balancer.pick(&self.targets, key.as_deref(), &tried)
             else {
                 return Err(UpstreamFailure::NoHealthyTarget);
@@ -322,6 +362,9 @@ impl Upstream {
                         UpstreamFailure::Tls(verdict)
                     } else if e.is_connect() {
                         if target.connect_failed(self.ejection) {
+                            if let Some(metrics) = &self.metrics {
+                                metrics.ejections.inc();
+                            }
                             tracing::warn!(upstream = self.name, target = %target.authority(), "connection failures; target ejected");
                         }
                         UpstreamFailure::Connect(format!(

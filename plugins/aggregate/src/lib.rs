@@ -6,6 +6,9 @@
 //! A request that matches no endpoint passes on untouched, so `aggregate`
 //! and `router` coexist: give the router a route without an upstream for an
 //! endpoint's path, so auth and rate limits apply to it by name.
+//!
+//! Every call is counted in the `calls` metric
+//! (`weir_plugin_aggregate_calls_total{upstream, outcome}`).
 
 mod config;
 mod plan;
@@ -14,24 +17,70 @@ use std::collections::BTreeMap;
 
 use plan::{Call, Endpoint};
 use serde_json::{Map, Value, json};
+use weir_sdk::metrics::Counter;
 use weir_sdk::outbound::{self, CallError, CallResponse};
 use weir_sdk::{Action, Hooks, Plugin, Reply, Request, export_plugin};
 
 /// The plugin.
 pub struct Aggregate {
     endpoints: Vec<Endpoint>,
+    calls: Counter,
+}
+
+/// What became of one call, in the `outcome` label of the `calls` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// A 2xx answer with a JSON body within the limit.
+    Ok,
+    /// An answer with a status other than 2xx.
+    Status,
+    /// A 2xx answer whose body is not JSON or is too large.
+    Invalid,
+    /// No answer within the call's timeout.
+    Timeout,
+    /// No answer: no connection could be made, or it broke.
+    Error,
+    /// The host did not make the call: unknown or ungranted upstream, an
+    /// invalid request, or an outbound budget.
+    Refused,
+    /// Not made: a call it depends on failed, or a field its path needs is
+    /// missing.
+    Skipped,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Status => "status",
+            Outcome::Invalid => "invalid",
+            Outcome::Timeout => "timeout",
+            Outcome::Error => "error",
+            Outcome::Refused => "refused",
+            Outcome::Skipped => "skipped",
+        }
+    }
 }
 
 /// Why a call gave no usable JSON.
 struct Failure {
-    /// 504 for a timeout, 502 otherwise.
-    timeout: bool,
+    /// `Timeout` answers 504, anything else 502.
+    outcome: Outcome,
     message: String,
 }
 
 fn failure_of(error: &CallError) -> Failure {
+    let outcome = match error {
+        CallError::Timeout => Outcome::Timeout,
+        CallError::ConnectFailed(_) | CallError::Failed(_) => Outcome::Error,
+        CallError::TooLarge(_) => Outcome::Invalid,
+        CallError::UnknownUpstream(_)
+        | CallError::InvalidRequest(_)
+        | CallError::NotGranted(_)
+        | CallError::BudgetExceeded(_) => Outcome::Refused,
+    };
     Failure {
-        timeout: matches!(error, CallError::Timeout),
+        outcome,
         message: match error {
             CallError::Timeout => "timed out".into(),
             CallError::TooLarge(limit) => format!("response larger than {limit} bytes"),
@@ -50,7 +99,13 @@ impl Plugin for Aggregate {
             .into_iter()
             .map(Endpoint::compile)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Aggregate { endpoints })
+        let calls = Counter::define(
+            "calls",
+            "Calls to upstreams by upstream and outcome \
+             (ok, status, invalid, timeout, error, refused, skipped)",
+            &["upstream", "outcome"],
+        )?;
+        Ok(Aggregate { endpoints, calls })
     }
 
     fn on_request(&mut self, req: &Request) -> Action {
@@ -89,8 +144,9 @@ impl Plugin for Aggregate {
                 match rendered {
                     Ok(path) => ready.push((call, path)),
                     Err(message) => {
+                        self.count(call, Outcome::Skipped);
                         let failure = Failure {
-                            timeout: false,
+                            outcome: Outcome::Skipped,
                             message,
                         };
                         if let Some(reply) =
@@ -112,8 +168,18 @@ impl Plugin for Aggregate {
                 })
                 .collect();
             let responses = outbound::send_all(&calls);
+            // Every call made is counted, those after a required failure too.
+            let mut failed: Option<Action> = None;
             for ((call, _), response) in ready.iter().zip(responses) {
-                match parse(response, endpoint.max_body_bytes) {
+                let parsed = parse(response, endpoint.max_body_bytes);
+                self.count(
+                    call,
+                    parsed.as_ref().map_or_else(|f| f.outcome, |_| Outcome::Ok),
+                );
+                if failed.is_some() {
+                    continue;
+                }
+                match parsed {
                     Ok(value) => {
                         let value = match endpoint.select.get(&call.name) {
                             Some(pointers) => plan::select(&value, pointers),
@@ -122,13 +188,12 @@ impl Plugin for Aggregate {
                         results.insert(call.name.clone(), value);
                     }
                     Err(failure) => {
-                        if let Some(reply) =
-                            settle_failure(call, failure, &mut results, &mut errors)
-                        {
-                            return reply;
-                        }
+                        failed = settle_failure(call, failure, &mut results, &mut errors);
                     }
                 }
+            }
+            if let Some(reply) = failed {
+                return reply;
             }
         }
 
@@ -145,6 +210,12 @@ impl Plugin for Aggregate {
     }
 }
 
+impl Aggregate {
+    fn count(&self, call: &Call, outcome: Outcome) {
+        self.calls.inc(&[&call.upstream, outcome.label()]);
+    }
+}
+
 /// Record a failed call: `null` and an `_errors` entry if it is optional,
 /// else the error reply for the whole request.
 fn settle_failure(
@@ -158,7 +229,7 @@ fn settle_failure(
         errors.insert(call.name.clone(), Value::String(failure.message));
         return None;
     }
-    let (status, error) = if failure.timeout {
+    let (status, error) = if failure.outcome == Outcome::Timeout {
         (504, "upstream call timed out")
     } else {
         (502, "upstream call failed")
@@ -176,17 +247,18 @@ fn settle_failure(
 /// A call's response as JSON: a 2xx status, a body within the limit, valid JSON.
 fn parse(response: Result<CallResponse, CallError>, max_body: usize) -> Result<Value, Failure> {
     let response = response.map_err(|e| failure_of(&e))?;
-    let fail = |message: String| Failure {
-        timeout: false,
-        message,
-    };
+    let fail = |outcome: Outcome, message: String| Failure { outcome, message };
     if !(200..300).contains(&response.status) {
-        return Err(fail(format!("status {}", response.status)));
+        return Err(fail(Outcome::Status, format!("status {}", response.status)));
     }
     if response.body.len() > max_body {
-        return Err(fail(format!("response larger than {max_body} bytes")));
+        return Err(fail(
+            Outcome::Invalid,
+            format!("response larger than {max_body} bytes"),
+        ));
     }
-    serde_json::from_slice(&response.body).map_err(|e| fail(format!("response is not JSON: {e}")))
+    serde_json::from_slice(&response.body)
+        .map_err(|e| fail(Outcome::Invalid, format!("response is not JSON: {e}")))
 }
 
 export_plugin!(Aggregate);

@@ -9,6 +9,9 @@
 //!
 //! Missing or invalid credentials → 401 with `WWW-Authenticate` (RFC 6750
 //! for bearer tokens); valid credentials without a required scope → 403.
+//!
+//! Every decision is counted in the `outcomes` metric
+//! (`weir_plugin_auth_outcomes_total{method, outcome}`).
 
 mod apikey;
 mod config;
@@ -24,6 +27,7 @@ use config::{Config, JwtConfig, Method, Rule};
 use jwk::{Alg, Key};
 use jwt::{ClaimRules, TokenError};
 use keyset::KeySet;
+use weir_sdk::metrics::Counter;
 use weir_sdk::{Action, Hooks, Plugin, Reply, Request, export_plugin};
 
 /// The plugin.
@@ -34,6 +38,47 @@ pub struct Auth {
     realm: String,
     api_keys: Option<ApiKeys>,
     jwt: Option<Jwt>,
+    outcomes: Counter,
+}
+
+/// What the plugin decided about a request, in the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// A credential checked out and carried every required scope.
+    Allowed,
+    /// The route is public; nothing was checked.
+    Public,
+    /// No credential of an accepted kind: 401.
+    Missing,
+    /// A credential was presented and is wrong: 401.
+    Invalid,
+    /// A valid credential without a required scope: 403.
+    Forbidden,
+    /// Token keys could not be obtained: 503.
+    Unavailable,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Public => "public",
+            Outcome::Missing => "missing",
+            Outcome::Invalid => "invalid",
+            Outcome::Forbidden => "forbidden",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The `method` label: the credential's kind, or `none` when none was
+/// checked (public routes, missing credentials).
+fn method_label(method: Option<Method>) -> &'static str {
+    match method {
+        Some(Method::ApiKey) => "api_key",
+        Some(Method::Jwt) => "jwt",
+        None => "none",
+    }
 }
 
 struct Jwt {
@@ -109,6 +154,12 @@ impl Plugin for Auth {
                 ));
             }
         }
+        let outcomes = Counter::define(
+            "outcomes",
+            "Auth decisions by credential method (api_key, jwt, none) and outcome \
+             (allowed, public, missing, invalid, forbidden, unavailable)",
+            &["method", "outcome"],
+        )?;
         Ok(Auth {
             default,
             routes: config.routes,
@@ -116,6 +167,7 @@ impl Plugin for Auth {
             realm: config.realm,
             api_keys,
             jwt,
+            outcomes,
         })
     }
 
@@ -127,6 +179,7 @@ impl Plugin for Auth {
         .clone();
         if rule.public {
             self.remove_vouched_headers(req);
+            self.count(None, Outcome::Public);
             return Action::Continue;
         }
 
@@ -253,6 +306,10 @@ fn bearer(req: &Request) -> Option<String> {
 }
 
 impl Auth {
+    fn count(&self, method: Option<Method>, outcome: Outcome) {
+        self.outcomes.inc(&[method_label(method), outcome.label()]);
+    }
+
     fn check_api_key(&self, req: &Request) -> Result<Authenticated, Refusal> {
         let Some(keys) = &self.api_keys else {
             return Err(Refusal::Missing);
@@ -305,6 +362,7 @@ impl Auth {
             .filter(|s| !who.scopes.contains(s))
             .collect();
         if !missing.is_empty() {
+            self.count(Some(who.method), Outcome::Forbidden);
             let scope = rule.scopes.join(" ");
             let challenge = format!(
                 r#"Bearer realm="{}", error="insufficient_scope", scope="{scope}""#,
@@ -316,14 +374,9 @@ impl Auth {
                 .header("www-authenticate", &challenge)
                 .into();
         }
+        self.count(Some(who.method), Outcome::Allowed);
         req.set_context("consumer", &who.consumer);
-        req.set_context(
-            "auth.method",
-            match who.method {
-                Method::ApiKey => "api_key",
-                Method::Jwt => "jwt",
-            },
-        );
+        req.set_context("auth.method", method_label(Some(who.method)));
         // One call sets the consumer header and every forwarded claim,
         // replacing whatever the client sent under those names; claims the
         // token lacks are removed.
@@ -386,6 +439,13 @@ impl Auth {
     }
 
     fn refuse(&self, rule: &Rule, refusal: Refusal) -> Action {
+        let (method, outcome) = match &refusal {
+            Refusal::Missing => (None, Outcome::Missing),
+            Refusal::BadKey => (Some(Method::ApiKey), Outcome::Invalid),
+            Refusal::BadToken(_) => (Some(Method::Jwt), Outcome::Invalid),
+            Refusal::KeysUnavailable(_) => (Some(Method::Jwt), Outcome::Unavailable),
+        };
+        self.count(method, outcome);
         let (status, body, challenges) = match refusal {
             Refusal::Missing => (
                 401,

@@ -8,13 +8,16 @@
 //! all or nothing, so a request refused by one limit does not use up the
 //! others. Refused → 429 with `Retry-After` and the IETF `RateLimit-Policy`
 //! / `RateLimit` headers; allowed responses carry the same headers unless
-//! `headers` is false.
+//! `headers` is false. Each refusal is counted in the `refusals` metric
+//! (`weir_plugin_rate_limit_refusals_total{limit}`), under the limit the
+//! 429 names.
 
 mod client;
 mod config;
 
 use client::Cidr;
 use config::{Config, KeySpec};
+use weir_sdk::metrics::Counter;
 use weir_sdk::rate::{self, Limit, TakeRequest};
 use weir_sdk::{Action, Plugin, Reply, Request, Response, export_plugin};
 
@@ -23,6 +26,7 @@ pub struct RateLimiter {
     limits: Vec<CompiledLimit>,
     trusted: Vec<Cidr>,
     headers: bool,
+    refusals: Counter,
 }
 
 struct CompiledLimit {
@@ -101,10 +105,16 @@ impl Plugin for RateLimiter {
                 routes: limit.routes,
             });
         }
+        let refusals = Counter::define(
+            "refusals",
+            "Requests refused with 429, by the limit the answer names",
+            &["limit"],
+        )?;
         Ok(RateLimiter {
             limits,
             trusted,
             headers: config.headers,
+            refusals,
         })
     }
 
@@ -173,6 +183,7 @@ impl Plugin for RateLimiter {
             .map(|(l, d)| (l.name.as_str(), d.retry_after_ms))
             .max_by_key(|(_, ms)| *ms)
             .unwrap_or(("", 1000));
+        self.refusals.inc(&[denied]);
         let retry_after = seconds_up(wait_ms).max(1);
         let body = serde_json::json!({
             "error": "rate limit exceeded",

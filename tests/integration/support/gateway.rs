@@ -53,6 +53,8 @@ pub struct Setup {
     reload: Vec<String>,
     log: Vec<String>,
     upstreams: Vec<String>,
+    /// Whole sections, e.g. `[tracing]` with its lines.
+    sections: Vec<String>,
 }
 
 impl Setup {
@@ -75,6 +77,7 @@ impl Setup {
             reload: Vec::new(),
             log: vec!["access_log = false".to_string()],
             upstreams: Vec::new(),
+            sections: Vec::new(),
         }
     }
 
@@ -180,6 +183,12 @@ impl Setup {
         self
     }
 
+    /// A whole section, header included (`"[tracing]\nsample_ratio = 1.0"`).
+    pub fn section(mut self, text: &str) -> Setup {
+        self.sections.push(text.to_string());
+        self
+    }
+
     /// Replace the `[log]` section's lines.
     pub fn log(mut self, lines: &[&str]) -> Setup {
         self.log = lines.iter().map(|l| l.to_string()).collect();
@@ -197,6 +206,10 @@ impl Setup {
         text.push_str(&format!("[reload]\n{}\n", self.reload.join("\n")));
         if !self.tls.is_empty() {
             text.push_str(&format!("[tls]\n{}\n", self.tls.join("\n")));
+        }
+        for section in &self.sections {
+            text.push_str(section);
+            text.push('\n');
         }
         for upstream in &self.upstreams {
             text.push_str(upstream);

@@ -187,5 +187,10 @@ impl Process {
 /// second address line then).
 fn config_has_admin(path: &Path) -> bool {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    !text.contains("enabled = false")
+    let config: toml::Table = text.parse().unwrap_or_default();
+    config
+        .get("admin")
+        .and_then(|admin| admin.get("enabled"))
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(true)
 }

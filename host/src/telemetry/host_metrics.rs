@@ -1,0 +1,659 @@
+//! The gateway's own metrics: requests, upstreams, plugin hooks, reloads,
+//! rate-limit decisions and the state store.
+//!
+//! One [`HostMetrics`] per gateway, shared by every pipeline (like the
+//! stores), so counters survive reloads. Label values come only from
+//! bounded sets: route names (from the router's context), upstream and
+//! plugin names, status classes and fixed causes. Because a plugin chooses
+//! the route name, every label value passes an [`Interner`] that caps the
+//! distinct values and folds the rest into `other`: a raw path or a client
+//! address can never become a series.
+//!
+//! Hot-path handles (a plugin's hook histograms, an upstream's duration
+//! histogram) are resolved once, when the pipeline is built, so recording
+//! costs an atomic add, not a lookup.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// Distinct route names before the rest fold into `other` (a plugin names
+/// routes, so this is the guard against a route per path).
+pub const MAX_ROUTES: usize = 500;
+/// Distinct upstream and plugin names (and `answered_by` values) before the
+/// rest fold into `other`; reloads can rename plugins, so this is larger.
+pub const MAX_NAMES: usize = 2_000;
+/// The label value past the cap, and for "none".
+pub const OTHER: &str = "other";
+/// The label value when there is nothing to name (no route, no upstream).
+pub const NONE: &str = "-";
+
+/// Request and upstream latency buckets, in seconds: 100 µs to 10 s.
+const REQUEST_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
+];
+/// Hook latency buckets, in seconds: 5 µs to 1 s.
+const HOOK_BUCKETS: [f64; 13] = [
+    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1,
+    1.0,
+];
+
+/// Makes histograms with fixed buckets (a `fn` pointer keeps the family
+/// `Clone` and `Send`).
+#[derive(Clone)]
+pub struct Buckets(&'static [f64]);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+type Histograms<L> = Family<L, Histogram, Buckets>;
+
+/// Label values capped at a number of distinct ones; shared `Arc<str>`s so
+/// a lookup allocates nothing once a value is known.
+#[derive(Debug)]
+pub struct Interner {
+    values: RwLock<HashSet<Arc<str>>>,
+    cap: usize,
+}
+
+impl Interner {
+    /// At most `cap` distinct values, then `other`.
+    pub fn new(cap: usize) -> Self {
+        Interner {
+            values: RwLock::default(),
+            cap,
+        }
+    }
+
+    /// The shared value for `value`, or `other` past the cap.
+    pub fn get(&self, value: &str) -> Arc<str> {
+        let read = self.values.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = read.get(value) {
+            return known.clone();
+        }
+        let full = read.len() >= self.cap;
+        drop(read);
+        let mut write = self.values.write().unwrap_or_else(|p| p.into_inner());
+        if full {
+            return match write.get(OTHER) {
+                Some(other) => other.clone(),
+                None => {
+                    let other: Arc<str> = Arc::from(OTHER);
+                    write.insert(other.clone());
+                    other
+                }
+            };
+        }
+        match write.get(value) {
+            Some(known) => known.clone(),
+            None => {
+                let new: Arc<str> = Arc::from(value);
+                write.insert(new.clone());
+                new
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: Arc<str>,
+    upstream: Arc<str>,
+    status_class: &'static str,
+    answered_by: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabel {
+    upstream: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamCause {
+    upstream: Arc<str>,
+    cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookLabels {
+    plugin: Arc<str>,
+    hook: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginCause {
+    plugin: Arc<str>,
+    cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    plugin: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RateLabels {
+    plugin: Arc<str>,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreOp {
+    backend: &'static str,
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabel {
+    backend: &'static str,
+}
+
+/// Every metric the gateway keeps about itself.
+pub struct HostMetrics {
+    /// Off (`[metrics] enabled = false`): nothing is recorded.
+    enabled: bool,
+    routes: Interner,
+    names: Interner,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Histograms<RouteLabel>,
+    request_bytes: Family<RouteLabel, Counter>,
+    response_bytes: Family<RouteLabel, Counter>,
+    upstream_duration: Histograms<UpstreamLabel>,
+    upstream_failures: Family<UpstreamCause, Counter>,
+    upstream_retries: Family<UpstreamLabel, Counter>,
+    upstream_ejections: Family<UpstreamLabel, Counter>,
+    hook_duration: Histograms<HookLabels>,
+    plugin_failures: Family<PluginCause, Counter>,
+    instantiations: Family<PluginLabel, Counter>,
+    reloads: Family<ResultLabel, Counter>,
+    last_reload: Gauge<f64, AtomicU64>,
+    rate_decisions: Family<RateLabels, Counter>,
+    store_duration: Histograms<StoreOp>,
+    store_errors: Family<StoreLabel, Counter>,
+}
+
+impl std::fmt::Debug for HostMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for HostMetrics {
+    fn default() -> Self {
+        fn requests<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
+            Family::new_with_constructor(Buckets(&REQUEST_BUCKETS))
+        }
+        HostMetrics {
+            enabled: true,
+            routes: Interner::new(MAX_ROUTES),
+            names: Interner::new(MAX_NAMES),
+            requests: Family::default(),
+            request_duration: requests(),
+            request_bytes: Family::default(),
+            response_bytes: Family::default(),
+            upstream_duration: requests(),
+            upstream_failures: Family::default(),
+            upstream_retries: Family::default(),
+            upstream_ejections: Family::default(),
+            hook_duration: Family::new_with_constructor(Buckets(&HOOK_BUCKETS)),
+            plugin_failures: Family::default(),
+            instantiations: Family::default(),
+            reloads: Family::default(),
+            last_reload: Gauge::default(),
+            rate_decisions: Family::default(),
+            store_duration: requests(),
+            store_errors: Family::default(),
+        }
+    }
+}
+
+/// The status class label of `status`.
+fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => OTHER,
+    }
+}
+
+/// Who answered a request, as the `answered_by` label has it.
+#[derive(Debug, Clone, Copy)]
+pub enum AnsweredBy<'a> {
+    /// The upstream's response (possibly edited by plugins).
+    Upstream,
+    /// A plugin's reply or failure.
+    Plugin(&'a str),
+    /// The gateway's own error answer (no route, upstream down...).
+    Gateway,
+}
+
+/// One finished request, as the metrics see it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRecord<'a> {
+    /// The route the router named, if any.
+    pub route: Option<&'a str>,
+    /// The upstream chosen, if any.
+    pub upstream: Option<&'a str>,
+    /// The status sent.
+    pub status: u16,
+    /// Who answered.
+    pub answered_by: AnsweredBy<'a>,
+    /// From arrival to the response head.
+    pub duration: Duration,
+}
+
+impl HostMetrics {
+    /// A new set, shared by the gateway's pipelines.
+    pub fn new() -> Arc<Self> {
+        Arc::new(HostMetrics::default())
+    }
+
+    /// A set that records only if `enabled`.
+    pub fn with_enabled(enabled: bool) -> Arc<Self> {
+        Arc::new(HostMetrics {
+            enabled,
+            ..HostMetrics::default()
+        })
+    }
+
+    /// Whether anything is recorded.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn name(&self, value: Option<&str>) -> Arc<str> {
+        self.names.get(value.unwrap_or(NONE))
+    }
+
+    fn route(&self, value: Option<&str>) -> Arc<str> {
+        self.routes.get(value.unwrap_or(NONE))
+    }
+
+    /// Count a finished request.
+    pub fn request(&self, record: RequestRecord<'_>) {
+        if !self.enabled {
+            return;
+        }
+        let route = self.route(record.route);
+        let answered_by = match record.answered_by {
+            AnsweredBy::Upstream => self.names.get("upstream"),
+            AnsweredBy::Plugin(name) => self.names.get(name),
+            AnsweredBy::Gateway => self.names.get("gateway"),
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                upstream: self.name(record.upstream),
+                status_class: status_class(record.status),
+                answered_by,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabel { route })
+            .observe(record.duration.as_secs_f64());
+    }
+
+    /// The counters of request and response body bytes for `route`.
+    pub fn body_bytes(&self, route: Option<&str>) -> (Counter, Counter) {
+        let label = RouteLabel {
+            route: self.route(route),
+        };
+        (
+            self.request_bytes.get_or_create(&label).clone(),
+            self.response_bytes.get_or_create(&label).clone(),
+        )
+    }
+
+    /// The handles one upstream records with.
+    pub fn upstream(self: &Arc<Self>, name: &str) -> UpstreamMetrics {
+        let label = UpstreamLabel {
+            upstream: self.names.get(name),
+        };
+        UpstreamMetrics {
+            duration: self.upstream_duration.get_or_create(&label).clone(),
+            retries: self.upstream_retries.get_or_create(&label).clone(),
+            ejections: self.upstream_ejections.get_or_create(&label).clone(),
+            name: label.upstream,
+            all: self.clone(),
+        }
+    }
+
+    /// The handles one plugin records with.
+    pub fn plugin(self: &Arc<Self>, name: &str) -> PluginMetricsHandles {
+        let plugin = self.names.get(name);
+        let hook = |hook| {
+            self.hook_duration
+                .get_or_create(&HookLabels {
+                    plugin: plugin.clone(),
+                    hook,
+                })
+                .clone()
+        };
+        PluginMetricsHandles {
+            enabled: self.enabled,
+            on_request: hook("on_request"),
+            on_response: hook("on_response"),
+            instantiations: self
+                .instantiations
+                .get_or_create(&PluginLabel {
+                    plugin: plugin.clone(),
+                })
+                .clone(),
+            name: plugin,
+            all: self.clone(),
+        }
+    }
+
+    /// Count a reload attempt.
+    pub fn reloaded(&self, ok: bool) {
+        if !self.enabled {
+            return;
+        }
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads.get_or_create(&ResultLabel { result }).inc();
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            self.last_reload.set(now.as_secs_f64());
+        }
+    }
+
+    /// Count a `rate` decision of `plugin`.
+    pub fn rate_decision(&self, plugin: &str, allowed: bool) {
+        if !self.enabled {
+            return;
+        }
+        let outcome = if allowed { "allowed" } else { "refused" };
+        self.rate_decisions
+            .get_or_create(&RateLabels {
+                plugin: self.names.get(plugin),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Record one state-store operation.
+    pub fn store_op(&self, backend: &'static str, op: &'static str, took: Duration, ok: bool) {
+        if !self.enabled {
+            return;
+        }
+        self.store_duration
+            .get_or_create(&StoreOp { backend, op })
+            .observe(took.as_secs_f64());
+        if !ok {
+            self.store_errors
+                .get_or_create(&StoreLabel { backend })
+                .inc();
+        }
+    }
+
+    /// Add every family to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry;
+        r.register(
+            "weir_requests",
+            "Requests answered, by route, upstream, status class and who answered",
+            self.requests.clone(),
+        );
+        r.register_with_unit(
+            "weir_request_duration",
+            "From a request's arrival to its response head",
+            Unit::Seconds,
+            self.request_duration.clone(),
+        );
+        r.register_with_unit(
+            "weir_request_body",
+            "Request body bytes received from clients",
+            Unit::Bytes,
+            self.request_bytes.clone(),
+        );
+        r.register_with_unit(
+            "weir_response_body",
+            "Response body bytes sent to clients",
+            Unit::Bytes,
+            self.response_bytes.clone(),
+        );
+        r.register_with_unit(
+            "weir_upstream_request_duration",
+            "From sending a request to an upstream to its response head",
+            Unit::Seconds,
+            self.upstream_duration.clone(),
+        );
+        r.register(
+            "weir_upstream_failures",
+            "Upstream requests that failed, by cause",
+            self.upstream_failures.clone(),
+        );
+        r.register(
+            "weir_upstream_retries",
+            "Upstream requests sent again after a failure",
+            self.upstream_retries.clone(),
+        );
+        r.register(
+            "weir_upstream_ejections",
+            "Targets taken out of balancing after consecutive connection failures",
+            self.upstream_ejections.clone(),
+        );
+        r.register_with_unit(
+            "weir_plugin_hook_duration",
+            "One hook call, including waiting for an instance",
+            Unit::Seconds,
+            self.hook_duration.clone(),
+        );
+        r.register(
+            "weir_plugin_failures",
+            "Hook calls that failed, by cause",
+            self.plugin_failures.clone(),
+        );
+        r.register(
+            "weir_plugin_instantiations",
+            "Plugin instances created (and initialised)",
+            self.instantiations.clone(),
+        );
+        r.register(
+            "weir_reloads",
+            "Pipeline reloads by result",
+            self.reloads.clone(),
+        );
+        r.register_with_unit(
+            "weir_last_reload_timestamp",
+            "When the last successful reload was swapped in (Unix time)",
+            Unit::Seconds,
+            self.last_reload.clone(),
+        );
+        r.register(
+            "weir_rate_limit_decisions",
+            "Decisions of the rate capability, by plugin and outcome",
+            self.rate_decisions.clone(),
+        );
+        r.register_with_unit(
+            "weir_state_store_duration",
+            "State store (Redis) operations",
+            Unit::Seconds,
+            self.store_duration.clone(),
+        );
+        r.register(
+            "weir_state_store_errors",
+            "State store (Redis) operations that failed",
+            self.store_errors.clone(),
+        );
+    }
+}
+
+/// What one upstream records with.
+#[derive(Clone)]
+pub struct UpstreamMetrics {
+    /// Time to the response head.
+    pub duration: Histogram,
+    /// Attempts after the first.
+    pub retries: Counter,
+    /// Targets ejected.
+    pub ejections: Counter,
+    name: Arc<str>,
+    all: Arc<HostMetrics>,
+}
+
+impl std::fmt::Debug for UpstreamMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamMetrics")
+            .field("upstream", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamMetrics {
+    /// Count a failed request with its cause.
+    pub fn failed(&self, cause: &'static str) {
+        self.all
+            .upstream_failures
+            .get_or_create(&UpstreamCause {
+                upstream: self.name.clone(),
+                cause,
+            })
+            .inc();
+    }
+}
+
+/// What one plugin records with.
+#[derive(Clone)]
+pub struct PluginMetricsHandles {
+    /// Whether to time hooks at all.
+    pub enabled: bool,
+    /// `on-request` calls.
+    pub on_request: Histogram,
+    /// `on-response` calls.
+    pub on_response: Histogram,
+    /// Instances created.
+    pub instantiations: Counter,
+    name: Arc<str>,
+    all: Arc<HostMetrics>,
+}
+
+impl std::fmt::Debug for PluginMetricsHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginMetricsHandles")
+            .field("plugin", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginMetricsHandles {
+    /// Count a failed call with its cause.
+    pub fn failed(&self, cause: &'static str) {
+        if !self.enabled {
+            return;
+        }
+        self.all
+            .plugin_failures
+            .get_or_create(&PluginCause {
+                plugin: self.name.clone(),
+                cause,
+            })
+            .inc();
+    }
+}
+
+/// Body bytes counted before the route (and so the counter) is known,
+/// then into the route's counter. A request's body is read on its
+/// worker's thread, so the two atomics never race in practice; if they
+/// did, bytes would be counted late, never lost or twice.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pending: AtomicU64,
+    counter: OnceLock<Counter>,
+}
+
+impl Tally {
+    /// Count `n` bytes.
+    pub fn add(&self, n: u64) {
+        match self.counter.get() {
+            Some(counter) => {
+                counter.inc_by(n);
+            }
+            None => {
+                self.pending.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// From now on count into `counter`, with what was counted so far.
+    pub fn settle(&self, counter: Counter) {
+        let counter = self.counter.get_or_init(|| counter);
+        self.flush(counter);
+    }
+
+    fn flush(&self, counter: &Counter) {
+        let pending = self.pending.swap(0, Ordering::Relaxed);
+        if pending > 0 {
+            counter.inc_by(pending);
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if let Some(counter) = self.counter.get() {
+            self.flush(counter);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_past_the_cap_fold_into_other() {
+        let names = Interner::new(MAX_ROUTES);
+        for i in 0..MAX_ROUTES {
+            assert_eq!(&*names.get(&format!("route-{i}")), format!("route-{i}"));
+        }
+        assert_eq!(&*names.get("route-0"), "route-0");
+        assert_eq!(&*names.get("one-too-many"), OTHER);
+        assert_eq!(&*names.get("another"), OTHER);
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(200), "2xx");
+        assert_eq!(status_class(404), "4xx");
+        assert_eq!(status_class(503), "5xx");
+        assert_eq!(status_class(999), OTHER);
+    }
+
+    #[test]
+    fn a_tally_counts_bytes_before_and_after_the_counter_is_known() {
+        let counter = Counter::<u64>::default();
+        let tally = Tally::default();
+        tally.add(10);
+        tally.settle(counter.clone());
+        tally.add(5);
+        assert_eq!(counter.get(), 15);
+    }
+}
