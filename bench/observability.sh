@@ -7,9 +7,10 @@
 #   trace-0%     metrics, and [tracing] at sample_ratio 0.0
 #   trace-1%     metrics, and [tracing] at sample_ratio 0.01
 # Traces go over OTLP/HTTP to an nginx on loopback that answers 200 and
-# discards them. The gateways take turns, ROUNDS times (default 3), each
-# under wrk (1 thread, 32 connections, SECONDS each, default 10), so a drift
-# in the machine's speed hits them alike.
+# discards them. The gateways take turns, ROUNDS times (default 8), each
+# under wrk (1 thread, 32 connections, SECONDS each, default 5), in an order
+# that rotates every round, so a drift in the machine's speed hits them
+# alike.
 #
 #   bench/observability.sh [SECONDS] [ROUNDS]
 #
@@ -17,8 +18,8 @@
 # (the gateway's own user+system CPU per request served, from /proc).
 # Needs: nginx wrk curl, and target/release/weir (cargo build --release).
 set -u
-D=${1:-10}
-ROUNDS=${2:-3}
+D=${1:-5}
+ROUNDS=${2:-8}
 root=$(cd "$(dirname "$0")/.." && pwd)
 WEIR=${WEIR:-$root/target/release/weir}
 for tool in nginx wrk curl; do
@@ -45,7 +46,14 @@ http { access_log off; keepalive_requests 1000000; client_max_body_size 64m;
   server { listen $BACKEND; location / { default_type application/json; return 200 '{"ok":true,"service":"one","pad":"xxxxxxxxxxxxxxxxxxxx"}'; } }
   server { listen $SINK; location / { return 200; } } }
 CONF
-nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
+# Every gateway runs on CPU 1, and nginx and wrk on CPU 0: left to the
+# scheduler, each long-lived gateway process keeps whatever placement it
+# first got (beside wrk or not), which biased one gateway against another
+# by more than the effect measured.
+PIN_GW="taskset -c 1"
+PIN_LOAD="taskset -c 0"
+command -v taskset >/dev/null || { PIN_GW=""; PIN_LOAD=""; }
+$PIN_LOAD nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
 
 KEY=bench-key
 KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
@@ -80,7 +88,7 @@ JSON
     cat >"$dir/plugins/70-rate-limit.json" <<'JSON'
 {"limits": [{"name": "per-consumer", "key": "consumer", "rate": 100000000, "per": "1s"}]}
 JSON
-    "$WEIR" run --config "$dir/weir.toml" >"$dir.log" 2>&1 & pids+=($!)
+    $PIN_GW "$WEIR" run --config "$dir/weir.toml" >"$dir.log" 2>&1 & pids+=($!)
     eval "PID_${1//[-%]/_}=$!"
     for _ in $(seq 100); do
         curl -fs -m 2 -o /dev/null -H "x-api-key: $KEY" "http://127.0.0.1:$2/service1/hello" && break
@@ -96,12 +104,16 @@ gateway trace-1% 18414 "$(tracing_at 0.01)"
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 declare -A total_reqs total_ticks
 printf '%-6s %-9s %10s %11s\n' round gateway req/s cpu_us/req
+names=(off metrics trace-0% trace-1%)
 for round in $(seq "$ROUNDS"); do
-    for name in off metrics trace-0% trace-1%; do
+    # Each round starts one later in the list, so no gateway always runs
+    # first (or right after the most expensive one).
+    order=("${names[@]:$(( (round - 1) % 4 ))}" "${names[@]:0:$(( (round - 1) % 4 ))}")
+    for name in "${order[@]}"; do
         case $name in off) port=18411;; metrics) port=18412;; trace-0%) port=18413;; trace-1%) port=18414;; esac
         v="PID_${name//[-%]/_}"; pid=${!v}
         c0=$(cpu_ticks "$pid")
-        out=$(wrk -t1 -c32 -d"${D}s" -H "x-api-key: $KEY" "http://127.0.0.1:$port/service1/hello" 2>&1)
+        out=$($PIN_LOAD wrk -t1 -c32 -d"${D}s" -H "x-api-key: $KEY" "http://127.0.0.1:$port/service1/hello" 2>&1)
         ticks=$(( $(cpu_ticks "$pid") - c0 ))
         reqs=$(awk '/requests in/ {print $1}' <<<"$out")
         rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

@@ -203,11 +203,11 @@ impl Gateway {
             outcome.response = grpc::localize(outcome.response).await;
         }
         self.count(&mut outcome, &seen, started.elapsed());
-        let trace_id = seen
-            .trace
-            .as_ref()
-            .map(|trace| finish(trace, &outcome, &seen));
+        if let Some(trace) = &seen.trace {
+            finish(trace, &outcome, &seen);
+        }
         if pipeline.access_log() {
+            let trace_id = seen.trace.as_ref().map(Trace::trace_id);
             tracing::info!(
                 target: "weir::access",
                 trace_id = trace_id.as_deref().unwrap_or("-"),
@@ -235,14 +235,15 @@ impl Gateway {
             (None, true) => AnsweredBy::Gateway,
             (None, false) => AnsweredBy::Upstream,
         };
-        metrics.request(RequestRecord {
+        let Some((request_bytes, response_bytes)) = metrics.request(RequestRecord {
             route: seen.route.as_deref(),
             upstream: outcome.upstream.as_deref(),
             status: outcome.response.status().as_u16(),
             answered_by,
             duration: took,
-        });
-        let (request_bytes, response_bytes) = metrics.body_bytes(seen.route.as_deref());
+        }) else {
+            return;
+        };
         if let Some(tally) = &seen.body_bytes {
             tally.settle(request_bytes);
         }
@@ -254,8 +255,12 @@ impl Gateway {
     }
 }
 
-/// End the request's span with how it went; its trace id, for the log.
-fn finish(trace: &Trace, outcome: &Outcome, seen: &Seen) -> String {
+/// End the request's span with how it went.
+fn finish(trace: &Trace, outcome: &Outcome, seen: &Seen) {
+    if !trace.sampled() {
+        // Not recorded: attributes would be dropped anyway.
+        return;
+    }
     let status = outcome.response.status();
     trace.set(KeyValue::new(
         "http.response.status_code",
@@ -274,7 +279,6 @@ fn finish(trace: &Trace, outcome: &Outcome, seen: &Seen) -> String {
         trace.fail(status.to_string());
     }
     trace.end();
-    trace.trace_id()
 }
 
 /// The client's body, boxed, watched for stalls and breakage and counted

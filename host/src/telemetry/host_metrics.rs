@@ -294,39 +294,68 @@ impl HostMetrics {
         self.routes.get(value.unwrap_or(NONE))
     }
 
-    /// Count a finished request.
-    pub fn request(&self, record: RequestRecord<'_>) {
+    /// Count a finished request; returns the counters of its route's
+    /// request and response body bytes.
+    ///
+    /// A request's handles are looked up by label values, which costs
+    /// interner and family lookups; the last few distinct label sets are
+    /// kept per thread (each worker serves its own requests), so the usual
+    /// request finds its handles with a few string comparisons instead.
+    pub fn request(&self, record: RequestRecord<'_>) -> Option<(Counter, Counter)> {
         if !self.enabled {
-            return;
+            return None;
         }
+        let class = status_class(record.status);
+        let owner = self as *const HostMetrics as usize;
+        let cached = RESOLVED.with(|cache| {
+            let cache = cache.borrow();
+            cache
+                .iter()
+                .find(|r| r.matches(owner, &record, class))
+                .map(|r| r.handles.clone())
+        });
+        let handles = match cached {
+            Some(handles) => handles,
+            None => {
+                let handles = self.resolve(&record, class);
+                RESOLVED.with(|cache| {
+                    let mut cache = cache.borrow_mut();
+                    if cache.len() >= RESOLVED_PER_THREAD {
+                        cache.remove(0);
+                    }
+                    cache.push(Resolved::new(owner, &record, class, handles.clone()));
+                });
+                handles
+            }
+        };
+        handles.requests.inc();
+        handles.duration.observe(record.duration.as_secs_f64());
+        Some((handles.request_bytes, handles.response_bytes))
+    }
+
+    fn resolve(&self, record: &RequestRecord<'_>, class: &'static str) -> Handles {
         let route = self.route(record.route);
         let answered_by = match record.answered_by {
             AnsweredBy::Upstream => self.names.get("upstream"),
             AnsweredBy::Plugin(name) => self.names.get(name),
             AnsweredBy::Gateway => self.names.get("gateway"),
         };
-        self.requests
+        let requests = self
+            .requests
             .get_or_create(&RequestLabels {
                 route: route.clone(),
                 upstream: self.name(record.upstream),
-                status_class: status_class(record.status),
+                status_class: class,
                 answered_by,
             })
-            .inc();
-        self.request_duration
-            .get_or_create(&RouteLabel { route })
-            .observe(record.duration.as_secs_f64());
-    }
-
-    /// The counters of request and response body bytes for `route`.
-    pub fn body_bytes(&self, route: Option<&str>) -> (Counter, Counter) {
-        let label = RouteLabel {
-            route: self.route(route),
-        };
-        (
-            self.request_bytes.get_or_create(&label).clone(),
-            self.response_bytes.get_or_create(&label).clone(),
-        )
+            .clone();
+        let label = RouteLabel { route };
+        Handles {
+            requests,
+            duration: self.request_duration.get_or_create(&label).clone(),
+            request_bytes: self.request_bytes.get_or_create(&label).clone(),
+            response_bytes: self.response_bytes.get_or_create(&label).clone(),
+        }
     }
 
     /// The handles one upstream records with.
@@ -503,6 +532,69 @@ impl HostMetrics {
             "State store (Redis) operations that failed",
             self.store_errors.clone(),
         );
+    }
+}
+
+/// The handles of one label set of a request.
+#[derive(Clone)]
+struct Handles {
+    requests: Counter,
+    duration: Histogram,
+    request_bytes: Counter,
+    response_bytes: Counter,
+}
+
+/// Label sets resolved recently on this thread, most recent last.
+struct Resolved {
+    /// The [`HostMetrics`] they belong to (tests run several gateways in
+    /// one process).
+    owner: usize,
+    route: Option<String>,
+    upstream: Option<String>,
+    /// `None` for the upstream, `Some("")` for the gateway, else the plugin.
+    answered_by: Option<String>,
+    class: &'static str,
+    handles: Handles,
+}
+
+/// How many label sets a thread keeps resolved.
+const RESOLVED_PER_THREAD: usize = 32;
+
+thread_local! {
+    static RESOLVED: std::cell::RefCell<Vec<Resolved>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn answered_key(answered_by: AnsweredBy<'_>) -> Option<&str> {
+    match answered_by {
+        AnsweredBy::Upstream => None,
+        AnsweredBy::Gateway => Some(""),
+        AnsweredBy::Plugin(name) => Some(name),
+    }
+}
+
+impl Resolved {
+    fn new(
+        owner: usize,
+        record: &RequestRecord<'_>,
+        class: &'static str,
+        handles: Handles,
+    ) -> Self {
+        Resolved {
+            owner,
+            route: record.route.map(str::to_string),
+            upstream: record.upstream.map(str::to_string),
+            answered_by: answered_key(record.answered_by).map(str::to_string),
+            class,
+            handles,
+        }
+    }
+
+    fn matches(&self, owner: usize, record: &RequestRecord<'_>, class: &'static str) -> bool {
+        self.owner == owner
+            && self.class == class
+            && self.route.as_deref() == record.route
+            && self.upstream.as_deref() == record.upstream
+            && self.answered_by.as_deref() == answered_key(record.answered_by)
     }
 }
 

@@ -95,7 +95,9 @@ impl Tracing {
     }
 
     /// The server span of a request arriving with `headers`, child of the
-    /// client's `traceparent` when it sent one.
+    /// client's `traceparent` when it sent one. Attributes are added only
+    /// when the trace is sampled: an unsampled request allocates nothing
+    /// for them.
     pub fn request(
         self: &Arc<Self>,
         method: &http::Method,
@@ -105,17 +107,18 @@ impl Tracing {
         let parent = self.propagator.extract(&Headers(headers));
         let span = self
             .tracer
-            .span_builder(format!("{method}"))
+            .span_builder(method_name(method))
             .with_kind(SpanKind::Server)
-            .with_attributes([
-                KeyValue::new("http.request.method", method.to_string()),
-                KeyValue::new("url.path", path.to_string()),
-            ])
             .start_with_context(&self.tracer, &parent);
-        Trace {
+        let trace = Trace {
             tracing: self.clone(),
             cx: parent.with_span(span),
+        };
+        if trace.sampled() {
+            trace.set(KeyValue::new("http.request.method", method_name(method)));
+            trace.set(KeyValue::new("url.path", path.to_string()));
         }
+        trace
     }
 
     /// Send what is queued and stop exporting (at shutdown).
@@ -142,18 +145,23 @@ impl std::fmt::Debug for Trace {
 }
 
 impl Trace {
-    /// A child span, started now.
+    /// A child span, started now. In an unsampled trace no span is made:
+    /// the request's own (unrecorded) span stands in, so children cost
+    /// nothing and the context still propagates.
     pub fn child(
         &self,
         name: impl Into<Cow<'static, str>>,
         kind: SpanKind,
-        attributes: Vec<KeyValue>,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Trace {
+        if !self.sampled() {
+            return self.clone();
+        }
         let tracer = &self.tracing.tracer;
         let span = tracer
             .span_builder(name)
             .with_kind(kind)
-            .with_attributes(attributes)
+            .with_attributes(attributes())
             .start_with_context(tracer, &self.cx);
         Trace {
             tracing: self.tracing.clone(),
@@ -163,26 +171,28 @@ impl Trace {
 
     /// The span for a hook call of `plugin`.
     pub fn hook(&self, plugin: &str, hook: &'static str) -> Trace {
-        self.child(
-            format!("{hook} {plugin}"),
-            SpanKind::Internal,
+        if !self.sampled() {
+            return self.clone();
+        }
+        self.child(format!("{hook} {plugin}"), SpanKind::Internal, || {
             vec![
                 KeyValue::new("weir.plugin", plugin.to_string()),
                 KeyValue::new("weir.hook", hook),
-            ],
-        )
+            ]
+        })
     }
 
     /// The span for a call to `upstream`.
     pub fn client(&self, what: &'static str, upstream: &str, method: &http::Method) -> Trace {
-        self.child(
-            format!("{what} {upstream}"),
-            SpanKind::Client,
+        if !self.sampled() {
+            return self.clone();
+        }
+        self.child(format!("{what} {upstream}"), SpanKind::Client, || {
             vec![
                 KeyValue::new("weir.upstream", upstream.to_string()),
-                KeyValue::new("http.request.method", method.to_string()),
-            ],
-        )
+                KeyValue::new("http.request.method", method_name(method)),
+            ]
+        })
     }
 
     /// Add an attribute.
@@ -217,6 +227,24 @@ impl Trace {
     pub fn sampled(&self) -> bool {
         self.cx.span().span_context().is_sampled()
     }
+}
+
+/// The method's name, without allocating for the standard ones.
+fn method_name(method: &http::Method) -> Cow<'static, str> {
+    use http::Method;
+    let name = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return Cow::Owned(method.as_str().to_string()),
+    };
+    Cow::Borrowed(name)
 }
 
 struct Headers<'a>(&'a HeaderMap);
