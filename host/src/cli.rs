@@ -180,7 +180,26 @@ fn run(
     if let Some(admin_listen) = admin_listen {
         config.admin.listen = admin_listen;
     }
+    // The token resolved from wherever it is kept; checked against the
+    // final listen address, `--admin-listen` included.
+    config.admin.token = config
+        .admin
+        .resolve_token(&config.base_dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    config
+        .admin
+        .check_exposure(config.admin.token.as_deref())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     crate::logging::init(log_format.unwrap_or(config.log.format), &config.log.level);
+    if config.admin.enabled
+        && config.admin.token.is_none()
+        && !config.admin.listen.ip().is_loopback()
+    {
+        tracing::warn!(
+            listen = %config.admin.listen,
+            "the admin API is open to other hosts without a token (allow_public_without_token)"
+        );
+    }
     tokio_runtime()?.block_on(serve_until_stopped(path, config, from_file))
 }
 

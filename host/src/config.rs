@@ -328,8 +328,19 @@ pub struct AdminConfig {
     pub enabled: bool,
     /// Its own listener; loopback by default.
     pub listen: SocketAddr,
-    /// If set, every admin request needs `Authorization: Bearer <token>`.
+    /// If set, `/metrics` and every `/admin/*` request need
+    /// `Authorization: Bearer <token>`. Better kept out of the file:
+    /// `token_file` or `token_env`.
     pub token: Option<String>,
+    /// Read the token from this file (a mounted secret; surrounding
+    /// whitespace trimmed), relative to the config file.
+    pub token_file: Option<PathBuf>,
+    /// Read the token from this environment variable.
+    pub token_env: Option<String>,
+    /// Serve a listener other hosts can reach without a token. Off, such a
+    /// listener is refused at start: an open admin API lets anyone who
+    /// reaches the port read the pipeline and force reloads.
+    pub allow_public_without_token: bool,
 }
 
 impl Default for AdminConfig {
@@ -338,7 +349,65 @@ impl Default for AdminConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
             token: None,
+            token_file: None,
+            token_env: None,
+            allow_public_without_token: false,
         }
+    }
+}
+
+impl AdminConfig {
+    /// The token, from whichever of `token`, `token_file` and `token_env`
+    /// is set (at most one may be). `base` resolves a relative file.
+    pub fn resolve_token(&self, base: &Path) -> Result<Option<String>, String> {
+        let sources = [
+            self.token.is_some(),
+            self.token_file.is_some(),
+            self.token_env.is_some(),
+        ];
+        if sources.iter().filter(|set| **set).count() > 1 {
+            return Err(
+                "[admin]: set only one of `token`, `token_file` and `token_env`".to_string(),
+            );
+        }
+        let token = if let Some(token) = &self.token {
+            token.clone()
+        } else if let Some(file) = &self.token_file {
+            let path = base.join(file);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("[admin] token_file {}: {e}", path.display()))?
+                .trim()
+                .to_string()
+        } else if let Some(var) = &self.token_env {
+            std::env::var(var).map_err(|_| {
+                format!("[admin] token_env: the environment variable {var} is not set")
+            })?
+        } else {
+            return Ok(None);
+        };
+        if token.is_empty() {
+            return Err("[admin]: the admin token is empty".to_string());
+        }
+        Ok(Some(token))
+    }
+
+    /// Refuse an admin listener other hosts can reach with nothing
+    /// guarding it, unless `allow_public_without_token` says so.
+    pub fn check_exposure(&self, token: Option<&str>) -> Result<(), String> {
+        if !self.enabled
+            || token.is_some()
+            || self.listen.ip().is_loopback()
+            || self.allow_public_without_token
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "[admin] listen = \"{}\" is reachable from other hosts and no admin token is set: \
+             set [admin] token_file, token_env or token (then /metrics and /admin/* need \
+             `Authorization: Bearer <token>`), listen on loopback, or set \
+             [admin] allow_public_without_token = true to serve it open",
+            self.listen
+        ))
     }
 }
 
@@ -935,6 +1004,68 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("weir.toml"), Path::new("/etc/weir"))
+    }
+
+    #[test]
+    fn a_public_admin_listener_needs_a_token_or_an_explicit_opt_out() {
+        let public = parse("[admin]\nlisten = \"0.0.0.0:9901\"").unwrap().admin;
+        let refused = public.check_exposure(None).unwrap_err();
+        assert!(
+            refused.contains("[admin] listen") && refused.contains("token"),
+            "{refused}"
+        );
+        assert!(public.check_exposure(Some("secret")).is_ok());
+        let opted_out =
+            parse("[admin]\nlisten = \"0.0.0.0:9901\"\nallow_public_without_token = true")
+                .unwrap()
+                .admin;
+        assert!(opted_out.check_exposure(None).is_ok());
+        let loopback = parse("[admin]\nlisten = \"[::1]:9901\"").unwrap().admin;
+        assert!(loopback.check_exposure(None).is_ok());
+        let off = parse("[admin]\nenabled = false\nlisten = \"0.0.0.0:9901\"")
+            .unwrap()
+            .admin;
+        assert!(off.check_exposure(None).is_ok());
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+        let from_file = parse("[admin]\ntoken_file = \"token\"").unwrap().admin;
+        assert_eq!(
+            from_file.resolve_token(dir.path()).unwrap().as_deref(),
+            Some("s3cret")
+        );
+        let missing = parse("[admin]\ntoken_env = \"WEIR_TEST_NO_SUCH_VARIABLE\"")
+            .unwrap()
+            .admin;
+        assert!(
+            missing
+                .resolve_token(dir.path())
+                .unwrap_err()
+                .contains("WEIR_TEST_NO_SUCH_VARIABLE")
+        );
+        let both = parse("[admin]\ntoken = \"a\"\ntoken_file = \"token\"")
+            .unwrap()
+            .admin;
+        assert!(
+            both.resolve_token(dir.path())
+                .unwrap_err()
+                .contains("only one")
+        );
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let empty = parse("[admin]\ntoken_file = \"empty\"").unwrap().admin;
+        assert!(
+            empty
+                .resolve_token(dir.path())
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert_eq!(
+            parse("").unwrap().admin.resolve_token(dir.path()).unwrap(),
+            None
+        );
     }
 
     #[test]

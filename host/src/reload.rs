@@ -193,19 +193,26 @@ impl Reloader {
         let config_name = config.file_name().map(|n| n.to_os_string());
         let cert_files = self.tls.as_ref().map(|t| t.files()).unwrap_or_default();
         let certs = cert_files.clone();
+        let cert_parents: Vec<PathBuf> = cert_files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
                 if matches!(event.kind, notify::EventKind::Access(_)) {
                     return;
                 }
-                if event.paths.iter().any(|p| certs.contains(p)) {
+                if event.paths.iter().any(|p| {
+                    certs.contains(p)
+                        || (is_swap(p) && cert_parents.iter().any(|d| p.parent() == Some(d)))
+                }) {
                     let _ = tls_tx.send(());
                 }
                 let relevant = event.paths.iter().any(|p| {
                     p.parent() == Some(plugins.as_path())
                         || p.starts_with(&plugins)
-                        || (p.file_name().map(|n| n.to_os_string()) == config_name
+                        || ((p.file_name().map(|n| n.to_os_string()) == config_name || is_swap(p))
                             && p.parent() == config.parent())
                 });
                 if relevant {
@@ -263,4 +270,12 @@ async fn quiet_for(rx: &mut mpsc::UnboundedReceiver<()>, debounce: Duration) -> 
             Err(_) => return true,
         }
     }
+}
+
+/// Whether `path` is the `..data` symlink of a Kubernetes ConfigMap or
+/// Secret volume. The kubelet updates such a volume by writing a new
+/// directory and renaming a new `..data` symlink over the old one, so the
+/// files themselves (symlinks through `..data`) see no event at all.
+fn is_swap(path: &Path) -> bool {
+    path.file_name().is_some_and(|name| name == "..data")
 }

@@ -3,7 +3,10 @@
 //! ```no_run
 //! use weir_sdk::outbound::{self, Call};
 //! let user = outbound::send(&Call::get("users", "/users/7").timeout_ms(300));
-//! let both = outbound::send_all(&[Call::get("users", "/users/7"), Call::get("orders", "/orders?user=7")]);
+//! let both = outbound::send_all(&[
+//!     Call::get("users", "/users/7"),
+//!     Call::get("orders", "/orders?user=7"),
+//! ]);
 //! ```
 
 use crate::bindings::weir::plugin::outbound as raw;

@@ -249,3 +249,80 @@ async fn json_logs_have_one_access_line_per_request_without_the_query() {
         "a query string reached the log: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn weir_run_refuses_a_public_admin_listener_without_a_token() {
+    let setup = Setup::new();
+    let config = setup.write();
+    let (ok, out, err) = run_weir(&[
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "0.0.0.0:0",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!ok, "weir run should have refused; stdout: {out}");
+    assert!(!out.contains("listening on"), "{out}");
+    for text in [
+        "[admin] listen",
+        "0.0.0.0:0",
+        "token",
+        "allow_public_without_token",
+    ] {
+        assert!(err.contains(text), "stderr lacks {text:?}:\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn an_admin_token_from_a_file_guards_metrics_and_every_admin_path() {
+    let setup = Setup::new().admin("token_file = \"admin-token\"");
+    std::fs::write(setup.dir.path().join("admin-token"), "from-a-secret\n").unwrap();
+    let mut process = Process::start(&setup.write()).await;
+    let call = |method: http::Method, path: &str, token: Option<&str>| {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(process.admin_url(path));
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let request = builder.body(weir::http::body::empty()).unwrap();
+        async move {
+            send(&crate::support::client::http1(), request)
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    for (method, path) in [
+        (http::Method::GET, "/metrics"),
+        (http::Method::GET, "/admin/plugins"),
+        (http::Method::GET, "/admin/upstreams"),
+        (http::Method::POST, "/admin/reload"),
+        (http::Method::POST, "/admin/plugins/x/kv/purge?pattern=*"),
+    ] {
+        assert_eq!(
+            call(method.clone(), path, None).await,
+            401,
+            "{path} without a token"
+        );
+        assert_eq!(
+            call(method.clone(), path, Some("wrong")).await,
+            401,
+            "{path} with a wrong one"
+        );
+    }
+    assert_eq!(
+        call(http::Method::GET, "/metrics", Some("from-a-secret")).await,
+        200
+    );
+    assert_eq!(
+        call(http::Method::GET, "/admin/plugins", Some("from-a-secret")).await,
+        200
+    );
+    // Probes need no token.
+    assert_eq!(call(http::Method::GET, "/healthz", None).await, 200);
+    assert!(process.terminate().await.success());
+}

@@ -596,3 +596,73 @@ async fn memory_after_400_reloads_stays_bounded() {
         "RSS grew by {grown_mib:.1} MiB over 400 reloads"
     );
 }
+
+/// Kubernetes updates a mounted ConfigMap by writing a new directory and
+/// renaming a new `..data` symlink over the old one; `weir.toml` is a
+/// symlink through `..data`, so the file itself never changes. The same
+/// swap, reproduced in a temp directory, under load.
+#[tokio::test]
+async fn a_configmap_symlink_swap_is_live_within_a_second_and_fails_no_request() {
+    use std::os::unix::fs::symlink;
+    let (a, b) = (Backend::start().await, Backend::start().await);
+    let setup = Setup::new().upstream("svc", &[a.url()]).scripted(
+        "10-route",
+        json!({"on_request": [{"op": "set_upstream", "name": "svc"}]}),
+    );
+    let dir = setup.dir.path();
+    let write_version = |name: &str, text: &str| {
+        std::fs::create_dir(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("weir.toml"), text).unwrap();
+    };
+    let v1 = setup.toml();
+    write_version("..2026_11_27_v1", &v1);
+    symlink("..2026_11_27_v1", dir.join("..data")).unwrap();
+    symlink("..data/weir.toml", dir.join("weir.toml")).unwrap();
+    let mut process = Process::start(&dir.join("weir.toml")).await;
+    assert_eq!(get(&process.url("/")).await.status, 200);
+    assert_eq!(b.hits(), 0);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, stop) = (process.url("/"), stop.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u32, 0u32);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match get(&url).await.status.as_u16() {
+                        200 => ok += 1,
+                        _ => failed += 1,
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+
+    // The kubelet's swap: new directory, new link, renamed over `..data`.
+    write_version("..2026_11_27_v2", &v1.replace(&a.url(), &b.url()));
+    symlink("..2026_11_27_v2", dir.join("..data_tmp")).unwrap();
+    let swapped = Instant::now();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.join("..2026_11_27_v1")).unwrap();
+    // Polls a condition, bounded: the new upstream is being used.
+    while b.hits() == 0 {
+        assert!(
+            swapped.elapsed() < Duration::from_secs(1),
+            "the swapped config was not live within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let live_after = swapped.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for task in load {
+        let (o, f) = task.await.unwrap();
+        ok += o;
+        failed += f;
+    }
+    eprintln!("live after {live_after:?}; {ok} requests during the swap");
+    assert_eq!(failed, 0, "requests failed during the swap");
+    assert!(ok > 0);
+    assert!(process.terminate().await.success());
+}
