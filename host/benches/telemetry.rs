@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::config::TracingConfig;
-use weir::telemetry::host_metrics::{AnsweredBy, HostMetrics, RequestRecord, Tally};
+use weir::telemetry::counted::Tally;
+use weir::telemetry::host_metrics::{AnsweredBy, HostMetrics, RequestRecord};
 use weir::telemetry::traces::Tracing;
 
 const ROUNDS: usize = 200_000;

@@ -39,8 +39,8 @@ use crate::pipeline::{Pipeline, Stores};
 use crate::plugin::LoadError;
 use crate::runtime::Runtime;
 use crate::runtime::bindings::Action;
-use crate::telemetry::counted::{Counted, Sink};
-use crate::telemetry::host_metrics::{AnsweredBy, RequestRecord, Tally};
+use crate::telemetry::counted::{Counted, Sink, Tally};
+use crate::telemetry::host_metrics::{AnsweredBy, RequestRecord};
 use crate::telemetry::traces::Trace;
 use opentelemetry::KeyValue;
 

@@ -1,16 +1,16 @@
 //! A body that counts its data bytes into a metric as they pass, so
 //! `weir_request_body_bytes_total` and `weir_response_body_bytes_total`
-//! hold what was really streamed, chunked bodies included.
+//! hold what was really streamed, chunked bodies included; a [`Tally`]
+//! holds a request's count until its route is known.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
-
-use super::host_metrics::Tally;
 
 /// Where counted bytes go.
 #[derive(Debug)]
@@ -75,6 +75,51 @@ where
     }
 }
 
+/// Body bytes counted before the route (and so the counter) is known,
+/// then into the route's counter. A request's body is read on its
+/// worker's thread, so the two atomics never race in practice; if they
+/// did, bytes would be counted late, never lost or twice.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pending: AtomicU64,
+    counter: OnceLock<Counter>,
+}
+
+impl Tally {
+    /// Count `n` bytes.
+    pub fn add(&self, n: u64) {
+        match self.counter.get() {
+            Some(counter) => {
+                counter.inc_by(n);
+            }
+            None => {
+                self.pending.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// From now on count into `counter`, with what was counted so far.
+    pub fn settle(&self, counter: Counter) {
+        let counter = self.counter.get_or_init(|| counter);
+        self.flush(counter);
+    }
+
+    fn flush(&self, counter: &Counter) {
+        let pending = self.pending.swap(0, Ordering::Relaxed);
+        if pending > 0 {
+            counter.inc_by(pending);
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if let Some(counter) = self.counter.get() {
+            self.flush(counter);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +137,15 @@ mod tests {
         let bytes = counted.collect().await.unwrap().to_bytes();
         assert_eq!(bytes, "hello world");
         assert_eq!(counter.get(), 11);
+    }
+
+    #[test]
+    fn a_tally_counts_bytes_before_and_after_the_counter_is_known() {
+        let counter = Counter::<u64>::default();
+        let tally = Tally::default();
+        tally.add(10);
+        tally.settle(counter.clone());
+        tally.add(5);
+        assert_eq!(counter.get(), 15);
     }
 }

@@ -5,7 +5,7 @@
 //! stores), so counters survive reloads. Label values come only from
 //! bounded sets: route names (from the router's context), upstream and
 //! plugin names, status classes and fixed causes. Because a plugin chooses
-//! the route name, every label value passes an [`Interner`] that caps the
+//! the route name, every label value passes an interner (`labels.rs`) that caps the
 //! distinct values and folds the rest into `other`: a raw path or a client
 //! address can never become a series.
 //!
@@ -13,162 +13,22 @@
 //! histogram) are resolved once, when the pipeline is built, so recording
 //! costs an atomic add, not a lookup.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-/// Distinct route names before the rest fold into `other` (a plugin names
-/// routes, so this is the guard against a route per path).
-pub const MAX_ROUTES: usize = 500;
-/// Distinct upstream and plugin names (and `answered_by` values) before the
-/// rest fold into `other`; reloads can rename plugins, so this is larger.
-pub const MAX_NAMES: usize = 2_000;
-/// The label value past the cap, and for "none".
-pub const OTHER: &str = "other";
-/// The label value when there is nothing to name (no route, no upstream).
-pub const NONE: &str = "-";
-
-/// Request and upstream latency buckets, in seconds: 100 µs to 10 s.
-const REQUEST_BUCKETS: [f64; 15] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    10.0,
-];
-/// Hook latency buckets, in seconds: 5 µs to 1 s.
-const HOOK_BUCKETS: [f64; 13] = [
-    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1,
-    1.0,
-];
-
-/// Makes histograms with fixed buckets (a `fn` pointer keeps the family
-/// `Clone` and `Send`).
-#[derive(Clone)]
-pub struct Buckets(&'static [f64]);
-
-impl MetricConstructor<Histogram> for Buckets {
-    fn new_metric(&self) -> Histogram {
-        Histogram::new(self.0.iter().copied())
-    }
-}
-
-type Histograms<L> = Family<L, Histogram, Buckets>;
-
-/// Label values capped at a number of distinct ones; shared `Arc<str>`s so
-/// a lookup allocates nothing once a value is known.
-#[derive(Debug)]
-pub struct Interner {
-    values: RwLock<HashSet<Arc<str>>>,
-    cap: usize,
-}
-
-impl Interner {
-    /// At most `cap` distinct values, then `other`.
-    pub fn new(cap: usize) -> Self {
-        Interner {
-            values: RwLock::default(),
-            cap,
-        }
-    }
-
-    /// The shared value for `value`, or `other` past the cap.
-    pub fn get(&self, value: &str) -> Arc<str> {
-        let read = self.values.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(known) = read.get(value) {
-            return known.clone();
-        }
-        let full = read.len() >= self.cap;
-        drop(read);
-        let mut write = self.values.write().unwrap_or_else(|p| p.into_inner());
-        if full {
-            return match write.get(OTHER) {
-                Some(other) => other.clone(),
-                None => {
-                    let other: Arc<str> = Arc::from(OTHER);
-                    write.insert(other.clone());
-                    other
-                }
-            };
-        }
-        match write.get(value) {
-            Some(known) => known.clone(),
-            None => {
-                let new: Arc<str> = Arc::from(value);
-                write.insert(new.clone());
-                new
-            }
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    route: Arc<str>,
-    upstream: Arc<str>,
-    status_class: &'static str,
-    answered_by: Arc<str>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabel {
-    route: Arc<str>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UpstreamLabel {
-    upstream: Arc<str>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UpstreamCause {
-    upstream: Arc<str>,
-    cause: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HookLabels {
-    plugin: Arc<str>,
-    hook: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PluginCause {
-    plugin: Arc<str>,
-    cause: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PluginLabel {
-    plugin: Arc<str>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RateLabels {
-    plugin: Arc<str>,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StoreOp {
-    backend: &'static str,
-    op: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StoreLabel {
-    backend: &'static str,
-}
+use super::labels::{
+    Buckets, HOOK_BUCKETS, Histograms, HookLabels, Interner, PluginCause, PluginLabel,
+    REQUEST_BUCKETS, RateLabels, RequestLabels, ResultLabel, RouteLabel, StoreLabel, StoreOp,
+    UpstreamCause, UpstreamLabel, status_class,
+};
+pub use super::labels::{MAX_NAMES, MAX_ROUTES, NONE, OTHER};
 
 /// Every metric the gateway keeps about itself.
 pub struct HostMetrics {
@@ -226,18 +86,6 @@ impl Default for HostMetrics {
             store_duration: requests(),
             store_errors: Family::default(),
         }
-    }
-}
-
-/// The status class label of `status`.
-fn status_class(status: u16) -> &'static str {
-    match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        5 => "5xx",
-        _ => OTHER,
     }
 }
 
@@ -668,84 +516,5 @@ impl PluginMetricsHandles {
                 cause,
             })
             .inc();
-    }
-}
-
-/// Body bytes counted before the route (and so the counter) is known,
-/// then into the route's counter. A request's body is read on its
-/// worker's thread, so the two atomics never race in practice; if they
-/// did, bytes would be counted late, never lost or twice.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pending: AtomicU64,
-    counter: OnceLock<Counter>,
-}
-
-impl Tally {
-    /// Count `n` bytes.
-    pub fn add(&self, n: u64) {
-        match self.counter.get() {
-            Some(counter) => {
-                counter.inc_by(n);
-            }
-            None => {
-                self.pending.fetch_add(n, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// From now on count into `counter`, with what was counted so far.
-    pub fn settle(&self, counter: Counter) {
-        let counter = self.counter.get_or_init(|| counter);
-        self.flush(counter);
-    }
-
-    fn flush(&self, counter: &Counter) {
-        let pending = self.pending.swap(0, Ordering::Relaxed);
-        if pending > 0 {
-            counter.inc_by(pending);
-        }
-    }
-}
-
-impl Drop for Tally {
-    fn drop(&mut self) {
-        if let Some(counter) = self.counter.get() {
-            self.flush(counter);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_past_the_cap_fold_into_other() {
-        let names = Interner::new(MAX_ROUTES);
-        for i in 0..MAX_ROUTES {
-            assert_eq!(&*names.get(&format!("route-{i}")), format!("route-{i}"));
-        }
-        assert_eq!(&*names.get("route-0"), "route-0");
-        assert_eq!(&*names.get("one-too-many"), OTHER);
-        assert_eq!(&*names.get("another"), OTHER);
-    }
-
-    #[test]
-    fn status_classes() {
-        assert_eq!(status_class(200), "2xx");
-        assert_eq!(status_class(404), "4xx");
-        assert_eq!(status_class(503), "5xx");
-        assert_eq!(status_class(999), OTHER);
-    }
-
-    #[test]
-    fn a_tally_counts_bytes_before_and_after_the_counter_is_known() {
-        let counter = Counter::<u64>::default();
-        let tally = Tally::default();
-        tally.add(10);
-        tally.settle(counter.clone());
-        tally.add(5);
-        assert_eq!(counter.get(), 15);
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod counted;
 pub mod host_metrics;
+pub mod labels;
 pub mod plugin_metrics;
 pub mod traces;
