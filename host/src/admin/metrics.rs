@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::gateway::Gateway;
-use crate::telemetry::plugin_metrics::PluginMetrics;
+use crate::telemetry::plugin_metrics::Shared;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -38,25 +38,12 @@ pub fn render(gateway: &Gateway) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     let stores = gateway.stores();
     stores.telemetry.register(&mut registry);
-    registry.register_collector(Box::new(Plugins(stores.metrics.clone())));
+    registry.register_collector(Box::new(Shared(stores.metrics.clone())));
     current_state(gateway, &mut registry);
     process(&mut registry);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)?;
     Ok(text)
-}
-
-/// The plugins' own metrics, as one collector.
-#[derive(Debug)]
-struct Plugins(std::sync::Arc<PluginMetrics>);
-
-impl prometheus_client::collector::Collector for Plugins {
-    fn encode(
-        &self,
-        encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
-    ) -> std::fmt::Result {
-        prometheus_client::collector::Collector::encode(&*self.0, encoder)
-    }
 }
 
 /// Gauges of the serving pipeline and the listeners, read now.

@@ -542,3 +542,23 @@ mod tests {
         );
     }
 }
+
+/// The registry as a collector a `Registry` can own (a `Registry` takes
+/// its collectors boxed, and the registry itself is shared).
+#[derive(Debug)]
+pub struct Shared(pub Arc<PluginMetrics>);
+
+impl Collector for Shared {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        Collector::encode(&*self.0, encoder)
+    }
+}
+
+/// Every plugin metric as OpenMetrics text.
+pub fn render(metrics: &Arc<PluginMetrics>) -> Result<String, std::fmt::Error> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(Shared(metrics.clone())));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
+}

@@ -37,22 +37,9 @@ impl MetricSample {
 
 /// Every sample of plugin `stem`'s metrics.
 pub fn samples(metrics: &Arc<PluginMetrics>, stem: &str) -> Vec<MetricSample> {
-    #[derive(Debug)]
-    struct Shared(Arc<PluginMetrics>);
-    impl prometheus_client::collector::Collector for Shared {
-        fn encode(
-            &self,
-            encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
-        ) -> std::fmt::Result {
-            prometheus_client::collector::Collector::encode(&*self.0, encoder)
-        }
-    }
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(Shared(metrics.clone())));
-    let mut text = String::new();
-    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+    let Ok(text) = crate::telemetry::plugin_metrics::render(metrics) else {
         return Vec::new();
-    }
+    };
     let prefix = format!("weir_plugin_{}_", plugin_base(stem));
     let counters: Vec<String> = text
         .lines()

@@ -8,25 +8,7 @@ use super::Running;
 
 /// The plugin metrics registry of `gw`, as OpenMetrics text.
 pub fn text(gw: &Running) -> String {
-    struct Shared(std::sync::Arc<weir::telemetry::plugin_metrics::PluginMetrics>);
-    impl std::fmt::Debug for Shared {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("plugin metrics")
-        }
-    }
-    impl prometheus_client::collector::Collector for Shared {
-        fn encode(
-            &self,
-            encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
-        ) -> std::fmt::Result {
-            prometheus_client::collector::Collector::encode(&*self.0, encoder)
-        }
-    }
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(Shared(gw.gateway.stores().metrics.clone())));
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    text
+    weir::telemetry::plugin_metrics::render(&gw.gateway.stores().metrics).unwrap()
 }
 
 /// Every sample named `sample` (e.g. `weir_plugin_auth_outcomes_total`) in
