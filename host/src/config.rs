@@ -71,6 +71,10 @@ pub struct Config {
     /// Named upstreams that plugins route to and call.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Per plugin (by file stem): capability grants, the routes and hosts
+    /// it runs for, and its failure policy (`governance/policy.rs`).
+    #[serde(default)]
+    pub plugins: BTreeMap<String, crate::governance::PluginPolicy>,
     /// An HTTPS listener; none when absent.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -759,6 +763,12 @@ impl Config {
     /// Check values serde cannot: ranges and URLs.
     fn validate(&self) -> Result<(), String> {
         validate_tracing(&self.tracing)?;
+        for (name, policy) in &self.plugins {
+            policy.validate(name)?;
+            crate::governance::grants::Grants::from_policy(name, Some(policy), |u| {
+                self.upstreams.contains_key(u)
+            })?;
+        }
         let positive = [
             (
                 "limits.max_header_bytes",

@@ -29,6 +29,10 @@ pub enum PluginFailure {
     /// A new instance could not be created or initialised.
     #[error("could not start an instance: {0}")]
     Instantiate(String),
+    /// Quarantined after repeated failures (or by an operator), and its
+    /// failure policy is `reject`: not called.
+    #[error("is quarantined")]
+    Quarantined,
 }
 
 impl PluginFailure {
@@ -41,6 +45,7 @@ impl PluginFailure {
             PluginFailure::BadAction(_) => "invalid_reply",
             PluginFailure::Busy(_) => "busy",
             PluginFailure::Instantiate(_) => "instantiate",
+            PluginFailure::Quarantined => "quarantined",
         }
     }
 
@@ -53,6 +58,7 @@ impl PluginFailure {
             PluginFailure::BadAction(_) => "invalid reply",
             PluginFailure::Busy(_) => "busy",
             PluginFailure::Instantiate(_) => "instance failed to start",
+            PluginFailure::Quarantined => "quarantined",
         }
     }
 }
@@ -150,7 +156,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::Plugin {
-                failure: PluginFailure::Busy(_),
+                failure: PluginFailure::Busy(_) | PluginFailure::Quarantined,
                 ..
             } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Plugin { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -242,6 +248,7 @@ mod tests {
             500
         );
         assert_eq!(plugin(PluginFailure::Busy(4)).status(), 503);
+        assert_eq!(plugin(PluginFailure::Quarantined).status(), 503);
         assert_eq!(upstream(UpstreamFailure::Connect("x".into())).status(), 502);
         assert_eq!(
             upstream(UpstreamFailure::Timeout(Duration::from_secs(1))).status(),

@@ -25,6 +25,9 @@ pub struct RequestState {
     /// The span new spans of this request are children of (the request's,
     /// or a hook's while it runs); none when tracing is off.
     pub trace: Option<crate::telemetry::traces::Trace>,
+    /// Chain places whose canary failed this request: their stable version
+    /// serves the rest of it (empty, and unallocated, nearly always).
+    pub canary_failed: Vec<usize>,
 }
 
 /// A request's context: a handful of short strings per request, kept in a
@@ -115,6 +118,7 @@ impl RequestState {
             original_authority,
             tls: None,
             trace: None,
+            canary_failed: Vec::new(),
         }
     }
 

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Budgets, Config, Limits};
+use crate::governance::canary::{self, Canary};
+use crate::governance::health::Health;
+use crate::governance::registry::Registry;
+use crate::governance::scope::{Place, Scoped, Scopes};
 use crate::plugin::{LoadError, LoadedPlugin};
 use crate::runtime::bindings::Hooks;
 use crate::runtime::{Capabilities, Runtime};
@@ -30,6 +34,8 @@ pub struct Stores {
     pub telemetry: Arc<HostMetrics>,
     /// OpenTelemetry traces, when `[tracing]` has an endpoint.
     pub tracing: Option<Arc<Tracing>>,
+    /// Each plugin version's record: quarantines, canary rollbacks.
+    pub governance: Arc<Registry>,
 }
 
 impl Stores {
@@ -45,6 +51,7 @@ impl Stores {
             ),
             telemetry: HostMetrics::new(),
             tracing: None,
+            governance: Arc::default(),
         }
     }
 
@@ -78,19 +85,139 @@ impl Stores {
                     metrics: Stores::in_memory().metrics,
                     telemetry,
                     tracing,
+                    governance: Arc::default(),
                 })
             }
         }
     }
 }
 
+/// A plugin's governance in a pipeline.
+pub struct Governed {
+    /// Its record (kept per file version across reloads).
+    pub health: Arc<Health>,
+    /// Its canary, for a stable version that has one.
+    pub canary: Option<Canary>,
+    /// For a canary: the index of its stable version.
+    pub canary_of: Option<usize>,
+}
+
+/// Load the plugin directory: the stable versions in file-name order, then
+/// each canary (`NAME.canary.wasm`) tied to its `NAME.wasm`.
+async fn load_plugins(
+    runtime: &Arc<Runtime>,
+    config: &Config,
+    caps: Arc<Capabilities>,
+    stores: &Stores,
+) -> Result<(Vec<LoadedPlugin>, Vec<Governed>), LoadError> {
+    let (canaries, stables): (Vec<PathBuf>, Vec<PathBuf>) = plugin_files(&config.plugins_dir())?
+        .into_iter()
+        .partition(|file| stem(file).ends_with(canary::SUFFIX));
+    let mut plugins = Vec::new();
+    let mut governed = Vec::new();
+    for file in &stables {
+        let plugin = LoadedPlugin::load(runtime, file, config, caps.clone()).await?;
+        let policy = config.plugins.get(plugin.name());
+        let health = stores.governance.health(
+            plugin.name(),
+            &plugin.info().sha256,
+            policy.and_then(|p| p.quarantine.as_ref()),
+        );
+        plugins.push(plugin);
+        governed.push(Governed {
+            health,
+            canary: None,
+            canary_of: None,
+        });
+    }
+    for file in &canaries {
+        let name = stem(file);
+        let stable_name = name.trim_end_matches(canary::SUFFIX);
+        let Some(stable) = plugins.iter().position(|p| p.name() == stable_name) else {
+            return Err(LoadError {
+                file: file.clone(),
+                message: format!("a canary needs its stable version {stable_name}.wasm beside it"),
+            });
+        };
+        let plugin = LoadedPlugin::load(runtime, file, config, caps.clone()).await?;
+        let policy = config.plugins.get(stable_name);
+        let health = stores.governance.health(
+            &name,
+            &plugin.info().sha256,
+            policy.and_then(|p| p.quarantine.as_ref()),
+        );
+        let settings = policy.and_then(|p| p.canary.clone()).unwrap_or_default();
+        let index = plugins.len();
+        if let Some(slot) = governed.get_mut(stable) {
+            slot.canary = Some(Canary::new(index, &settings, health.clone(), &slot.health));
+        }
+        plugins.push(plugin);
+        governed.push(Governed {
+            health,
+            canary: None,
+            canary_of: Some(stable),
+        });
+    }
+    let kept: Vec<String> = plugins
+        .iter()
+        .map(|p| format!("{}@{}", p.name(), p.info().sha256))
+        .collect();
+    stores.governance.retain(&kept);
+    Ok((plugins, governed))
+}
+
+fn stem(file: &Path) -> String {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The chains of `plugins` under `config`'s `[plugins.NAME]` tables. A
+/// canary is in no chain: its stable version's
+/// place in the chain calls it (with the hooks of both).
+fn scopes(config: &Config, plugins: &[LoadedPlugin], governed: &[Governed]) -> Scopes {
+    // Removing a plugin's file is how a plugin is taken out, so its table
+    // left behind is no error; but it may be a typo that leaves a plugin
+    // ungoverned, so say so.
+    for name in config
+        .plugins
+        .keys()
+        .filter(|name| !plugins.iter().any(|p| p.name() == name.as_str()))
+    {
+        tracing::warn!(
+            "{}: [plugins.{name}] names no plugin in {} (tables are named by file stem, e.g. 60-auth)",
+            config.source.display(),
+            config.plugins_dir().display()
+        );
+    }
+    let scoped: Vec<Scoped<'_>> = plugins
+        .iter()
+        .zip(governed)
+        .map(|(p, g)| {
+            let canary_hooks = g
+                .canary
+                .as_ref()
+                .and_then(|c| plugins.get(c.index))
+                .map_or(Hooks::empty(), |c| c.hooks());
+            Scoped {
+                hooks: match g.canary_of {
+                    Some(_) => Hooks::empty(),
+                    None => p.hooks() | canary_hooks,
+                },
+                policy: config.plugins.get(p.name()),
+            }
+        })
+        .collect();
+    Scopes::build(&scoped)
+}
+
 /// Plugins in order plus the upstreams and limits they run with.
 pub struct Pipeline {
     plugins: Vec<LoadedPlugin>,
-    /// Indices of the plugins with an `on-request` hook, in order.
-    request_chain: Vec<usize>,
-    /// Indices of the plugins with an `on-response` hook, in reverse order.
-    response_chain: Vec<usize>,
+    /// Each plugin's record and canary, by index.
+    governed: Vec<Governed>,
+    /// Which plugins run where, and what their failures do.
+    scopes: Scopes,
     upstreams: Arc<Upstreams>,
     limits: Limits,
     access_log: bool,
@@ -139,26 +266,19 @@ impl Pipeline {
             header_limits: config.limits.header_limits(),
             budgets: config.budgets.clone(),
             log_sink: None,
+            grants: crate::governance::grants::GrantTable::from_config(config).map_err(
+                |message| LoadError {
+                    file: config.source.clone(),
+                    message,
+                },
+            )?,
         });
-        let mut plugins = Vec::new();
-        for file in plugin_files(&config.plugins_dir())? {
-            plugins.push(LoadedPlugin::load(runtime, &file, config, caps.clone()).await?);
-        }
-        let with_hook = |hook: Hooks| -> Vec<usize> {
-            plugins
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.hooks().contains(hook))
-                .map(|(i, _)| i)
-                .collect()
-        };
-        let request_chain = with_hook(Hooks::ON_REQUEST);
-        let mut response_chain = with_hook(Hooks::ON_RESPONSE);
-        response_chain.reverse();
+        let (plugins, governed) = load_plugins(runtime, config, caps, stores).await?;
+        let scopes = scopes(config, &plugins, &governed);
         Ok(Pipeline {
             plugins,
-            request_chain,
-            response_chain,
+            governed,
+            scopes,
             upstreams,
             limits: config.limits.clone(),
             access_log: config.log.access_log,
@@ -170,16 +290,27 @@ impl Pipeline {
         &self.plugins
     }
 
-    /// Indices of the plugins whose `on-request` runs, in order. Plugins
-    /// that did not declare the hook are not in it, so they cost nothing.
+    /// Indices of the plugins whose `on-request` runs for a request outside
+    /// every route and host scope, in order. Plugins that did not declare
+    /// the hook are not in it, so they cost nothing.
     pub fn request_chain(&self) -> &[usize] {
-        &self.request_chain
+        self.scopes.request_chain(Place::default())
     }
 
-    /// Indices of the plugins whose `on-response` runs, in running (reverse)
-    /// order.
+    /// Indices of the plugins whose `on-response` runs for a request outside
+    /// every scope, in running (reverse) order.
     pub fn response_chain(&self) -> &[usize] {
-        &self.response_chain
+        self.scopes.response_chain(Place::default())
+    }
+
+    /// Which plugins run where, and what their failures do.
+    pub fn scopes(&self) -> &Scopes {
+        &self.scopes
+    }
+
+    /// Plugin `index`'s record and canary.
+    pub fn governed(&self, index: usize) -> Option<&Governed> {
+        self.governed.get(index)
     }
 
     /// The upstreams.

@@ -2,6 +2,7 @@
 //! checked against the `weir:plugin/plugin` world, and initialised with its
 //! config, all before it can serve a request.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,6 +10,7 @@ use std::time::SystemTime;
 use crate::config::Config;
 use crate::error::{GatewayError, PluginFailure};
 use crate::exchange::{RequestState, ResponseState};
+use crate::governance::grants::{self, Capability, Grants};
 use crate::runtime::bindings::{Action, Hooks};
 use crate::runtime::pool::{InstancePool, PoolSettings};
 use crate::runtime::world::PluginPre;
@@ -49,6 +51,10 @@ pub struct PluginInfo {
     pub loaded_at: SystemTime,
     /// The contract version it implements, e.g. `0.2.0`.
     pub contract: &'static str,
+    /// The capability interfaces its component imports.
+    pub imports: BTreeSet<Capability>,
+    /// What it is granted (`[plugins.NAME] capabilities`).
+    pub grants: Arc<Grants>,
 }
 
 /// A plugin ready to run hooks.
@@ -136,6 +142,11 @@ impl LoadedPlugin {
         let pre = PluginPre::new(runtime.linker(), &component)
             .map_err(|message| LoadError::new(file, message))?;
         let contract = pre.version();
+        // Before any of its code runs: a plugin importing a capability it
+        // was not granted never starts.
+        let grants = caps.grants.for_plugin(&name);
+        let imports = grants::check_component(&component, runtime.engine(), &name, &grants)
+            .map_err(|message| LoadError::new(file, message))?;
 
         let pool = InstancePool::start(
             runtime.clone(),
@@ -167,6 +178,8 @@ impl LoadedPlugin {
                 sha256,
                 loaded_at: SystemTime::now(),
                 contract,
+                imports,
+                grants,
             },
             pool,
         })
@@ -207,6 +220,15 @@ impl LoadedPlugin {
         &self,
         req: RequestState,
     ) -> Result<(RequestState, Action), GatewayError> {
+        self.try_on_request(req).await.map_err(|(error, _)| error)
+    }
+
+    /// Run the `on-request` hook; a failure gives the request back when it
+    /// still exists (for the `skip` failure policy).
+    pub async fn try_on_request(
+        &self,
+        req: RequestState,
+    ) -> Result<(RequestState, Action), (GatewayError, Option<RequestState>)> {
         let metrics = self.pool.metrics();
         let started = metrics.enabled.then(std::time::Instant::now);
         let (req, request_span) = self.enter_span(req, "on_request");
@@ -219,12 +241,9 @@ impl LoadedPlugin {
                 leave_span(&mut req, request_span, Some(&action));
                 Ok((req, action))
             }
-            Err(failure) => {
-                if let Some((_, hook)) = request_span {
-                    hook.fail(failure.to_string());
-                    hook.end();
-                }
-                Err(self.failed(failure))
+            Err((failure, mut req)) => {
+                fail_span(req.as_mut(), request_span, &failure);
+                Err((self.failed(failure), req))
             }
         }
     }
@@ -235,6 +254,21 @@ impl LoadedPlugin {
         req: RequestState,
         resp: ResponseState,
     ) -> Result<(RequestState, ResponseState, Action), GatewayError> {
+        self.try_on_response(req, resp)
+            .await
+            .map_err(|(error, _)| error)
+    }
+
+    /// Run the `on-response` hook; a failure gives the request and response
+    /// back when they still exist (for the `skip` failure policy).
+    pub async fn try_on_response(
+        &self,
+        req: RequestState,
+        resp: ResponseState,
+    ) -> Result<
+        (RequestState, ResponseState, Action),
+        (GatewayError, Option<(RequestState, ResponseState)>),
+    > {
         let metrics = self.pool.metrics();
         let started = metrics.enabled.then(std::time::Instant::now);
         let (req, request_span) = self.enter_span(req, "on_response");
@@ -247,12 +281,9 @@ impl LoadedPlugin {
                 leave_span(&mut req, request_span, Some(&action));
                 Ok((req, resp, action))
             }
-            Err(failure) => {
-                if let Some((_, hook)) = request_span {
-                    hook.fail(failure.to_string());
-                    hook.end();
-                }
-                Err(self.failed(failure))
+            Err((failure, mut states)) => {
+                fail_span(states.as_mut().map(|(req, _)| req), request_span, &failure);
+                Err((self.failed(failure), states))
             }
         }
     }
@@ -293,6 +324,22 @@ fn leave_span(req: &mut RequestState, spans: Option<(Trace, Trace)>, action: Opt
         hook.set(opentelemetry::KeyValue::new("weir.outcome", outcome));
         hook.end();
         req.trace = Some(parent);
+    }
+}
+
+/// End a failed hook's span with the failure and give the request (when it
+/// still exists) its own span back.
+fn fail_span(
+    req: Option<&mut RequestState>,
+    spans: Option<(Trace, Trace)>,
+    failure: &PluginFailure,
+) {
+    if let Some((parent, hook)) = spans {
+        hook.fail(failure.to_string());
+        hook.end();
+        if let Some(req) = req {
+            req.trace = Some(parent);
+        }
     }
 }
 

@@ -33,6 +33,10 @@ pub struct ReloadStatus {
     pub last_error: Option<LoadError>,
 }
 
+/// A change applied to every config read from disk before it is used (e.g.
+/// `weir demo` points the demo upstreams at its own servers).
+pub type ConfigAdjustment = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 /// Rebuilds the gateway's pipeline from disk.
 pub struct Reloader {
     gateway: Arc<Gateway>,
@@ -43,6 +47,8 @@ pub struct Reloader {
     /// The config the process started with: parts that need a restart
     /// keep these values.
     started_with: Config,
+    /// Applied to each config read, before anything else looks at it.
+    adjust: Option<ConfigAdjustment>,
     status: Mutex<ReloadStatus>,
     /// One reload at a time.
     running: tokio::sync::Mutex<()>,
@@ -56,11 +62,23 @@ impl Reloader {
         started_with: Config,
         tls: Option<Arc<TlsState>>,
     ) -> Arc<Reloader> {
+        Reloader::adjusted(gateway, config_path, started_with, tls, None)
+    }
+
+    /// [`Reloader::new`], with `adjust` applied to every config it reads.
+    pub fn adjusted(
+        gateway: Arc<Gateway>,
+        config_path: &Path,
+        started_with: Config,
+        tls: Option<Arc<TlsState>>,
+        adjust: Option<ConfigAdjustment>,
+    ) -> Arc<Reloader> {
         Arc::new(Reloader {
             gateway,
             tls,
             config_path: config_path.to_path_buf(),
             started_with,
+            adjust,
             status: Mutex::new(ReloadStatus::default()),
             running: tokio::sync::Mutex::new(()),
         })
@@ -122,6 +140,9 @@ impl Reloader {
                 other => other.to_string(),
             },
         })?;
+        if let Some(adjust) = &self.adjust {
+            adjust(&mut config);
+        }
         self.keep_restart_only_settings(&mut config);
         self.gateway.reload(&config).await?;
         Ok(self.gateway.pipeline().plugins().len())
@@ -188,48 +209,24 @@ impl Reloader {
     ) -> notify::Result<RecommendedWatcher> {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let (tls_tx, mut tls_rx) = mpsc::unbounded_channel::<()>();
-        let plugins = plugins_dir.to_path_buf();
-        let config = self.config_path.clone();
-        let config_name = config.file_name().map(|n| n.to_os_string());
-        let cert_files = self.tls.as_ref().map(|t| t.files()).unwrap_or_default();
-        let certs = cert_files.clone();
-        let cert_parents: Vec<PathBuf> = cert_files
-            .iter()
-            .filter_map(|f| f.parent().map(Path::to_path_buf))
-            .collect();
+        let certs = self.tls.as_ref().map(|t| t.files()).unwrap_or_default();
+        let watched = Watched::new(plugins_dir, &self.config_path, &certs);
+        let folders = watched.folders();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
                 if matches!(event.kind, notify::EventKind::Access(_)) {
                     return;
                 }
-                if event.paths.iter().any(|p| {
-                    certs.contains(p)
-                        || (is_swap(p) && cert_parents.iter().any(|d| p.parent() == Some(d)))
-                }) {
+                if event.paths.iter().any(|p| watched.is_certificate(p)) {
                     let _ = tls_tx.send(());
                 }
-                let relevant = event.paths.iter().any(|p| {
-                    p.parent() == Some(plugins.as_path())
-                        || p.starts_with(&plugins)
-                        || ((p.file_name().map(|n| n.to_os_string()) == config_name || is_swap(p))
-                            && p.parent() == config.parent())
-                });
-                if relevant {
+                if event.paths.iter().any(|p| watched.is_pipeline(p)) {
                     let _ = tx.send(());
                 }
             })?;
-        watcher.watch(plugins_dir, RecursiveMode::NonRecursive)?;
-        let mut cert_dirs: Vec<PathBuf> = cert_files
-            .iter()
-            .filter_map(|f| f.parent().map(Path::to_path_buf))
-            .collect();
-        cert_dirs.sort();
-        cert_dirs.dedup();
-        for dir in &cert_dirs {
-            if dir != plugins_dir {
-                watcher.watch(dir, RecursiveMode::NonRecursive)?;
-            }
+        for folder in &folders {
+            watcher.watch(folder, RecursiveMode::NonRecursive)?;
         }
         if let Some(tls) = self.tls.clone() {
             tokio::spawn(async move {
@@ -241,12 +238,6 @@ impl Reloader {
                 }
             });
         }
-        let config_dir = match self.config_path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        watcher.watch(&config_dir, RecursiveMode::NonRecursive)?;
-
         let reloader = Arc::clone(self);
         tokio::spawn(async move {
             while rx.recv().await.is_some() {
@@ -258,6 +249,77 @@ impl Reloader {
         });
         Ok(watcher)
     }
+}
+
+/// What the watcher looks at, as canonical paths: file events name absolute
+/// paths, and a relative `--config demo/weir.toml` must still match them.
+/// Folders are resolved, file names kept, because a file may itself be a
+/// symlink (a ConfigMap's) whose target changes.
+struct Watched {
+    plugins: PathBuf,
+    config_dir: PathBuf,
+    config_name: Option<std::ffi::OsString>,
+    certs: Vec<PathBuf>,
+}
+
+impl Watched {
+    fn new(plugins_dir: &Path, config_path: &Path, certs: &[PathBuf]) -> Watched {
+        Watched {
+            plugins: canonical(plugins_dir),
+            config_dir: canonical(parent_or_here(config_path)),
+            config_name: config_path.file_name().map(|n| n.to_os_string()),
+            certs: certs
+                .iter()
+                .map(|f| match f.file_name() {
+                    Some(name) => canonical(parent_or_here(f)).join(name),
+                    None => f.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The folders to watch, each once.
+    fn folders(&self) -> Vec<PathBuf> {
+        let mut folders = vec![self.plugins.clone(), self.config_dir.clone()];
+        folders.extend(self.certs.iter().map(|f| parent_or_here(f).to_path_buf()));
+        folders.sort();
+        folders.dedup();
+        folders
+    }
+
+    /// A change to a certificate or key file (or the ConfigMap swap of the
+    /// folder holding one).
+    fn is_certificate(&self, path: &Path) -> bool {
+        self.certs
+            .iter()
+            .any(|f| f == path || (is_swap(path) && path.parent() == Some(parent_or_here(f))))
+    }
+
+    /// A change to the plugin directory, to the config file (or the
+    /// ConfigMap swap of its folder), or to a JSON file beside the config:
+    /// plugin configs kept there are reached through symlinks in the plugin
+    /// directory (the container image's layout), whose own entries see no
+    /// event when the target changes.
+    fn is_pipeline(&self, path: &Path) -> bool {
+        let beside_config = path.parent() == Some(self.config_dir.as_path());
+        path.starts_with(&self.plugins)
+            || (beside_config
+                && (path.file_name() == self.config_name.as_deref()
+                    || is_swap(path)
+                    || path.extension().is_some_and(|e| e == "json")))
+    }
+}
+
+fn parent_or_here(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// `dir` made absolute with symlinks resolved, or as given if it cannot be.
+fn canonical(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// Wait until `rx` has been quiet for `debounce` (every further change
@@ -278,4 +340,35 @@ async fn quiet_for(rx: &mut mpsc::UnboundedReceiver<()>, debounce: Duration) -> 
 /// files themselves (symlinks through `..data`) see no event at all.
 fn is_swap(path: &Path) -> bool {
     path.file_name().is_some_and(|name| name == "..data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events name canonical paths; the gateway may have been given a path
+    /// through a symlink (or a relative one, resolved the same way).
+    #[test]
+    fn given_paths_match_the_canonical_paths_events_name() {
+        let dir = std::env::temp_dir().join(format!("weir-watched-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("real/plugins")).unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(dir.join("real"), &link).unwrap();
+        let watched = Watched::new(
+            &link.join("plugins"),
+            &link.join("weir.toml"),
+            &[link.join("cert.pem")],
+        );
+        let real = std::fs::canonicalize(dir.join("real")).unwrap();
+        assert!(watched.is_pipeline(&real.join("plugins/90-hello.wasm")));
+        assert!(watched.is_pipeline(&real.join("weir.toml")));
+        assert!(watched.is_pipeline(&real.join("..data")));
+        assert!(!watched.is_pipeline(&real.join("other.toml")));
+        assert!(watched.is_pipeline(&real.join("50-router.json")));
+        assert!(watched.is_certificate(&real.join("cert.pem")));
+        assert!(!watched.is_certificate(&real.join("weir.toml")));
+        assert_eq!(watched.folders(), vec![real.clone(), real.join("plugins")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

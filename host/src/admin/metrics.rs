@@ -27,6 +27,11 @@ struct InstanceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabel {
     upstream: String,
 }
@@ -74,6 +79,7 @@ fn current_state(gateway: &Gateway, registry: &mut Registry) {
         "Plugin instances warm and idle, and hook calls running",
         instances,
     );
+    governance(&pipeline, registry);
     let (targets, healthy, in_flight) = (
         Gauges::<UpstreamLabel>::default(),
         Gauges::<UpstreamLabel>::default(),
@@ -111,6 +117,40 @@ fn current_state(gateway: &Gateway, registry: &mut Registry) {
         "weir_connections_open",
         "Client connections and WebSocket tunnels open",
         open,
+    );
+}
+
+/// Each plugin version's quarantine, and each canary's state.
+fn governance(pipeline: &crate::pipeline::Pipeline, registry: &mut Registry) {
+    let (quarantined, rolled_back) = (
+        Gauges::<PluginLabel>::default(),
+        Gauges::<PluginLabel>::default(),
+    );
+    for (index, plugin) in pipeline.plugins().iter().enumerate() {
+        let Some(governed) = pipeline.governed(index) else {
+            continue;
+        };
+        let label = PluginLabel {
+            plugin: plugin.name().to_string(),
+        };
+        quarantined
+            .get_or_create(&label)
+            .set(i64::from(governed.health.quarantined()));
+        if governed.canary_of.is_some() {
+            rolled_back
+                .get_or_create(&label)
+                .set(i64::from(governed.health.retired()));
+        }
+    }
+    registry.register(
+        "weir_plugin_quarantined",
+        "1 while the plugin is quarantined (not called)",
+        quarantined,
+    );
+    registry.register(
+        "weir_plugin_canary_rolled_back",
+        "1 once the canary version was rolled back",
+        rolled_back,
     );
 }
 

@@ -3,8 +3,9 @@
 //! - `GET /healthz`: the process is up (no token needed);
 //! - `GET /readyz`: a pipeline is loaded (no token needed);
 //! - `GET /metrics`: Prometheus / OpenMetrics text (`metrics.rs`);
-//! - `GET /admin/plugins`: each plugin's name, file, SHA-256, load time and
-//!   status, and the last reload error if any;
+//! - `GET /admin/plugins`: each plugin's name, file, SHA-256, load time,
+//!   status, calls, failures, quarantine and canary, and the last reload
+//!   error if any;
 //! - `GET /admin/upstreams`: targets, health and requests in flight;
 //! - `GET /admin/tls`: the HTTPS listener's certificates (names, expiry,
 //!   load time) and the last certificate reload error;
@@ -12,12 +13,20 @@
 //!   error (the previous pipeline keeps serving);
 //! - `POST /admin/plugins/NAME/kv/purge?pattern=GLOB`: remove the plugin's
 //!   `kv` keys matching the pattern (`*` is a wildcard), e.g. to purge the
-//!   cache plugin's entries.
+//!   cache plugin's entries;
+//! - `POST`/`DELETE /admin/plugins/NAME/quarantine`, `POST
+//!   /admin/plugins/NAME/promote`: quarantine by hand, lift, promote a
+//!   canary (`governance.rs`);
+//! - `GET /ui`: the web dashboard (`GET /` redirects there), with its
+//!   login `POST /ui/login` (`ui/`).
 //!
-//! With `[admin] token`, `/metrics` and the `/admin/*` paths need
-//! `Authorization: Bearer`.
+//! With `[admin] token`, `/metrics`, `/ui` and the `/admin/*` paths need
+//! `Authorization: Bearer`, or the dashboard's session cookie (mutating
+//! requests then also `x-weir-csrf: 1`).
 
+mod governance;
 pub mod metrics;
+mod ui;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -64,14 +73,12 @@ impl Admin {
             }
             _ => {}
         }
-        if !self.authorized(&request) {
-            let mut response =
-                json_response(StatusCode::UNAUTHORIZED, &json!({"error": "unauthorized"}));
-            response.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static(r#"Bearer realm="weir-admin""#),
-            );
-            return response;
+        let access = self.authorized(&request);
+        if ui::serves(&path) {
+            return ui::handle(request, self.token.as_deref(), access).await;
+        }
+        if let Some(refused) = ui::refusal(access) {
+            return refused;
         }
         if let Some(rest) = path.strip_prefix("/admin/plugins/") {
             return self
@@ -176,7 +183,14 @@ impl Admin {
                     ),
                 }
             }
-            (_, "kv/purge") => json_response(
+            (&Method::POST, "quarantine") => {
+                governance::quarantine(&self.reloader.gateway().pipeline(), name, true)
+            }
+            (&Method::DELETE, "quarantine") => {
+                governance::quarantine(&self.reloader.gateway().pipeline(), name, false)
+            }
+            (&Method::POST, "promote") => governance::promote(&self.reloader, name).await,
+            (_, "kv/purge" | "quarantine" | "promote") => json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({"error": "method not allowed"}),
             ),
@@ -184,17 +198,22 @@ impl Admin {
         }
     }
 
-    fn authorized(&self, request: &Request<Incoming>) -> bool {
+    /// The bearer token, or else the dashboard's session cookie.
+    fn authorized(&self, request: &Request<Incoming>) -> ui::Access {
         let Some(token) = &self.token else {
-            return true;
+            return ui::Access::Granted;
         };
         let presented = request
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        same_secret(presented.as_bytes(), token.as_bytes())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(presented) if same_secret(presented.as_bytes(), token.as_bytes()) => {
+                ui::Access::Granted
+            }
+            _ => ui::by_cookie(token, request.method(), request.headers()),
+        }
     }
 
     fn plugins(&self) -> Value {
@@ -204,7 +223,8 @@ impl Admin {
         let mut plugins: Vec<Value> = pipeline
             .plugins()
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(index, p)| {
                 let info = p.info();
                 let last_error = failed
                     .filter(|e| e.file == info.file || Some(&e.file) == info.config_file.as_ref())
@@ -221,6 +241,9 @@ impl Admin {
                     "status": "active",
                     "instances_idle": p.idle_instances(),
                     "last_error": last_error,
+                    "imports": info.imports.iter().map(|c| c.name()).collect::<Vec<_>>(),
+                    "grants": info.grants.describe(&info.name),
+                    "governance": governance::describe(&pipeline, index),
                 })
             })
             .collect();

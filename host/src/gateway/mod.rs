@@ -4,8 +4,10 @@
 //! Phases, in order:
 //! 1. **admit** (`admit.rs`): refuse oversized header blocks (431), a
 //!    missing, repeated or contradictory `Host` (400); normalize the path.
-//! 2. **on-request**: each plugin that declared the hook, in file-name
-//!    order; `respond` stops here with the plugin's reply.
+//! 2. **on-request**: each plugin that declared the hook and whose scope
+//!    (`[plugins.NAME] hosts`, `routes`: `governance/scope.rs`) takes in the
+//!    request, in file-name order; `respond` stops here with the plugin's
+//!    reply. A failing plugin with `on_failure = "skip"` is passed over.
 //! 3. **proxy** (`proxy.rs`): to the upstream a plugin chose (404 if none),
 //!    streaming the body unless a plugin buffered it.
 //! 4. **on-response**: in reverse order, for the plugins whose `on-request`
@@ -16,6 +18,7 @@
 //! should one slip through, becomes that request's 500 and is logged.
 
 mod admit;
+mod governed;
 pub mod grpc;
 mod proxy;
 pub mod tunnel;
@@ -34,6 +37,7 @@ use http::{Request, Response};
 use crate::config::Config;
 use crate::error::{GatewayError, PluginFailure};
 use crate::exchange::{RequestState, ResponseState, TlsFacts};
+use crate::governance::scope::Place;
 use crate::http::body::{self, Body, BodyState, BodyWatch, BoxError, ClientBody};
 use crate::pipeline::{Pipeline, Stores};
 use crate::plugin::LoadError;
@@ -310,7 +314,13 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 fn log_failure(error: &GatewayError) {
     match error {
-        GatewayError::Downstream(_) | GatewayError::NoUpstream => tracing::debug!("{error}"),
+        // A quarantine was logged when it began: not once per request.
+        GatewayError::Downstream(_)
+        | GatewayError::NoUpstream
+        | GatewayError::Plugin {
+            failure: PluginFailure::Quarantined,
+            ..
+        } => tracing::debug!("{error}"),
         GatewayError::Internal(_) => tracing::error!("{error}"),
         _ => tracing::warn!("{error}"),
     }
@@ -339,50 +349,16 @@ where
     req.tls = peer.tls;
     req.trace = seen.trace.clone();
 
-    // on-request, in order, until a plugin answers.
-    let plugins = pipeline.plugins();
-    let mut reply = None;
-    let mut reached = plugins.len();
-    for &index in pipeline.request_chain() {
-        let Some(plugin) = plugins.get(index) else {
-            continue;
-        };
-        let (next, action) = plugin.on_request(req).await?;
-        req = next;
-        if seen.route.is_none() {
-            seen.route = req.context.get("route").cloned();
-        }
-        if let Action::Respond(r) = action {
-            let resp = crate::runtime::reply_to_response(r, limits.header_limits())
-                .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
-            reply = Some((plugin.name().to_string(), resp));
-            reached = index;
-            break;
-        }
-    }
-
-    let (mut answered_by, mut resp) = match reply {
-        Some((name, resp)) => (Some(name), resp),
+    let (mut req, place, reply) = request_hooks(pipeline, req, seen).await?;
+    let (answered_by, resp, reached) = match reply {
+        Some((index, name, resp)) => (Some(name), resp, index),
         None => match proxy::proxy(pipeline, &mut req, &drain).await {
-            Ok(resp) => (None, resp),
+            Ok(resp) => (None, resp, pipeline.plugins().len()),
             Err(error) => return Err(watch.blame(error)),
         },
     };
-
-    // on-response, in reverse, for the plugins before the one that answered.
-    for &index in pipeline.response_chain().iter().filter(|&&i| i < reached) {
-        let Some(plugin) = plugins.get(index) else {
-            continue;
-        };
-        let (next_req, next_resp, action) = plugin.on_response(req, resp).await?;
-        req = next_req;
-        resp = next_resp;
-        if let Action::Respond(r) = action {
-            resp = crate::runtime::reply_to_response(r, limits.header_limits())
-                .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
-            answered_by = Some(plugin.name().to_string());
-        }
-    }
+    let (req, resp, answered_by) =
+        response_hooks(pipeline, place, reached, req, resp, answered_by).await?;
 
     Ok(Outcome {
         response: ResponseState::into_response(resp),
@@ -390,4 +366,80 @@ where
         answered_by,
         failed: false,
     })
+}
+
+/// A plugin's answer in `on-request`: its index, name and response.
+type Reply = (usize, String, ResponseState);
+
+/// Phase 2, **on-request**: the plugins of the request's chain in order,
+/// until one answers. The chain is the one for the request's host and, once
+/// a plugin (the router) names it, its route; each place runs under its
+/// governance (`governed.rs`: canary, quarantine, failure policy).
+async fn request_hooks(
+    pipeline: &Pipeline,
+    mut req: RequestState,
+    seen: &mut Seen,
+) -> Result<(RequestState, Place, Option<Reply>), GatewayError> {
+    let scopes = pipeline.scopes();
+    let plugins = pipeline.plugins();
+    let limits = pipeline.limits();
+    let mut place = scopes.place(req.original_authority.as_deref());
+    let mut chain = scopes.request_chain(place);
+    let mut next = 0;
+    while let Some(&index) = chain.get(next) {
+        next += 1;
+        let (edited, action, ran) = governed::on_request(pipeline, index, req).await?;
+        req = edited;
+        if seen.route.is_none()
+            && let Some(route) = req.context.get("route")
+        {
+            seen.route = Some(route.clone());
+            // The route's chain from here on: plugins scoped to it join,
+            // the ones already run are not run again.
+            place = scopes.routed(place, route);
+            chain = scopes.request_chain(place);
+            next = chain.partition_point(|&i| i <= index);
+        }
+        if let Action::Respond(r) = action {
+            let Some(plugin) = plugins.get(ran) else {
+                continue;
+            };
+            let resp = crate::runtime::reply_to_response(r, limits.header_limits())
+                .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
+            return Ok((req, place, Some((index, plugin.name().to_string(), resp))));
+        }
+    }
+    Ok((req, place, None))
+}
+
+/// Phase 4, **on-response**: in reverse, the plugins of the request's chain
+/// before `reached` (the one that answered, if one did).
+async fn response_hooks(
+    pipeline: &Pipeline,
+    place: Place,
+    reached: usize,
+    mut req: RequestState,
+    mut resp: ResponseState,
+    mut answered_by: Option<String>,
+) -> Result<(RequestState, ResponseState, Option<String>), GatewayError> {
+    let scopes = pipeline.scopes();
+    let plugins = pipeline.plugins();
+    let limits = pipeline.limits();
+    for &index in scopes
+        .response_chain(place)
+        .iter()
+        .filter(|&&i| i < reached)
+    {
+        let ((next_req, next_resp), action, ran) =
+            governed::on_response(pipeline, index, req, resp).await?;
+        (req, resp) = (next_req, next_resp);
+        if let Action::Respond(r) = action
+            && let Some(plugin) = plugins.get(ran)
+        {
+            resp = crate::runtime::reply_to_response(r, limits.header_limits())
+                .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
+            answered_by = Some(plugin.name().to_string());
+        }
+    }
+    Ok((req, resp, answered_by))
 }

@@ -13,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::weir::plugin::outbound;
 use super::budget::PluginBudget;
 use crate::config::Budgets;
+use crate::governance::grants::{GrantTable, Grants};
 use crate::http::headers::HeaderLimits;
 use crate::state::{KvQuota, KvStore, RateStore};
 use crate::telemetry::plugin_metrics::PluginMetrics;
@@ -61,6 +62,8 @@ pub struct Capabilities {
     pub budgets: Budgets,
     /// If set, plugin log lines are also kept here.
     pub log_sink: Option<Arc<std::sync::Mutex<Vec<LogLine>>>>,
+    /// What each plugin may use (`[plugins.NAME] capabilities`).
+    pub grants: GrantTable,
 }
 
 impl Capabilities {
@@ -92,6 +95,8 @@ pub struct HostState {
     pub(crate) crypto_keys: usize,
     /// Metrics defined through the `metrics` capability (handles held).
     pub(crate) metric_handles: usize,
+    /// The plugin's capability grants: which upstreams `outbound` may call.
+    pub(crate) grants: Arc<Grants>,
     /// The span of the hook call running, when its request is traced:
     /// `outbound` calls become its children.
     pub(crate) trace: Option<crate::telemetry::traces::Trace>,
@@ -102,6 +107,7 @@ impl HostState {
     /// `max_memory` bytes.
     pub fn new(budget: Arc<PluginBudget>, caps: Arc<Capabilities>, max_memory: u64) -> Self {
         let plugin = budget.plugin().clone();
+        let grants = caps.grants.for_plugin(&plugin);
         HostState {
             wasi: locked_down_wasi(&budget),
             table: ResourceTable::new(),
@@ -113,6 +119,7 @@ impl HostState {
             outbound_calls: 0,
             crypto_keys: 0,
             metric_handles: 0,
+            grants,
             trace: None,
         }
     }

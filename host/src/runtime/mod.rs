@@ -8,6 +8,7 @@ mod capabilities;
 mod compat;
 pub mod compile;
 mod host;
+mod outbound;
 pub mod pool;
 mod resources;
 mod stdio;

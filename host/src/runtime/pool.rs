@@ -114,49 +114,55 @@ impl InstancePool {
         &self.budget
     }
 
-    /// Run `on-request`; returns the (edited) request and the action.
+    /// Run `on-request`; returns the (edited) request and the action. A
+    /// failure gives the request back when it still exists (so a plugin
+    /// whose failure policy is `skip` can let it go on).
     pub async fn on_request(
         &self,
         req: RequestState,
-    ) -> Result<(RequestState, Action), PluginFailure> {
-        let _permit = self.acquire().await?;
-        let deadline = Instant::now() + self.settings.deadline;
-        let mut warm = self.checkout(deadline).await?;
-        self.runtime.ticker().hook_started();
-        arm(&mut warm.store, deadline);
+    ) -> Result<(RequestState, Action), (PluginFailure, Option<RequestState>)> {
+        let (_permit, mut warm) = match self.ready().await {
+            Ok(ready) => ready,
+            Err(failure) => return Err((failure, Some(req))),
+        };
         warm.store.data_mut().trace = req.trace.clone();
         let table = &mut warm.store.data_mut().table;
-        let req_res = table
-            .push(req)
-            .map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
+        let req_res = table.push(req).map_err(|e| (table_failure(e), None))?;
         let borrowed = Resource::new_borrow(req_res.rep());
         let outcome = warm.plugin.on_request(&mut warm.store, borrowed).await;
-        let req = warm.store.data_mut().table.delete(req_res);
-        let action = self.settle(&warm.store, outcome)?;
-        let req = req.map_err(|e| PluginFailure::Trap(format!("resource table: {e}")))?;
+        let req = warm.store.data_mut().table.delete(req_res).ok();
+        let action = match self.settle(&warm.store, outcome) {
+            Ok(action) => action,
+            Err(failure) => return Err((failure, req)),
+        };
+        let req = req.ok_or_else(|| {
+            (
+                PluginFailure::Trap("resource table: request lost".into()),
+                None,
+            )
+        })?;
         self.checkin(warm);
         Ok((req, action))
     }
 
     /// Run `on-response`; returns the request, the (edited) response and the
-    /// action.
+    /// action. A failure gives both back when they still exist.
     pub async fn on_response(
         &self,
         req: RequestState,
         resp: ResponseState,
-    ) -> Result<(RequestState, ResponseState, Action), PluginFailure> {
-        let _permit = self.acquire().await?;
-        let deadline = Instant::now() + self.settings.deadline;
-        let mut warm = self.checkout(deadline).await?;
-        self.runtime.ticker().hook_started();
-        arm(&mut warm.store, deadline);
-        let table_error = |e: wasmtime::component::ResourceTableError| {
-            PluginFailure::Trap(format!("resource table: {e}"))
+    ) -> Result<
+        (RequestState, ResponseState, Action),
+        (PluginFailure, Option<(RequestState, ResponseState)>),
+    > {
+        let (_permit, mut warm) = match self.ready().await {
+            Ok(ready) => ready,
+            Err(failure) => return Err((failure, Some((req, resp)))),
         };
         warm.store.data_mut().trace = req.trace.clone();
         let table = &mut warm.store.data_mut().table;
-        let req_res = table.push(req).map_err(table_error)?;
-        let resp_res = table.push(resp).map_err(table_error)?;
+        let req_res = table.push(req).map_err(|e| (table_failure(e), None))?;
+        let resp_res = table.push(resp).map_err(|e| (table_failure(e), None))?;
         let (req_b, resp_b) = (
             Resource::new_borrow(req_res.rep()),
             Resource::new_borrow(resp_res.rep()),
@@ -166,11 +172,32 @@ impl InstancePool {
             .on_response(&mut warm.store, req_b, resp_b)
             .await;
         let table = &mut warm.store.data_mut().table;
-        let (req, resp) = (table.delete(req_res), table.delete(resp_res));
-        let action = self.settle(&warm.store, outcome)?;
-        let (req, resp) = (req.map_err(table_error)?, resp.map_err(table_error)?);
+        let states = match (table.delete(req_res), table.delete(resp_res)) {
+            (Ok(req), Ok(resp)) => Some((req, resp)),
+            _ => None,
+        };
+        let action = match self.settle(&warm.store, outcome) {
+            Ok(action) => action,
+            Err(failure) => return Err((failure, states)),
+        };
+        let (req, resp) = states.ok_or_else(|| {
+            (
+                PluginFailure::Trap("resource table: request lost".into()),
+                None,
+            )
+        })?;
         self.checkin(warm);
         Ok((req, resp, action))
+    }
+
+    /// A permit and a warm instance with its deadline armed, for one hook.
+    async fn ready(&self) -> Result<(tokio::sync::SemaphorePermit<'_>, Warm), PluginFailure> {
+        let permit = self.acquire().await?;
+        let deadline = Instant::now() + self.settings.deadline;
+        let mut warm = self.checkout(deadline).await?;
+        self.runtime.ticker().hook_started();
+        arm(&mut warm.store, deadline);
+        Ok((permit, warm))
     }
 
     /// Number of warm instances waiting for work.
@@ -334,4 +361,9 @@ fn lock(list: &Mutex<Vec<Warm>>) -> std::sync::MutexGuard<'_, Vec<Warm>> {
 fn arm(store: &mut Store<HostState>, deadline: Instant) {
     store.data_mut().begin_call(deadline);
     store.set_epoch_deadline(1);
+}
+
+/// A resource-table error as the plugin's failure.
+fn table_failure(e: wasmtime::component::ResourceTableError) -> PluginFailure {
+    PluginFailure::Trap(format!("resource table: {e}"))
 }

@@ -105,6 +105,7 @@ impl PluginUnderTest {
             header_limits: limits.header_limits(),
             budgets,
             log_sink: Some(logs.clone()),
+            grants: crate::governance::grants::GrantTable::default(),
         });
         let settings = PluginSettings {
             pool: PoolSettings {

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod backend;
+pub mod browser;
 pub mod certs;
 pub mod client;
 pub mod gateway;

@@ -1,18 +1,16 @@
-//! The `weir` command line: `run`, `init`, `check`.
+//! The `weir` command line: `run`, `demo`, `init`, `check`, `test-plugin`,
+//! `new`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod serve;
+
 use crate::config::{Config, LogFormat};
 use crate::gateway::Gateway;
-use crate::reload::Reloader;
-use crate::server::ServerSettings;
 
 /// Weir: a WebAssembly-pluggable API gateway.
 #[derive(Debug, Parser)]
@@ -42,6 +40,20 @@ enum Command {
         /// Log format, overriding `[log] format`.
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+    },
+    /// Run a demo gateway that works alone: writes DIR (as `init` does) if
+    /// it does not exist, serves the demo upstreams `users` and `orders`
+    /// from this process, and prints the commands to try.
+    Demo {
+        /// The demo's directory.
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+        /// Listen here instead of the configured address (port 0 picks one).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Serve the admin API here instead of `[admin] listen`.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
     },
     /// Write a runnable gateway directory: weir.toml and the default plugins.
     Init {
@@ -113,7 +125,12 @@ pub fn main() -> ExitCode {
             admin_listen,
             init,
             log_format,
-        } => run(&config, listen, admin_listen, init, log_format),
+        } => serve::run(&config, listen, admin_listen, init, log_format),
+        Command::Demo {
+            dir,
+            listen,
+            admin_listen,
+        } => serve::demo(&dir, listen, admin_listen),
         Command::Init { dir, force } => init(&dir, force),
         Command::TestPlugin {
             plugin,
@@ -152,236 +169,12 @@ pub fn main() -> ExitCode {
 
 /// The control runtime: loading, reloads, the admin API, health checks and
 /// signals. Requests are served by the worker threads (`server/workers.rs`).
-fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("weir-control")
         .enable_all()
         .build()?)
-}
-
-fn run(
-    path: &Path,
-    listen: Option<SocketAddr>,
-    admin_listen: Option<SocketAddr>,
-    init: bool,
-    log_format: Option<LogFormat>,
-) -> anyhow::Result<()> {
-    if init && !path.exists() {
-        for file in crate::init::write_gateway(path, false)? {
-            eprintln!("wrote {}", file.display());
-        }
-    }
-    let from_file = Config::load(path)?;
-    let mut config = from_file.clone();
-    if let Some(listen) = listen {
-        config.listen = listen;
-    }
-    if let Some(admin_listen) = admin_listen {
-        config.admin.listen = admin_listen;
-    }
-    // The token resolved from wherever it is kept; checked against the
-    // final listen address, `--admin-listen` included.
-    config.admin.token = config
-        .admin
-        .resolve_token(&config.base_dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    config
-        .admin
-        .check_exposure(config.admin.token.as_deref())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    crate::logging::init(log_format.unwrap_or(config.log.format), &config.log.level);
-    if config.admin.enabled
-        && config.admin.token.is_none()
-        && !config.admin.listen.ip().is_loopback()
-    {
-        tracing::warn!(
-            listen = %config.admin.listen,
-            "the admin API is open to other hosts without a token (allow_public_without_token)"
-        );
-    }
-    tokio_runtime()?.block_on(serve_until_stopped(path, config, from_file))
-}
-
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
-}
-
-async fn serve_until_stopped(path: &Path, config: Config, from_file: Config) -> anyhow::Result<()> {
-    let gateway = Arc::new(Gateway::new(&config).await?);
-    for plugin in gateway.pipeline().plugins() {
-        let info = plugin.info();
-        tracing::info!(plugin = info.name, sha256 = %&info.sha256[..12], "loaded {}", info.file.display());
-    }
-    let tls = match &config.tls {
-        Some(settings) => Some(
-            crate::server::tls::TlsState::load(&config, settings)
-                .map_err(|e| anyhow::anyhow!("[tls]: {e}"))?,
-        ),
-        None => None,
-    };
-    let workers = crate::server::workers::worker_count(config.runtime.worker_threads);
-    let listeners = bind_listeners(&config, tls.as_ref(), workers)?;
-    let admin_listener = match config.admin.enabled {
-        true => Some(bind(config.admin.listen, "admin API").await?),
-        false => None,
-    };
-    // Tests and scripts read these lines to find the ports.
-    println!("listening on http://{}", listeners.plain_addr);
-    if let Some(addr) = listeners.tls_addr {
-        println!("listening on https://{addr}");
-    }
-    if let Some(admin) = &admin_listener {
-        println!("admin listening on http://{}", admin.local_addr()?);
-    }
-    std::io::stdout().flush()?;
-
-    let reloader = Reloader::new(gateway.clone(), path, from_file, tls.clone());
-    let _watcher = match config.reload.watch {
-        true => match reloader.watch(
-            &config.plugins_dir(),
-            Duration::from_millis(config.reload.debounce_ms),
-        ) {
-            Ok(watcher) => Some(watcher),
-            Err(e) => {
-                tracing::warn!(
-                    "cannot watch for changes ({e}); reload with SIGHUP or POST /admin/reload"
-                );
-                None
-            }
-        },
-        false => None,
-    };
-    spawn_sighup_reloads(reloader.clone());
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    if let Some(listener) = admin_listener {
-        let admin = crate::admin::Admin::new(reloader.clone(), config.admin.token.clone());
-        tokio::spawn(crate::admin::serve(listener, admin, async move {
-            let _ = admin_stopped.await;
-        }));
-    }
-    let settings = ServerSettings::from_config(&config);
-    let traces = gateway.stores().tracing.clone();
-    let serving = crate::server::workers::Workers::start(listeners.per_worker, gateway, settings)?;
-    tracing::info!(workers, "serving");
-    shutdown_signal().await;
-    tracing::info!("shutting down: no new connections, draining in-flight requests");
-    serving.stop().await;
-    let _ = stop_admin.send(());
-    if let Some(traces) = traces {
-        // Sends the spans still queued; blocks until the collector answers
-        // (or the export times out).
-        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// The proxy's sockets, one set per worker.
-struct Listeners {
-    per_worker: Vec<crate::server::workers::WorkerListeners>,
-    plain_addr: SocketAddr,
-    tls_addr: Option<SocketAddr>,
-}
-
-/// Bind `listen` (and `[tls] listen`) once per worker with `SO_REUSEPORT`.
-fn bind_listeners(
-    config: &Config,
-    tls: Option<&Arc<crate::server::tls::TlsState>>,
-    workers: usize,
-) -> anyhow::Result<Listeners> {
-    use crate::server::Mode;
-    use crate::server::workers::bind_reuseport;
-    let plain = bind_reuseport(config.listen, workers)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} (proxy): {e}", config.listen))?;
-    let plain_addr = first_addr(&plain)?.unwrap_or(config.listen);
-    let secure = match (&config.tls, tls) {
-        (Some(settings), Some(state)) => {
-            let sockets = bind_reuseport(settings.listen, workers).map_err(|e| {
-                anyhow::anyhow!("cannot listen on {} (tls.listen): {e}", settings.listen)
-            })?;
-            Some((sockets, state.clone(), settings.redirect_http))
-        }
-        _ => None,
-    };
-    let tls_addr = match &secure {
-        Some((sockets, _, _)) => first_addr(sockets)?,
-        None => None,
-    };
-    let plain_mode = match (&secure, tls_addr) {
-        (Some((_, _, true)), Some(addr)) => Mode::RedirectToHttps(addr.port()),
-        _ => Mode::Plain,
-    };
-    let mut per_worker: Vec<crate::server::workers::WorkerListeners> = plain
-        .into_iter()
-        .map(|l| vec![(l, plain_mode.clone())])
-        .collect();
-    if let Some((sockets, state, _)) = secure {
-        for (worker, socket) in per_worker.iter_mut().zip(sockets) {
-            worker.push((socket, Mode::Tls(state.clone())));
-        }
-    }
-    Ok(Listeners {
-        per_worker,
-        plain_addr,
-        tls_addr,
-    })
-}
-
-fn first_addr(sockets: &[std::net::TcpListener]) -> anyhow::Result<Option<SocketAddr>> {
-    Ok(sockets
-        .first()
-        .map(std::net::TcpListener::local_addr)
-        .transpose()?)
-}
-
-/// Reload on every SIGHUP.
-fn spawn_sighup_reloads(reloader: Arc<Reloader>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hangups) => {
-                tokio::spawn(async move {
-                    while hangups.recv().await.is_some() {
-                        let _ = reloader.reload("SIGHUP").await;
-                    }
-                });
-            }
-            Err(e) => tracing::warn!("cannot handle SIGHUP ({e}); reload through the admin API"),
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = reloader;
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                tracing::warn!("cannot install signal handlers; stop with SIGKILL");
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn init(dir: &Path, force: bool) -> anyhow::Result<()> {
@@ -402,10 +195,15 @@ fn check(path: &Path) -> anyhow::Result<()> {
         let gateway = Gateway::new(&config).await?;
         let pipeline = gateway.pipeline();
         for plugin in pipeline.plugins() {
+            // What the plugin imports against what it is granted, so a
+            // grant wider than the plugin needs is visible.
+            let info = plugin.info();
             println!(
-                "plugin {} ok ({})",
+                "plugin {} ok ({}) imports: {}; grants: {}",
                 plugin.name(),
-                plugin.info().file.display()
+                info.file.display(),
+                crate::governance::grants::list(&info.imports),
+                info.grants.describe(plugin.name())
             );
         }
         for upstream in pipeline.upstreams().iter() {

@@ -1,0 +1,290 @@
+//! Where each plugin runs. A plugin limited to routes or hosts
+//! (`[plugins.NAME] routes`, `hosts`) is left out of the chains of the
+//! others. Every chain is computed when the pipeline is built, one per
+//! (host group, route) pair named anywhere in the config, so a request
+//! pays one host lookup and one route lookup whatever the number of
+//! plugins skipped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::policy::{OnFailure, PluginPolicy};
+use crate::runtime::bindings::Hooks;
+
+/// One plugin as scoping sees it.
+pub struct Scoped<'a> {
+    /// The hooks it declared.
+    pub hooks: Hooks,
+    /// Its `[plugins.NAME]` table, if any.
+    pub policy: Option<&'a PluginPolicy>,
+}
+
+/// The chains of a pipeline, by host group and route.
+#[derive(Debug, Default)]
+pub struct Scopes {
+    /// Host names named by some plugin (lowercase) and their group; group 0
+    /// is every other host.
+    hosts: Vec<(String, usize)>,
+    /// Route names named by some plugin and their index; 0 is "no route
+    /// yet" and every route no plugin names.
+    routes: HashMap<String, usize>,
+    route_count: usize,
+    /// `on-request` chains in order, at `host * route_count + route`.
+    request: Vec<Arc<[usize]>>,
+    /// `on-response` chains in reverse order, likewise.
+    response: Vec<Arc<[usize]>>,
+    /// Each plugin's failure policy.
+    on_failure: Vec<OnFailure>,
+}
+
+/// Where a request stands: its host group and route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place {
+    host: usize,
+    route: usize,
+}
+
+impl Scopes {
+    /// The chains for `plugins`, in pipeline order.
+    pub fn build(plugins: &[Scoped<'_>]) -> Scopes {
+        let mut host_names: Vec<String> = Vec::new();
+        let mut route_names: Vec<String> = Vec::new();
+        for policy in plugins.iter().filter_map(|p| p.policy) {
+            for host in policy.hosts.iter().flatten() {
+                push_new(&mut host_names, host.to_ascii_lowercase());
+            }
+            for route in policy.routes.iter().flatten() {
+                push_new(&mut route_names, route.clone());
+            }
+        }
+        let hosts: Vec<(String, usize)> = host_names
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.clone(), i + 1))
+            .collect();
+        let routes: HashMap<String, usize> = route_names
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.clone(), i + 1))
+            .collect();
+        let route_count = route_names.len() + 1;
+        let mut request = Vec::new();
+        let mut response = Vec::new();
+        for host in 0..=host_names.len() {
+            let host_name = host.checked_sub(1).and_then(|i| host_names.get(i));
+            for route in 0..route_count {
+                let route_name = route.checked_sub(1).and_then(|i| route_names.get(i));
+                let runs = |hook: Hooks| -> Vec<usize> {
+                    (0..plugins.len())
+                        .filter(|&i| {
+                            plugins.get(i).is_some_and(|p| {
+                                p.hooks.contains(hook) && applies(p.policy, host_name, route_name)
+                            })
+                        })
+                        .collect()
+                };
+                request.push(Arc::from(runs(Hooks::ON_REQUEST)));
+                let mut back = runs(Hooks::ON_RESPONSE);
+                back.reverse();
+                response.push(Arc::from(back));
+            }
+        }
+        let on_failure = plugins
+            .iter()
+            .map(|p| p.policy.map(|p| p.on_failure).unwrap_or_default())
+            .collect();
+        Scopes {
+            hosts,
+            routes,
+            route_count,
+            request,
+            response,
+            on_failure,
+        }
+    }
+
+    /// Where a request for `host` (a `Host` header or URI authority,
+    /// perhaps with a port) stands before any route is known.
+    pub fn place(&self, host: Option<&str>) -> Place {
+        if self.hosts.is_empty() {
+            return Place::default();
+        }
+        let name = host.map(strip_port).unwrap_or("");
+        let host = self
+            .hosts
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map_or(0, |(_, group)| *group);
+        Place { host, route: 0 }
+    }
+
+    /// `place` once the router has named `route`.
+    pub fn routed(&self, place: Place, route: &str) -> Place {
+        Place {
+            route: self.routes.get(route).copied().unwrap_or(0),
+            ..place
+        }
+    }
+
+    /// The plugins whose `on-request` runs at `place`, in order.
+    pub fn request_chain(&self, place: Place) -> &[usize] {
+        self.request
+            .get(place.host * self.route_count + place.route)
+            .map_or(&[], |c| c)
+    }
+
+    /// The plugins whose `on-response` runs at `place`, in reverse order.
+    pub fn response_chain(&self, place: Place) -> &[usize] {
+        self.response
+            .get(place.host * self.route_count + place.route)
+            .map_or(&[], |c| c)
+    }
+
+    /// What a failure of plugin `index` does.
+    pub fn on_failure(&self, index: usize) -> OnFailure {
+        self.on_failure.get(index).copied().unwrap_or_default()
+    }
+}
+
+/// Whether a plugin with `policy` runs for `host` (None: a host no plugin
+/// names) and `route` (None: not known yet, or named by no plugin).
+fn applies(policy: Option<&PluginPolicy>, host: Option<&String>, route: Option<&String>) -> bool {
+    let Some(policy) = policy else {
+        return true;
+    };
+    let host_ok = match &policy.hosts {
+        None => true,
+        Some(hosts) => host.is_some_and(|h| hosts.iter().any(|x| x.eq_ignore_ascii_case(h))),
+    };
+    let route_ok = match &policy.routes {
+        None => true,
+        Some(routes) => route.is_some_and(|r| routes.contains(r)),
+    };
+    host_ok && route_ok
+}
+
+fn push_new(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn strip_port(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> PluginPolicy {
+        toml::from_str(text).unwrap()
+    }
+
+    fn both() -> Hooks {
+        Hooks::ON_REQUEST | Hooks::ON_RESPONSE
+    }
+
+    #[test]
+    fn unscoped_plugins_run_everywhere() {
+        let scopes = Scopes::build(&[
+            Scoped {
+                hooks: both(),
+                policy: None,
+            },
+            Scoped {
+                hooks: Hooks::ON_RESPONSE,
+                policy: None,
+            },
+        ]);
+        let place = scopes.place(Some("any.example:80"));
+        assert_eq!(scopes.request_chain(place), [0]);
+        assert_eq!(scopes.response_chain(place), [1, 0]);
+        assert_eq!(scopes.request_chain(scopes.routed(place, "x")), [0]);
+    }
+
+    #[test]
+    fn route_scoped_plugins_join_once_their_route_is_known() {
+        let orders = policy("routes = [\"orders\"]");
+        let scopes = Scopes::build(&[
+            Scoped {
+                hooks: both(),
+                policy: None,
+            },
+            Scoped {
+                hooks: both(),
+                policy: Some(&orders),
+            },
+            Scoped {
+                hooks: both(),
+                policy: None,
+            },
+        ]);
+        let start = scopes.place(None);
+        assert_eq!(scopes.request_chain(start), [0, 2]);
+        let routed = scopes.routed(start, "orders");
+        assert_eq!(scopes.request_chain(routed), [0, 1, 2]);
+        assert_eq!(scopes.response_chain(routed), [2, 1, 0]);
+        let users = scopes.routed(start, "users");
+        assert_eq!(scopes.request_chain(users), [0, 2]);
+        assert_eq!(scopes.response_chain(users), [2, 0]);
+    }
+
+    #[test]
+    fn host_and_route_scopes_combine() {
+        let api = policy("hosts = [\"API.example.com\"]");
+        let api_orders = policy("hosts = [\"api.example.com\"]\nroutes = [\"orders\"]");
+        let scopes = Scopes::build(&[
+            Scoped {
+                hooks: both(),
+                policy: Some(&api),
+            },
+            Scoped {
+                hooks: both(),
+                policy: Some(&api_orders),
+            },
+        ]);
+        let api_place = scopes.place(Some("api.example.COM:8443"));
+        assert_eq!(scopes.request_chain(api_place), [0]);
+        assert_eq!(
+            scopes.request_chain(scopes.routed(api_place, "orders")),
+            [0, 1]
+        );
+        let other = scopes.place(Some("www.example.com"));
+        assert!(
+            scopes
+                .request_chain(scopes.routed(other, "orders"))
+                .is_empty()
+        );
+        assert!(scopes.request_chain(scopes.place(None)).is_empty());
+    }
+
+    #[test]
+    fn failure_policy_is_per_plugin() {
+        let skip = policy("on_failure = \"skip\"");
+        let scopes = Scopes::build(&[
+            Scoped {
+                hooks: both(),
+                policy: None,
+            },
+            Scoped {
+                hooks: both(),
+                policy: Some(&skip),
+            },
+        ]);
+        assert_eq!(scopes.on_failure(0), OnFailure::Reject);
+        assert_eq!(scopes.on_failure(1), OnFailure::Skip);
+        assert_eq!(scopes.on_failure(7), OnFailure::Reject);
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("a.example:80"), "a.example");
+        assert_eq!(strip_port("a.example"), "a.example");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+    }
+}
