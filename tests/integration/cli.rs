@@ -3,38 +3,10 @@
 //! `check`, and a clean exit on SIGTERM.
 
 use std::process::Stdio;
-use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::process::Command;
-
-use crate::support::process::{Process, WEIR};
+use crate::support::process::{Process, run_to_end};
 
 use crate::support::*;
-
-/// Run `weir ARGS` to completion: (success, stdout, stderr).
-async fn run_weir(args: &[&str]) -> (bool, String, String) {
-    let mut child = Command::new(WEIR)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (mut out, mut err) = (String::new(), String::new());
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (status, _, _) = tokio::time::timeout(Duration::from_secs(120), async {
-        tokio::join!(
-            child.wait(),
-            stdout.read_to_string(&mut out),
-            stderr.read_to_string(&mut err)
-        )
-    })
-    .await
-    .expect("weir did not finish");
-    (status.unwrap().success(), out, err)
-}
 
 #[tokio::test]
 async fn weir_run_prints_its_address_serves_and_exits_zero_on_sigterm() {
@@ -58,7 +30,7 @@ async fn weir_run_prints_its_address_serves_and_exits_zero_on_sigterm() {
 /// `weir run` on `setup` must fail at start with all of `expected` in stderr.
 async fn refused_at_start(setup: &Setup, expected: &[&str]) {
     let config = setup.write();
-    let (ok, out, err) = run_weir(&[
+    let (ok, out, err) = run_to_end(&[
         "run",
         "--listen",
         "127.0.0.1:0",
@@ -123,7 +95,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     let backend = Backend::start().await;
     let dir = tempfile::tempdir().unwrap();
     let gateway_dir = dir.path().join("gw");
-    let (ok, out, err) = run_weir(&["init", gateway_dir.to_str().unwrap()]).await;
+    let (ok, out, err) = run_to_end(&["init", gateway_dir.to_str().unwrap()]).await;
     assert!(ok, "{out}{err}");
     assert!(gateway_dir.join("plugins/50-router.wasm").exists());
     assert!(gateway_dir.join("plugins/50-router.json").exists());
@@ -146,7 +118,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
         );
     std::fs::write(&config, text).unwrap();
 
-    let (ok, out, err) = run_weir(&["check", "--config", config.to_str().unwrap()]).await;
+    let (ok, out, err) = run_to_end(&["check", "--config", config.to_str().unwrap()]).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("plugin 50-router ok"), "{out}");
 
@@ -193,7 +165,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(process.terminate().await.success());
 
     // A second init does not overwrite.
-    let (ok, _, err) = run_weir(&["init", gateway_dir.to_str().unwrap()]).await;
+    let (ok, _, err) = run_to_end(&["init", gateway_dir.to_str().unwrap()]).await;
     assert!(!ok);
     assert!(err.contains("already exists"), "{err}");
 }
@@ -202,7 +174,7 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
 async fn weir_check_reports_a_broken_plugin() {
     let setup = Setup::new().raw_file("20-junk.wasm", b"junk");
     let config = setup.write();
-    let (ok, _, err) = run_weir(&["check", "--config", config.to_str().unwrap()]).await;
+    let (ok, _, err) = run_to_end(&["check", "--config", config.to_str().unwrap()]).await;
     assert!(!ok);
     assert!(
         err.contains("20-junk.wasm: is not a WebAssembly file"),
@@ -254,7 +226,7 @@ async fn json_logs_have_one_access_line_per_request_without_the_query() {
 async fn weir_run_refuses_a_public_admin_listener_without_a_token() {
     let setup = Setup::new();
     let config = setup.write();
-    let (ok, out, err) = run_weir(&[
+    let (ok, out, err) = run_to_end(&[
         "run",
         "--listen",
         "127.0.0.1:0",

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use saphyr::{LoadableYamlNode, Scalar, Yaml};
 use serde_json::{Map, Number, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::support::client::{http1, send};
-use crate::support::process::WEIR;
+use crate::support::process::{Output, WEIR, capture, run_to_end};
 use crate::support::redis::RedisServer;
 use crate::support::{Backend, get};
 
@@ -274,40 +274,12 @@ fn localize(root: &Path, table: &mut toml::Table, redis: &RedisServer) {
 
 // ---- running the binary ---------------------------------------------------
 
-/// Run `weir ARGS` to completion: (success, stdout, stderr).
-async fn run_weir(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut command = Command::new(WEIR);
-    command
-        .args(args)
-        .env_remove("WEIR_ADMIN_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().unwrap();
-    let (mut out, mut err) = (String::new(), String::new());
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (status, _, _) = tokio::time::timeout(Duration::from_secs(120), async {
-        tokio::join!(
-            child.wait(),
-            stdout.read_to_string(&mut out),
-            stderr.read_to_string(&mut err)
-        )
-    })
-    .await
-    .expect("weir did not finish");
-    (status.unwrap().success(), out, err)
-}
-
 /// A running `weir run`; its addresses as printed, stderr collected.
 struct Running {
     child: tokio::process::Child,
     proxy: String,
     admin: String,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: Output,
 }
 
 impl Running {
@@ -323,20 +295,7 @@ impl Running {
             command.env(k, v);
         }
         let mut child = command.spawn().unwrap();
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut err = child.stderr.take().unwrap();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = capture(child.stderr.take().unwrap());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let found = tokio::time::timeout(Duration::from_secs(60), async {
             let mut proxy = None;
@@ -352,10 +311,7 @@ impl Running {
         .await;
         let Ok(Some((proxy, admin))) = found else {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            panic!(
-                "weir run did not start; stderr:\n{}",
-                stderr.lock().unwrap()
-            );
+            panic!("weir run did not start; stderr:\n{}", stderr.text());
         };
         // Listening on every interface: reached here over loopback.
         let admin: SocketAddr = admin.parse().unwrap();
@@ -387,11 +343,7 @@ impl Running {
             .await
             .expect("weir did not exit after SIGTERM")
             .unwrap();
-        assert!(
-            status.success(),
-            "{status:?}\n{}",
-            self.stderr.lock().unwrap()
-        );
+        assert!(status.success(), "{status:?}\n{}", self.stderr.text());
     }
 }
 
@@ -652,7 +604,7 @@ async fn kubernetes_example_config_passes_weir_check() {
     let redis = RedisServer::start();
     let (pod, _) = Pod::new(&docs, |root, table| localize(root, table, &redis));
     let config = pod.config.to_str().unwrap();
-    let (ok, out, err) = run_weir(&["check", "--config", config], &[]).await;
+    let (ok, out, err) = run_to_end(&["check", "--config", config]).await;
     assert!(ok, "weir check failed:\n{out}{err}");
     for stem in image_plugins(&pod.root.path().join("opt/weir/plugins")) {
         assert!(out.contains(&format!("plugin {stem} ok")), "{out}");
@@ -702,7 +654,7 @@ async fn kubernetes_example_runs_shares_limits_in_redis_and_reloads_configmap_up
         "--admin-listen",
         "0.0.0.0:0",
     ];
-    let refused = tokio::time::timeout(Duration::from_secs(30), run_weir(&args, &[])).await;
+    let refused = tokio::time::timeout(Duration::from_secs(30), run_to_end(&args)).await;
     let (ok, _, err) = refused.expect("weir run started without the admin token");
     assert!(!ok, "weir run started without the admin token");
     assert!(err.contains("WEIR_ADMIN_TOKEN"), "{err}");
@@ -762,7 +714,7 @@ async fn kubernetes_example_runs_shares_limits_in_redis_and_reloads_configmap_up
         assert!(
             swapped.elapsed() < Duration::from_secs(10),
             "the ConfigMap update was not live within 10 s:\n{}",
-            gateway.stderr.lock().unwrap()
+            gateway.stderr.text()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -937,7 +889,7 @@ async fn dockerfile_is_multi_stage_non_root_and_its_config_passes_weir_check() {
         table.insert(key.into(), path.display().to_string().into());
     }
     std::fs::write(&config_path, toml::to_string(&table).unwrap()).unwrap();
-    let (ok, out, err) = run_weir(&["check", "--config", config_path.to_str().unwrap()], &[]).await;
+    let (ok, out, err) = run_to_end(&["check", "--config", config_path.to_str().unwrap()]).await;
     assert!(ok, "weir check failed on the image's config:\n{out}{err}");
     for stem in image_plugins(&root.path().join("opt/weir/plugins")) {
         assert!(out.contains(&format!("plugin {stem} ok")), "{out}");

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::support::process::WEIR;
+use crate::support::process::{WEIR, capture};
 
 const README: &str = include_str!("../../README.md");
 
@@ -54,7 +54,7 @@ async fn every_command_of_the_demo_walkthrough_answers_as_shown() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let logs = drain(child.stderr.take().unwrap());
+    let logs = capture(child.stderr.take().unwrap());
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let printed = tokio::time::timeout(Duration::from_secs(60), async {
         let (mut proxy, mut admin, mut text) = (None, None, String::new());
@@ -98,7 +98,7 @@ async fn every_command_of_the_demo_walkthrough_answers_as_shown() {
         if let Err(output) = output {
             panic!(
                 "`{command}`\nprinted:\n{output}\nexpected: {expected:?}\ngateway log:\n{}",
-                tail(&logs.lock().unwrap(), 40)
+                tail(&logs.text(), 40)
             );
         }
     }
@@ -162,24 +162,6 @@ fn shows(printed: &str, expected: &str) -> bool {
         }
     }
     true
-}
-
-fn drain(mut stderr: tokio::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<String>> {
-    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = text.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        while let Ok(n) = stderr.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let mut text = sink.lock().unwrap();
-            if text.len() < 4 << 20 {
-                text.push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }
-    });
-    text
 }
 
 fn tail(text: &str, lines: usize) -> String {

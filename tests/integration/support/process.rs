@@ -29,6 +29,55 @@ impl Output {
     }
 }
 
+/// Read `stream` (a child's stderr) as it comes into an [`Output`], so
+/// the pipe never fills.
+pub fn capture(mut stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Output {
+    let output = Output::default();
+    let sink = output.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    sink.bytes.fetch_add(n as u64, Ordering::SeqCst);
+                    let mut text = sink.text.lock().unwrap();
+                    if text.len() < 16 << 20 {
+                        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            }
+        }
+    });
+    output
+}
+
+/// Run `weir ARGS` to completion, without an admin token from the
+/// environment: (success, stdout, stderr).
+pub async fn run_to_end(args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(WEIR)
+        .args(args)
+        .env_remove("WEIR_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (status, _, _) = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::join!(
+            child.wait(),
+            stdout.read_to_string(&mut out),
+            stderr.read_to_string(&mut err)
+        )
+    })
+    .await
+    .expect("weir did not finish");
+    (status.unwrap().success(), out, err)
+}
+
 /// A running `weir run`; killed when dropped.
 pub struct Process {
     child: Child,
@@ -101,24 +150,7 @@ impl Process {
     /// Start with stderr read continuously into the returned [`Output`].
     pub async fn start_capturing(config: &Path) -> (Process, Output) {
         let mut process = Process::start_with(config, &[], Stdio::piped()).await;
-        let mut stderr = process.child.stderr.take().unwrap();
-        let output = Output::default();
-        let sink = output.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match stderr.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        sink.bytes.fetch_add(n as u64, Ordering::SeqCst);
-                        let mut text = sink.text.lock().unwrap();
-                        if text.len() < 16 << 20 {
-                            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-                        }
-                    }
-                }
-            }
-        });
+        let output = capture(process.child.stderr.take().unwrap());
         (process, output)
     }
 
