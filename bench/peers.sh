@@ -163,7 +163,7 @@ run() { # name url conns [header]
     pid=${!v:-}
     c0=$(cpu_ticks "$pid")
     if [ "${PERF:-0}" = 1 ] && [ "$1" = weir-chain ]; then
-        perf record -g -F 999 -p "$pid" -o "$root/bench/perf-chain.data" -- sleep "$D" >/dev/null 2>&1 & perf_pid=$!
+        perf record ${PERF_ARGS:--g -F 999} -p "$pid" -o "$root/bench/perf-chain.data" -- sleep "$D" >/dev/null 2>&1 & perf_pid=$!
     fi
     out=$(wrk -t1 -c"$3" -d"${D}s" --latency ${4:+-H "$4"} "$2" 2>&1)
     [ -n "$perf_pid" ] && wait "$perf_pid"

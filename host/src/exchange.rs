@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http::{HeaderName, HeaderValue};
+
 use crate::http::body::BodyState;
+use crate::http::headers::{self, Bounded, EditError, HeaderLimits};
 
 /// One client request travelling through the pipeline.
 pub struct RequestState {
@@ -28,6 +31,10 @@ pub struct RequestState {
     /// Chain places whose canary failed this request: their stable version
     /// serves the rest of it (empty, and unallocated, nearly always).
     pub canary_failed: Vec<usize>,
+    /// Headers a plugin set for the response from `on-request`
+    /// (`set-response-headers`), checked, applied when the response
+    /// arrives (empty, and unallocated, unless a plugin sets some).
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// A request's context: a handful of short strings per request, kept in a
@@ -119,6 +126,34 @@ impl RequestState {
             tls: None,
             trace: None,
             canary_failed: Vec::new(),
+            response_headers: Vec::new(),
+        }
+    }
+
+    /// Keep `headers` for the response (`set-response-headers`): every
+    /// name and value is parsed now, and a name given again replaces the
+    /// values an earlier call gave it. All or nothing.
+    pub fn set_response_headers(&mut self, headers: &[(String, String)]) -> Result<(), EditError> {
+        let parsed = headers
+            .iter()
+            .map(|(name, value)| headers::parse(name, value))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.response_headers
+            .retain(|(kept, _)| !parsed.iter().any(|(name, _)| name == kept));
+        self.response_headers.extend(parsed);
+        Ok(())
+    }
+
+    /// Set the headers kept by [`Self::set_response_headers`] on `resp`,
+    /// within `limits`. Past the limits none is set (logged): the response
+    /// still goes out.
+    pub fn apply_response_headers(&mut self, resp: &mut ResponseState, limits: HeaderLimits) {
+        if self.response_headers.is_empty() {
+            return;
+        }
+        let kept = std::mem::take(&mut self.response_headers);
+        if let Err(why) = Bounded::new(&mut resp.head.headers, limits).set_parsed(kept) {
+            tracing::warn!("response headers set in on-request were not applied: {why}");
         }
     }
 
@@ -150,5 +185,74 @@ impl ResponseState {
     /// Into a response for hyper.
     pub fn into_response(self) -> http::Response<crate::http::body::Body> {
         http::Response::from_parts(self.head, self.body.into_body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> RequestState {
+        let (head, ()) = http::Request::new(()).into_parts();
+        RequestState::new(
+            head,
+            BodyState::buffered(Vec::new()),
+            ([127, 0, 0, 1], 1).into(),
+        )
+    }
+
+    fn response() -> ResponseState {
+        let (head, ()) = http::Response::new(()).into_parts();
+        ResponseState {
+            head,
+            body: BodyState::buffered(Vec::new()),
+        }
+    }
+
+    const LIMITS: HeaderLimits = HeaderLimits {
+        max_bytes: 1024,
+        max_count: 8,
+    };
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn response_headers_replace_by_name_and_are_checked_all_or_nothing() {
+        let mut req = request();
+        req.set_response_headers(&pairs(&[("x-a", "1"), ("x-b", "1")]))
+            .unwrap();
+        req.set_response_headers(&pairs(&[("X-A", "2"), ("x-a", "3")]))
+            .unwrap();
+        assert_eq!(
+            req.set_response_headers(&pairs(&[("x-c", "1"), ("bad name", "1")])),
+            Err(EditError::InvalidName)
+        );
+        let mut resp = response();
+        resp.head
+            .headers
+            .insert("x-b", HeaderValue::from_static("upstream"));
+        req.apply_response_headers(&mut resp, LIMITS);
+        let values = |name: &str| -> Vec<&str> {
+            let all = resp.head.headers.get_all(name);
+            all.iter().map(|v| v.to_str().unwrap()).collect()
+        };
+        assert_eq!(values("x-a"), ["2", "3"]);
+        assert_eq!(values("x-b"), ["1"]);
+        assert!(values("x-c").is_empty());
+        assert!(req.response_headers.is_empty());
+    }
+
+    #[test]
+    fn response_headers_past_the_limits_are_not_applied() {
+        let mut req = request();
+        let many: Vec<(String, String)> = (0..9).map(|i| (format!("x-{i}"), "v".into())).collect();
+        req.set_response_headers(&many).unwrap();
+        let mut resp = response();
+        req.apply_response_headers(&mut resp, LIMITS);
+        assert!(resp.head.headers.is_empty());
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::error::{GatewayError, PluginFailure};
@@ -56,6 +56,9 @@ pub struct PluginInfo {
     /// What it is granted (`[plugins.NAME] capabilities`).
     pub grants: Arc<Grants>,
 }
+
+/// A request and its response, as a failed `on-response` hands them back.
+type States = (RequestState, ResponseState);
 
 /// A plugin ready to run hooks.
 pub struct LoadedPlugin {
@@ -139,6 +142,7 @@ impl LoadedPlugin {
         .map_err(|e| LoadError::new(file, format!("compilation crashed: {e}")))?
         .map_err(|message| LoadError::new(file, message))?;
 
+        crate::runtime::perf_map::record(&name, component.image_range());
         let pre = PluginPre::new(runtime.linker(), &component)
             .map_err(|message| LoadError::new(file, message))?;
         let contract = pre.version();
@@ -229,14 +233,27 @@ impl LoadedPlugin {
         &self,
         req: RequestState,
     ) -> Result<(RequestState, Action), (GatewayError, Option<RequestState>)> {
+        self.timed_on_request(req).await.0
+    }
+
+    /// [`Self::try_on_request`], and how long the hook took (one clock
+    /// reading serves the metrics and governance's record).
+    pub async fn timed_on_request(
+        &self,
+        req: RequestState,
+    ) -> (
+        Result<(RequestState, Action), (GatewayError, Option<RequestState>)>,
+        Duration,
+    ) {
         let metrics = self.pool.metrics();
-        let started = metrics.enabled.then(std::time::Instant::now);
+        let started = Instant::now();
         let (req, request_span) = self.enter_span(req, "on_request");
         let outcome = self.pool.on_request(req).await;
-        if let Some(started) = started {
-            metrics.on_request.observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        if metrics.enabled {
+            metrics.on_request.observe(took.as_secs_f64());
         }
-        match outcome {
+        let outcome = match outcome {
             Ok((mut req, action)) => {
                 leave_span(&mut req, request_span, Some(&action));
                 Ok((req, action))
@@ -245,7 +262,8 @@ impl LoadedPlugin {
                 fail_span(req.as_mut(), request_span, &failure);
                 Err((self.failed(failure), req))
             }
-        }
+        };
+        (outcome, took)
     }
 
     /// Run the `on-response` hook.
@@ -265,18 +283,28 @@ impl LoadedPlugin {
         &self,
         req: RequestState,
         resp: ResponseState,
-    ) -> Result<
-        (RequestState, ResponseState, Action),
-        (GatewayError, Option<(RequestState, ResponseState)>),
-    > {
+    ) -> Result<(RequestState, ResponseState, Action), (GatewayError, Option<States>)> {
+        self.timed_on_response(req, resp).await.0
+    }
+
+    /// [`Self::try_on_response`], and how long the hook took.
+    pub async fn timed_on_response(
+        &self,
+        req: RequestState,
+        resp: ResponseState,
+    ) -> (
+        Result<(RequestState, ResponseState, Action), (GatewayError, Option<States>)>,
+        Duration,
+    ) {
         let metrics = self.pool.metrics();
-        let started = metrics.enabled.then(std::time::Instant::now);
+        let started = Instant::now();
         let (req, request_span) = self.enter_span(req, "on_response");
         let outcome = self.pool.on_response(req, resp).await;
-        if let Some(started) = started {
-            metrics.on_response.observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        if metrics.enabled {
+            metrics.on_response.observe(took.as_secs_f64());
         }
-        match outcome {
+        let outcome = match outcome {
             Ok((mut req, resp, action)) => {
                 leave_span(&mut req, request_span, Some(&action));
                 Ok((req, resp, action))
@@ -285,7 +313,8 @@ impl LoadedPlugin {
                 fail_span(states.as_mut().map(|(req, _)| req), request_span, &failure);
                 Err((self.failed(failure), states))
             }
-        }
+        };
+        (outcome, took)
     }
 
     /// When the request is traced: start the hook's span and make it the

@@ -42,6 +42,14 @@ impl Request {
         self.set_headers(&owned(headers))
     }
 
+    /// Headers for the response this request gets, whoever answers it,
+    /// set from `on_request` in one host call (see
+    /// `set-response-headers` in the contract): a plugin that only adds
+    /// response headers needs no `on_response` hook.
+    pub fn set_response_header_pairs(&self, headers: &[(&str, &str)]) -> Result<(), EditError> {
+        self.set_response_headers(&owned(headers))
+    }
+
     /// The path without the query, e.g. `/users/7`.
     pub fn path(&self) -> String {
         let pq = self.path_with_query();

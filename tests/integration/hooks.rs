@@ -304,3 +304,54 @@ async fn a_request_body_read_on_the_way_in_is_still_readable_on_the_way_out() {
     // Streamed straight through: nothing is left to read afterwards.
     assert_eq!(reply.header("x-never-read"), Some("0"));
 }
+
+#[tokio::test]
+async fn response_headers_set_in_on_request_reach_the_client_before_on_response_runs() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-strip",
+            json!({"on_response": [{"op": "remove_header", "name": "x-dropped"}]}),
+        )
+        .scripted(
+            "20-route",
+            json!({"on_request": [
+                {"op": "set_upstream", "name": "backend"},
+                {"op": "set_response_header", "name": "x-limit", "value": "5"},
+                {"op": "set_response_header", "name": "X-Limit", "value": "6"},
+                {"op": "set_response_header", "name": "x-dropped", "value": "1"},
+                {"op": "set_response_header", "name": "bad name", "value": "1"}]}),
+        )
+        .serve()
+        .await;
+    let reply = get(&gw.url("/")).await;
+    assert_eq!(reply.status, 200);
+    // A later call for the same name replaced the earlier value.
+    let limits: Vec<_> = reply.headers.get_all("x-limit").iter().collect();
+    assert_eq!(limits, ["6"]);
+    // Set before on-response ran: the earlier plugin's hook removed it.
+    assert_eq!(reply.header("x-dropped"), None);
+    // Checked at the call: the invalid name was refused to the plugin.
+    let seen = backend.last().unwrap();
+    let error = seen.headers["x-response-header-error"].to_str().unwrap();
+    assert!(error.contains("invalid-header-name"), "{error}");
+}
+
+#[tokio::test]
+async fn response_headers_set_in_on_request_go_on_a_later_plugins_reply() {
+    let gw = Setup::new()
+        .scripted(
+            "10-limit",
+            json!({"on_request": [{"op": "set_response_header", "name": "x-limit", "value": "5"}]}),
+        )
+        .scripted(
+            "20-deny",
+            json!({"on_request": [{"op": "respond", "status": 403}]}),
+        )
+        .serve()
+        .await;
+    let reply = get(&gw.url("/")).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.header("x-limit"), Some("5"));
+}

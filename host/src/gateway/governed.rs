@@ -3,8 +3,6 @@
 //! fails), a quarantined version is not called, every call is recorded, and
 //! a failure is passed over when the plugin's policy is `skip`.
 
-use std::time::Instant;
-
 use crate::error::{GatewayError, PluginFailure};
 use crate::exchange::{RequestState, ResponseState};
 use crate::governance::OnFailure;
@@ -116,9 +114,8 @@ async fn attempt_request(
     if admitted == Admit::Quarantined {
         return Err((quarantined(plugin), Some(req)));
     }
-    let started = Instant::now();
-    let outcome = plugin.try_on_request(req).await;
-    health.record(admitted, outcome.is_ok(), started.elapsed());
+    let (outcome, took) = plugin.timed_on_request(req).await;
+    health.record(admitted, outcome.is_ok(), took);
     outcome
 }
 
@@ -133,9 +130,8 @@ async fn attempt_response(
     if admitted == Admit::Quarantined {
         return Err((quarantined(plugin), Some((req, resp))));
     }
-    let started = Instant::now();
-    let outcome = plugin.try_on_response(req, resp).await;
-    health.record(admitted, outcome.is_ok(), started.elapsed());
+    let (outcome, took) = plugin.timed_on_response(req, resp).await;
+    health.record(admitted, outcome.is_ok(), took);
     outcome.map(|(req, resp, action)| ((req, resp), action))
 }
 

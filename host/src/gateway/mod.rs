@@ -350,13 +350,16 @@ where
     req.trace = seen.trace.clone();
 
     let (mut req, place, reply) = request_hooks(pipeline, req, seen).await?;
-    let (answered_by, resp, reached) = match reply {
+    let (answered_by, mut resp, reached) = match reply {
         Some((index, name, resp)) => (Some(name), resp, index),
         None => match proxy::proxy(pipeline, &mut req, &drain).await {
             Ok(resp) => (None, resp, pipeline.plugins().len()),
             Err(error) => return Err(watch.blame(error)),
         },
     };
+    // Headers plugins set for the response in on-request, before any
+    // on-response hook, so those hooks see them.
+    req.apply_response_headers(&mut resp, limits.header_limits());
     let (req, resp, answered_by) =
         response_hooks(pipeline, place, reached, req, resp, answered_by).await?;
 

@@ -201,6 +201,11 @@ impl<'a> Bounded<'a> {
             .iter()
             .map(|(n, v)| parse(n, v))
             .collect::<Result<Vec<_>, _>>()?;
+        self.set_parsed(parsed)
+    }
+
+    /// [`Self::set_all`] for names and values already parsed.
+    pub fn set_parsed(&mut self, parsed: Vec<(HeaderName, HeaderValue)>) -> Result<(), EditError> {
         let mut names: Vec<&HeaderName> = parsed.iter().map(|(n, _)| n).collect();
         names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         names.dedup();

@@ -9,6 +9,7 @@ mod compat;
 pub mod compile;
 mod host;
 mod outbound;
+pub mod perf_map;
 pub mod pool;
 mod resources;
 mod stdio;

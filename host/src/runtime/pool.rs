@@ -221,7 +221,13 @@ impl InstancePool {
         if let Ok(permit) = self.permits.try_acquire() {
             return Ok(permit);
         }
-        match tokio::time::timeout(self.settings.deadline, self.permits.acquire()).await {
+        // Boxed for the same reason as instantiation in `checkout`.
+        match Box::pin(tokio::time::timeout(
+            self.settings.deadline,
+            self.permits.acquire(),
+        ))
+        .await
+        {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(PluginFailure::Busy(self.settings.max_instances)),
         }
@@ -236,7 +242,9 @@ impl InstancePool {
         let idle = own.or_else(|| self.idle.all().find_map(|list| lock(list).pop()));
         match idle {
             Some(warm) => Ok(warm),
-            None => Ok(self.instantiate(deadline).await?.0),
+            // Boxed: the cold path's future is large, and every hook's
+            // future would otherwise carry room for it.
+            None => Ok(Box::pin(self.instantiate(deadline)).await?.0),
         }
     }
 

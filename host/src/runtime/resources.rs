@@ -227,6 +227,15 @@ impl types::HostRequest for HostState {
         Ok(())
     }
 
+    fn set_response_headers(
+        &mut self,
+        r: Resource<RequestState>,
+        list: Vec<(String, String)>,
+    ) -> Res<Result<(), EditError>> {
+        let kept = self.req_mut(&r)?.set_response_headers(&list);
+        Ok(kept.map_err(headers::error))
+    }
+
     async fn body(&mut self, r: Resource<RequestState>) -> Res<Result<Vec<u8>, BodyError>> {
         let (limit, deadline) = (self.caps.max_body_bytes, self.deadline);
         let req = self.req_mut(&r)?;

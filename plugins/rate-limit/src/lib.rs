@@ -19,7 +19,7 @@ use client::Cidr;
 use config::{Config, KeySpec};
 use weir_sdk::metrics::Counter;
 use weir_sdk::rate::{self, Limit, TakeRequest};
-use weir_sdk::{Action, Plugin, Reply, Request, Response, export_plugin};
+use weir_sdk::{Action, Hooks, Plugin, Reply, Request, export_plugin};
 
 /// The plugin.
 pub struct RateLimiter {
@@ -60,17 +60,15 @@ impl Source {
     }
 }
 
-/// Carries both header values from `on_request` to `on_response` in one
-/// context entry (one host call each way instead of two): `POLICY\nSTATE`
-/// (neither holds a newline).
-const HEADERS_CONTEXT: &str = "ratelimit.headers";
-
 fn seconds_up(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
 impl Plugin for RateLimiter {
     type Config = Config;
+    // Allowed responses get their headers through `set-response-headers`
+    // in `on-request`: no `on-response` call per request.
+    const HOOKS: Hooks = Hooks::ON_REQUEST;
 
     fn new(config: Config) -> Result<Self, String> {
         let trusted = config
@@ -172,7 +170,10 @@ impl Plugin for RateLimiter {
 
         if decisions.iter().all(|d| d.allowed) {
             if self.headers {
-                req.set_context(HEADERS_CONTEXT, &format!("{policy}\n{state}"));
+                let _ = req.set_response_header_pairs(&[
+                    ("ratelimit-policy", &policy),
+                    ("ratelimit", &state),
+                ]);
             }
             return Action::Continue;
         }
@@ -195,16 +196,6 @@ impl Plugin for RateLimiter {
             .header("ratelimit-policy", &policy)
             .header("ratelimit", &state)
             .into()
-    }
-
-    fn on_response(&mut self, req: &Request, resp: &Response) -> Action {
-        if self.headers
-            && let Some(both) = req.get_context(HEADERS_CONTEXT)
-            && let Some((policy, state)) = both.split_once('\n')
-        {
-            let _ = resp.set_header_pairs(&[("ratelimit-policy", policy), ("ratelimit", state)]);
-        }
-        Action::Continue
     }
 }
 

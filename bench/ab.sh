@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Two Weir builds side by side, for a before/after figure on a noisy machine.
+#
+#   A=/path/to/weir-before B=/path/to/weir-after bench/ab.sh [ROUNDS] [SECONDS]
+#
+# Both gateways run at once (the default chain like bench/peers.sh's
+# weir-chain, or the router alone with CHAIN=0), one worker thread each, in
+# front of one nginx backend. wrk (1 thread, 32 connections) then drives
+# them in turns of SECONDS (default 1), ROUNDS times (default 20), A then B
+# in odd rounds and B then A in even ones, and each gateway's requests and
+# CPU time (user + system, from /proc) are summed over all its turns. A
+# drift in the machine's speed, which on these shared machines moves a
+# 10-second figure by 1.5x, then falls on both alike.
+# Printed: CPU microseconds per request and requests served, per build.
+#
+# EXTRA_B="a.wasm b.wasm" adds plugins to B's chain (copied in as
+# 91-a.wasm, 92-b.wasm, ..., after the default ones, with a .json beside
+# them when one sits beside the original). With A and B the same binary,
+# that measures what those plugins add per request, e.g.
+#   hello=target/wasm/wasm32-wasip2/plugin/hello_header.wasm
+#   A=target/release/weir B=target/release/weir CHAIN=0 \
+#     EXTRA_B="$hello $hello $hello $hello" bench/ab.sh
+set -u
+ROUNDS=${1:-20}
+S=${2:-1}
+root=$(cd "$(dirname "$0")/.." && pwd)
+A=${A:?A=path to the first weir binary}
+B=${B:?B=path to the second weir binary}
+CHAIN=${CHAIN:-1}
+for tool in nginx wrk curl; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install nginx wrk curl)" >&2; exit 1; }
+done
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+BACKEND=127.0.0.1:$(free_port)
+cat >"$tmp/backend.conf" <<CONF
+worker_processes 1; daemon off; pid $tmp/b.pid; error_log $tmp/b.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen $BACKEND; location / { default_type application/json; return 200 '{"ok":true,"service":"one","pad":"xxxxxxxxxxxxxxxxxxxx"}'; } } }
+CONF
+nginx -c "$tmp/backend.conf" -p "$tmp" & pids+=($!)
+
+KEY=bench-key
+KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
+gateway() { # binary dir port [extra wasm...]
+    "$1" init "$2" >/dev/null
+    cat >"$2/weir.toml" <<TOML
+listen = "127.0.0.1:$3"
+plugins_dir = "plugins"
+cache_dir = ".weir-cache"
+[log]
+access_log = false
+level = "warn"
+[admin]
+enabled = false
+[reload]
+watch = false
+[runtime]
+worker_threads = 1
+[upstreams.service1]
+targets = ["http://$BACKEND"]
+TOML
+    echo '{"routes": [{"name": "service1", "match": {"path_prefix": "/service1"}, "upstream": "service1", "strip_prefix": true}]}' >"$2/plugins/50-router.json"
+    rm -f "$2"/plugins/{65-validate,75-cache,80-aggregate}.*
+    if [ "$CHAIN" = 1 ]; then
+        echo "{\"api_key\": {\"header\": \"x-api-key\", \"consumers\": [{\"id\": \"bench\", \"sha256\": \"$KEY_SHA\"}]}, \"default\": {\"methods\": [\"api_key\"]}}" >"$2/plugins/60-auth.json"
+        echo '{"limits": [{"name": "per-consumer", "key": "consumer", "rate": 100000000, "per": "1s"}]}' >"$2/plugins/70-rate-limit.json"
+    else
+        rm -f "$2"/plugins/{60-auth,70-rate-limit}.*
+    fi
+    local i=0 extra
+    for extra in "${@:4}"; do
+        i=$((i + 1))
+        cp "$extra" "$2/plugins/9$i-$(basename "$extra")"
+        [ -f "${extra%.wasm}.json" ] && cp "${extra%.wasm}.json" "$2/plugins/9$i-$(basename "${extra%.wasm}").json"
+    done
+    "$1" run --config "$2/weir.toml" >"$2.log" 2>&1 &
+}
+PORT_A=$(free_port); gateway "$A" "$tmp/a" "$PORT_A"; pids+=($!); PID_A=$!
+# shellcheck disable=SC2086 # a list of files
+PORT_B=$(free_port); gateway "$B" "$tmp/b" "$PORT_B" ${EXTRA_B:-}; pids+=($!); PID_B=$!
+for port in $PORT_A $PORT_B; do
+    for _ in $(seq 100); do curl -fs -m 2 -o /dev/null -H "x-api-key: $KEY" "http://127.0.0.1:$port/service1/hello" && break; sleep 0.1; done
+done
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+declare -A reqs=([a]=0 [b]=0) ticks=([a]=0 [b]=0)
+turn() { # a|b pid port
+    local c0 n
+    c0=$(cpu_ticks "$2")
+    n=$(wrk -t1 -c32 -d"${S}s" -H "x-api-key: $KEY" "http://127.0.0.1:$3/service1/hello" | awk '/requests in/ {print $1}')
+    reqs[$1]=$((reqs[$1] + ${n:-0}))
+    ticks[$1]=$((ticks[$1] + $(cpu_ticks "$2") - c0))
+}
+for i in $(seq "$ROUNDS"); do
+    if ((i % 2)); then turn a "$PID_A" "$PORT_A"; turn b "$PID_B" "$PORT_B"
+    else turn b "$PID_B" "$PORT_B"; turn a "$PID_A" "$PORT_A"; fi
+done
+tck=$(getconf CLK_TCK)
+for k in a b; do
+    bin=$A; [ $k = b ] && bin=$B
+    awk -v t="${ticks[$k]}" -v n="${reqs[$k]}" -v hz="$tck" -v name="$bin" \
+        'BEGIN { printf "%-40s %6.1f cpu_us/req  %9d requests\n", name, (n ? t * 1e6 / hz / n : 0), n }'
+done
