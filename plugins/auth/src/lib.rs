@@ -172,7 +172,13 @@ impl Plugin for Auth {
     }
 
     fn on_request(&mut self, req: &Request) -> Action {
-        let rule = match req.get_context("route") {
+        // The route is asked of the host only when some route has its own
+        // rule: a host call saved per request otherwise.
+        let route = match self.routes.is_empty() {
+            true => None,
+            false => req.get_context("route"),
+        };
+        let rule = match route {
             Some(route) => self.routes.get(&route).unwrap_or(&self.default),
             None => &self.default,
         }

@@ -24,6 +24,9 @@ use weir_sdk::{Action, Hooks, Plugin, Reply, Request, export_plugin};
 /// The plugin.
 pub struct RateLimiter {
     limits: Vec<CompiledLimit>,
+    /// Whether any limit needs the route (a `routes` list or a `route`
+    /// key part): otherwise it is not asked of the host.
+    needs_route: bool,
     trusted: Vec<Cidr>,
     headers: bool,
     refusals: Counter,
@@ -108,7 +111,11 @@ impl Plugin for RateLimiter {
             "Requests refused with 429, by the limit the answer names",
             &["limit"],
         )?;
+        let needs_route = limits
+            .iter()
+            .any(|l| l.routes.is_some() || l.sources.contains(&Source::Route));
         Ok(RateLimiter {
+            needs_route,
             limits,
             trusted,
             headers: config.headers,
@@ -117,7 +124,10 @@ impl Plugin for RateLimiter {
     }
 
     fn on_request(&mut self, req: &Request) -> Action {
-        let route = req.get_context("route");
+        let route = match self.needs_route {
+            true => req.get_context("route"),
+            false => None,
+        };
         let mut applied: Vec<&CompiledLimit> = Vec::new();
         let mut takes = Vec::new();
         for limit in &self.limits {
