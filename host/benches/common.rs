@@ -66,17 +66,17 @@ pub fn summary(samples: &mut [Duration]) -> (f64, f64) {
 }
 
 /// A 200 JSON response for `on-response` hooks.
-pub fn response() -> weir::exchange::ResponseState {
+pub fn response() -> weir::exchange::HeldResponse {
     let (head, ()) = http::Response::builder()
         .status(200)
         .header("content-type", "application/json")
         .body(())
         .expect("response")
         .into_parts();
-    weir::exchange::ResponseState {
+    Box::new(weir::exchange::ResponseState {
         head,
         body: weir::http::body::BodyState::buffered("{}"),
-    }
+    })
 }
 
 /// A loopback backend answering every request with `body` after `delay`.

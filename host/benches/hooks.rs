@@ -11,17 +11,17 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use weir::Gateway;
-use weir::exchange::RequestState;
+use weir::exchange::{HeldRequest, RequestState};
 use weir::http::body::{self, BodyState};
 
 const WARMUP: usize = 2_000;
 const SAMPLES: usize = 20_000;
 
-fn request() -> RequestState {
+fn request() -> HeldRequest {
     request_to("/users/7?full=1")
 }
 
-fn request_to(path: &str) -> RequestState {
+fn request_to(path: &str) -> HeldRequest {
     let (head, ()) = http::Request::builder()
         .uri(path)
         .header("host", "api.example.com")
@@ -30,7 +30,11 @@ fn request_to(path: &str) -> RequestState {
         .expect("request")
         .into_parts();
     let client: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-    RequestState::new(head, BodyState::streaming(body::empty()), client)
+    Box::new(RequestState::new(
+        head,
+        BodyState::streaming(body::empty()),
+        client,
+    ))
 }
 
 async fn measure(label: &str, max_calls_per_instance: u64, samples: usize) -> (f64, f64, f64, f64) {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use weir::Gateway;
-use weir::exchange::RequestState;
+use weir::exchange::{HeldRequest, RequestState};
 use weir::http::body::{self, BodyState};
 use weir::runtime::bindings::Action;
 
@@ -37,7 +37,7 @@ struct Case {
     config: Option<String>,
     /// What the request is, for the report.
     work: &'static str,
-    request: fn() -> RequestState,
+    request: fn() -> HeldRequest,
 }
 
 fn workspace() -> PathBuf {
@@ -52,7 +52,7 @@ fn example_config(dir: &str) -> Option<String> {
     Some(std::fs::read_to_string(path).expect("example config"))
 }
 
-fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> RequestState {
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> HeldRequest {
     let mut builder = http::Request::builder()
         .method(method)
         .uri(path)
@@ -67,7 +67,7 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str
         None => BodyState::streaming(body::empty()),
     };
     let client: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-    RequestState::new(head, body, client)
+    Box::new(RequestState::new(head, body, client))
 }
 
 fn cases() -> Vec<Case> {

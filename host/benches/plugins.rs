@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use weir::Gateway;
-use weir::exchange::RequestState;
+use weir::exchange::{HeldRequest, RequestState};
 use weir::http::body::{self, BodyState};
 use weir::server::{ServerSettings, serve};
 
@@ -120,7 +120,7 @@ async fn latencies(targets: &[(SocketAddr, &str, Option<&str>)]) -> Vec<(f64, f6
     samples.iter_mut().map(|s| common::summary(s)).collect()
 }
 
-fn request(method: &str, path: &str, body: BodyState) -> RequestState {
+fn request(method: &str, path: &str, body: BodyState) -> HeldRequest {
     let (head, ()) = http::Request::builder()
         .method(method)
         .uri(path)
@@ -130,7 +130,7 @@ fn request(method: &str, path: &str, body: BodyState) -> RequestState {
         .expect("request")
         .into_parts();
     let client: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-    RequestState::new(head, body, client)
+    Box::new(RequestState::new(head, body, client))
 }
 
 fn print(label: &str, (median, p99): (f64, f64)) {

@@ -9,6 +9,15 @@ use http::{HeaderName, HeaderValue};
 use crate::http::body::BodyState;
 use crate::http::headers::{self, Bounded, EditError, HeaderLimits};
 
+/// A request as the hook path carries it: boxed once when it arrives, so
+/// handing it to a hook (into the plugin's resource table and back, through
+/// each hook's future) moves a pointer instead of the whole state. Copying
+/// it by value cost about 0.8 µs of CPU per hook under load (memmove).
+pub type HeldRequest = Box<RequestState>;
+
+/// A response as the hook path carries it (see [`HeldRequest`]).
+pub type HeldResponse = Box<ResponseState>;
+
 /// One client request travelling through the pipeline.
 pub struct RequestState {
     /// Method, URI, version and headers, as edited so far.

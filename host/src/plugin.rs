@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::error::{GatewayError, PluginFailure};
-use crate::exchange::{RequestState, ResponseState};
+use crate::exchange::{HeldRequest, HeldResponse};
 use crate::governance::grants::{self, Capability, Grants};
 use crate::runtime::bindings::{Action, Hooks};
 use crate::runtime::pool::{InstancePool, PoolSettings};
@@ -58,7 +58,7 @@ pub struct PluginInfo {
 }
 
 /// A request and its response, as a failed `on-response` hands them back.
-type States = (RequestState, ResponseState);
+type States = (HeldRequest, HeldResponse);
 
 /// A plugin ready to run hooks.
 pub struct LoadedPlugin {
@@ -222,8 +222,8 @@ impl LoadedPlugin {
     /// Run the `on-request` hook.
     pub async fn on_request(
         &self,
-        req: RequestState,
-    ) -> Result<(RequestState, Action), GatewayError> {
+        req: HeldRequest,
+    ) -> Result<(HeldRequest, Action), GatewayError> {
         self.try_on_request(req).await.map_err(|(error, _)| error)
     }
 
@@ -231,8 +231,8 @@ impl LoadedPlugin {
     /// still exists (for the `skip` failure policy).
     pub async fn try_on_request(
         &self,
-        req: RequestState,
-    ) -> Result<(RequestState, Action), (GatewayError, Option<RequestState>)> {
+        req: HeldRequest,
+    ) -> Result<(HeldRequest, Action), (GatewayError, Option<HeldRequest>)> {
         self.timed_on_request(req).await.0
     }
 
@@ -240,9 +240,9 @@ impl LoadedPlugin {
     /// reading serves the metrics and governance's record).
     pub async fn timed_on_request(
         &self,
-        req: RequestState,
+        req: HeldRequest,
     ) -> (
-        Result<(RequestState, Action), (GatewayError, Option<RequestState>)>,
+        Result<(HeldRequest, Action), (GatewayError, Option<HeldRequest>)>,
         Duration,
     ) {
         let metrics = self.pool.metrics();
@@ -269,9 +269,9 @@ impl LoadedPlugin {
     /// Run the `on-response` hook.
     pub async fn on_response(
         &self,
-        req: RequestState,
-        resp: ResponseState,
-    ) -> Result<(RequestState, ResponseState, Action), GatewayError> {
+        req: HeldRequest,
+        resp: HeldResponse,
+    ) -> Result<(HeldRequest, HeldResponse, Action), GatewayError> {
         self.try_on_response(req, resp)
             .await
             .map_err(|(error, _)| error)
@@ -281,19 +281,19 @@ impl LoadedPlugin {
     /// back when they still exist (for the `skip` failure policy).
     pub async fn try_on_response(
         &self,
-        req: RequestState,
-        resp: ResponseState,
-    ) -> Result<(RequestState, ResponseState, Action), (GatewayError, Option<States>)> {
+        req: HeldRequest,
+        resp: HeldResponse,
+    ) -> Result<(HeldRequest, HeldResponse, Action), (GatewayError, Option<States>)> {
         self.timed_on_response(req, resp).await.0
     }
 
     /// [`Self::try_on_response`], and how long the hook took.
     pub async fn timed_on_response(
         &self,
-        req: RequestState,
-        resp: ResponseState,
+        req: HeldRequest,
+        resp: HeldResponse,
     ) -> (
-        Result<(RequestState, ResponseState, Action), (GatewayError, Option<States>)>,
+        Result<(HeldRequest, HeldResponse, Action), (GatewayError, Option<States>)>,
         Duration,
     ) {
         let metrics = self.pool.metrics();
@@ -322,9 +322,9 @@ impl LoadedPlugin {
     /// returns the request's own span to restore afterwards.
     fn enter_span(
         &self,
-        mut req: RequestState,
+        mut req: HeldRequest,
         hook: &'static str,
-    ) -> (RequestState, Option<(Trace, Trace)>) {
+    ) -> (HeldRequest, Option<(Trace, Trace)>) {
         let spans = req.trace.take().map(|parent| {
             let span = parent.hook(self.name(), hook);
             (parent, span)
@@ -344,7 +344,7 @@ impl LoadedPlugin {
 }
 
 /// End a hook's span with its outcome and give the request its own span back.
-fn leave_span(req: &mut RequestState, spans: Option<(Trace, Trace)>, action: Option<&Action>) {
+fn leave_span(req: &mut HeldRequest, spans: Option<(Trace, Trace)>, action: Option<&Action>) {
     if let Some((parent, hook)) = spans {
         let outcome = match action {
             Some(Action::Respond(_)) => "respond",
@@ -359,7 +359,7 @@ fn leave_span(req: &mut RequestState, spans: Option<(Trace, Trace)>, action: Opt
 /// End a failed hook's span with the failure and give the request (when it
 /// still exists) its own span back.
 fn fail_span(
-    req: Option<&mut RequestState>,
+    req: Option<&mut HeldRequest>,
     spans: Option<(Trace, Trace)>,
     failure: &PluginFailure,
 ) {

@@ -4,7 +4,7 @@
 //! a failure is passed over when the plugin's policy is `skip`.
 
 use crate::error::{GatewayError, PluginFailure};
-use crate::exchange::{RequestState, ResponseState};
+use crate::exchange::{HeldRequest, HeldResponse};
 use crate::governance::OnFailure;
 use crate::governance::health::{Admit, Health};
 use crate::pipeline::Pipeline;
@@ -18,8 +18,8 @@ pub(super) type Ran<T> = Result<(T, Action, usize), GatewayError>;
 pub(super) async fn on_request(
     pipeline: &Pipeline,
     index: usize,
-    mut req: RequestState,
-) -> Ran<RequestState> {
+    mut req: HeldRequest,
+) -> Ran<HeldRequest> {
     let plugins = pipeline.plugins();
     let policy = pipeline.scopes().on_failure(index);
     let (Some(stable), Some(governed)) = (plugins.get(index), pipeline.governed(index)) else {
@@ -62,9 +62,9 @@ pub(super) async fn on_request(
 pub(super) async fn on_response(
     pipeline: &Pipeline,
     index: usize,
-    mut req: RequestState,
-    mut resp: ResponseState,
-) -> Ran<(RequestState, ResponseState)> {
+    mut req: HeldRequest,
+    mut resp: HeldResponse,
+) -> Ran<(HeldRequest, HeldResponse)> {
     let plugins = pipeline.plugins();
     let policy = pipeline.scopes().on_failure(index);
     let (Some(stable), Some(governed)) = (plugins.get(index), pipeline.governed(index)) else {
@@ -108,8 +108,8 @@ type Attempt<T> = Result<(T, Action), (GatewayError, Option<T>)>;
 async fn attempt_request(
     plugin: &LoadedPlugin,
     health: &Health,
-    req: RequestState,
-) -> Attempt<RequestState> {
+    req: HeldRequest,
+) -> Attempt<HeldRequest> {
     let admitted = health.admit();
     if admitted == Admit::Quarantined {
         return Err((quarantined(plugin), Some(req)));
@@ -123,9 +123,9 @@ async fn attempt_request(
 async fn attempt_response(
     plugin: &LoadedPlugin,
     health: &Health,
-    req: RequestState,
-    resp: ResponseState,
-) -> Attempt<(RequestState, ResponseState)> {
+    req: HeldRequest,
+    resp: HeldResponse,
+) -> Attempt<(HeldRequest, HeldResponse)> {
     let admitted = health.admit();
     if admitted == Admit::Quarantined {
         return Err((quarantined(plugin), Some((req, resp))));

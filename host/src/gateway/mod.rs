@@ -36,7 +36,7 @@ use http::{Request, Response};
 
 use crate::config::Config;
 use crate::error::{GatewayError, PluginFailure};
-use crate::exchange::{RequestState, ResponseState, TlsFacts};
+use crate::exchange::{HeldRequest, HeldResponse, RequestState, ResponseState, TlsFacts};
 use crate::governance::scope::Place;
 use crate::http::body::{self, Body, BodyState, BodyWatch, BoxError, ClientBody};
 use crate::pipeline::{Pipeline, Stores};
@@ -345,15 +345,19 @@ where
     let watch = BodyWatch::default();
     let idle = Duration::from_millis(limits.client_body_idle_timeout_ms);
     let body = watched(body, idle, &watch, seen);
-    let mut req = RequestState::new(head, BodyState::streaming(body), peer.addr);
+    let mut req = Box::new(RequestState::new(
+        head,
+        BodyState::streaming(body),
+        peer.addr,
+    ));
     req.tls = peer.tls;
     req.trace = seen.trace.clone();
 
     let (mut req, place, reply) = request_hooks(pipeline, req, seen).await?;
     let (answered_by, mut resp, reached) = match reply {
-        Some((index, name, resp)) => (Some(name), resp, index),
+        Some((index, name, resp)) => (Some(name), Box::new(resp), index),
         None => match proxy::proxy(pipeline, &mut req, &drain).await {
-            Ok(resp) => (None, resp, pipeline.plugins().len()),
+            Ok(resp) => (None, Box::new(resp), pipeline.plugins().len()),
             Err(error) => return Err(watch.blame(error)),
         },
     };
@@ -364,7 +368,7 @@ where
         response_hooks(pipeline, place, reached, req, resp, answered_by).await?;
 
     Ok(Outcome {
-        response: ResponseState::into_response(resp),
+        response: ResponseState::into_response(*resp),
         upstream: req.upstream.clone(),
         answered_by,
         failed: false,
@@ -380,9 +384,9 @@ type Reply = (usize, String, ResponseState);
 /// governance (`governed.rs`: canary, quarantine, failure policy).
 async fn request_hooks(
     pipeline: &Pipeline,
-    mut req: RequestState,
+    mut req: HeldRequest,
     seen: &mut Seen,
-) -> Result<(RequestState, Place, Option<Reply>), GatewayError> {
+) -> Result<(HeldRequest, Place, Option<Reply>), GatewayError> {
     let scopes = pipeline.scopes();
     let plugins = pipeline.plugins();
     let limits = pipeline.limits();
@@ -421,10 +425,10 @@ async fn response_hooks(
     pipeline: &Pipeline,
     place: Place,
     reached: usize,
-    mut req: RequestState,
-    mut resp: ResponseState,
+    mut req: HeldRequest,
+    mut resp: HeldResponse,
     mut answered_by: Option<String>,
-) -> Result<(RequestState, ResponseState, Option<String>), GatewayError> {
+) -> Result<(HeldRequest, HeldResponse, Option<String>), GatewayError> {
     let scopes = pipeline.scopes();
     let plugins = pipeline.plugins();
     let limits = pipeline.limits();
@@ -440,6 +444,7 @@ async fn response_hooks(
             && let Some(plugin) = plugins.get(ran)
         {
             resp = crate::runtime::reply_to_response(r, limits.header_limits())
+                .map(Box::new)
                 .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
             answered_by = Some(plugin.name().to_string());
         }

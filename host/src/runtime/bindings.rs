@@ -18,8 +18,8 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
-        "weir:plugin/types.request": crate::exchange::RequestState,
-        "weir:plugin/types.response": crate::exchange::ResponseState,
+        "weir:plugin/types.request": crate::exchange::HeldRequest,
+        "weir:plugin/types.response": crate::exchange::HeldResponse,
         "weir:plugin/crypto.verifying-key": crate::jose::VerifyingKey,
         "weir:plugin/metrics.counter": crate::telemetry::plugin_metrics::CounterHandle,
         "weir:plugin/metrics.gauge": crate::telemetry::plugin_metrics::GaugeHandle,
@@ -44,8 +44,8 @@ pub mod v0_1 {
         },
         exports: { default: async },
         with: {
-            "weir:plugin/types.request": crate::exchange::RequestState,
-            "weir:plugin/types.response": crate::exchange::ResponseState,
+            "weir:plugin/types.request": crate::exchange::HeldRequest,
+            "weir:plugin/types.response": crate::exchange::HeldResponse,
             "weir:plugin/crypto.verifying-key": crate::jose::VerifyingKey,
         },
     });

@@ -13,7 +13,7 @@ use wasmtime::component::Resource;
 use super::bindings::v0_1::weir::plugin as old;
 use super::bindings::weir::plugin as new;
 use super::host::HostState;
-use crate::exchange::{RequestState, ResponseState};
+use crate::exchange::{HeldRequest, HeldResponse};
 use crate::jose::VerifyingKey;
 
 type Res<T> = wasmtime::Result<T>;
@@ -54,48 +54,48 @@ pub fn action(action: old::types::Action) -> new::types::Action {
 impl old::types::Host for HostState {}
 
 impl old::types::HostRequest for HostState {
-    fn method(&mut self, r: Resource<RequestState>) -> Res<String> {
+    fn method(&mut self, r: Resource<HeldRequest>) -> Res<String> {
         new::types::HostRequest::method(self, r)
     }
     fn set_method(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         method: String,
     ) -> Res<Result<(), old::types::EditError>> {
         new::types::HostRequest::set_method(self, r, method).map(edit)
     }
-    fn path_with_query(&mut self, r: Resource<RequestState>) -> Res<String> {
+    fn path_with_query(&mut self, r: Resource<HeldRequest>) -> Res<String> {
         new::types::HostRequest::path_with_query(self, r)
     }
     fn set_path_with_query(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         pq: String,
     ) -> Res<Result<(), old::types::EditError>> {
         new::types::HostRequest::set_path_with_query(self, r, pq).map(edit)
     }
-    fn authority(&mut self, r: Resource<RequestState>) -> Res<Option<String>> {
+    fn authority(&mut self, r: Resource<HeldRequest>) -> Res<Option<String>> {
         new::types::HostRequest::authority(self, r)
     }
-    fn client_addr(&mut self, r: Resource<RequestState>) -> Res<old::types::Address> {
+    fn client_addr(&mut self, r: Resource<HeldRequest>) -> Res<old::types::Address> {
         let a = new::types::HostRequest::client_addr(self, r)?;
         Ok(old::types::Address {
             ip: a.ip,
             port: a.port,
         })
     }
-    fn header(&mut self, r: Resource<RequestState>, name: String) -> Res<Option<String>> {
+    fn header(&mut self, r: Resource<HeldRequest>, name: String) -> Res<Option<String>> {
         new::types::HostRequest::header(self, r, name)
     }
-    fn header_all(&mut self, r: Resource<RequestState>, name: String) -> Res<Vec<String>> {
+    fn header_all(&mut self, r: Resource<HeldRequest>, name: String) -> Res<Vec<String>> {
         new::types::HostRequest::header_all(self, r, name)
     }
-    fn headers(&mut self, r: Resource<RequestState>) -> Res<Vec<(String, String)>> {
+    fn headers(&mut self, r: Resource<HeldRequest>) -> Res<Vec<(String, String)>> {
         new::types::HostRequest::headers(self, r)
     }
     fn set_header(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         name: String,
         value: String,
     ) -> Res<Result<(), old::types::EditError>> {
@@ -103,68 +103,68 @@ impl old::types::HostRequest for HostState {
     }
     fn append_header(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         name: String,
         value: String,
     ) -> Res<Result<(), old::types::EditError>> {
         new::types::HostRequest::append_header(self, r, name, value).map(edit)
     }
-    fn remove_header(&mut self, r: Resource<RequestState>, name: String) -> Res<()> {
+    fn remove_header(&mut self, r: Resource<HeldRequest>, name: String) -> Res<()> {
         new::types::HostRequest::remove_header(self, r, name)
     }
     async fn body(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
     ) -> Res<Result<Vec<u8>, old::types::BodyError>> {
         new::types::HostRequest::body(self, r).await.map(body)
     }
-    fn set_body(&mut self, r: Resource<RequestState>, bytes: Vec<u8>) -> Res<()> {
+    fn set_body(&mut self, r: Resource<HeldRequest>, bytes: Vec<u8>) -> Res<()> {
         new::types::HostRequest::set_body(self, r, bytes)
     }
-    fn get_context(&mut self, r: Resource<RequestState>, key: String) -> Res<Option<String>> {
+    fn get_context(&mut self, r: Resource<HeldRequest>, key: String) -> Res<Option<String>> {
         new::types::HostRequest::get_context(self, r, key)
     }
-    fn set_context(&mut self, r: Resource<RequestState>, key: String, value: String) -> Res<()> {
+    fn set_context(&mut self, r: Resource<HeldRequest>, key: String, value: String) -> Res<()> {
         new::types::HostRequest::set_context(self, r, key, value)
     }
-    fn upstream(&mut self, r: Resource<RequestState>) -> Res<Option<String>> {
+    fn upstream(&mut self, r: Resource<HeldRequest>) -> Res<Option<String>> {
         new::types::HostRequest::upstream(self, r)
     }
     fn set_upstream(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         name: String,
     ) -> Res<Result<(), old::types::EditError>> {
         new::types::HostRequest::set_upstream(self, r, name).map(edit)
     }
-    fn drop(&mut self, r: Resource<RequestState>) -> Res<()> {
+    fn drop(&mut self, r: Resource<HeldRequest>) -> Res<()> {
         new::types::HostRequest::drop(self, r)
     }
 }
 
 impl old::types::HostResponse for HostState {
-    fn status(&mut self, r: Resource<ResponseState>) -> Res<u16> {
+    fn status(&mut self, r: Resource<HeldResponse>) -> Res<u16> {
         new::types::HostResponse::status(self, r)
     }
     fn set_status(
         &mut self,
-        r: Resource<ResponseState>,
+        r: Resource<HeldResponse>,
         status: u16,
     ) -> Res<Result<(), old::types::EditError>> {
         new::types::HostResponse::set_status(self, r, status).map(edit)
     }
-    fn header(&mut self, r: Resource<ResponseState>, name: String) -> Res<Option<String>> {
+    fn header(&mut self, r: Resource<HeldResponse>, name: String) -> Res<Option<String>> {
         new::types::HostResponse::header(self, r, name)
     }
-    fn header_all(&mut self, r: Resource<ResponseState>, name: String) -> Res<Vec<String>> {
+    fn header_all(&mut self, r: Resource<HeldResponse>, name: String) -> Res<Vec<String>> {
         new::types::HostResponse::header_all(self, r, name)
     }
-    fn headers(&mut self, r: Resource<ResponseState>) -> Res<Vec<(String, String)>> {
+    fn headers(&mut self, r: Resource<HeldResponse>) -> Res<Vec<(String, String)>> {
         new::types::HostResponse::headers(self, r)
     }
     fn set_header(
         &mut self,
-        r: Resource<ResponseState>,
+        r: Resource<HeldResponse>,
         name: String,
         value: String,
     ) -> Res<Result<(), old::types::EditError>> {
@@ -172,25 +172,25 @@ impl old::types::HostResponse for HostState {
     }
     fn append_header(
         &mut self,
-        r: Resource<ResponseState>,
+        r: Resource<HeldResponse>,
         name: String,
         value: String,
     ) -> Res<Result<(), old::types::EditError>> {
         new::types::HostResponse::append_header(self, r, name, value).map(edit)
     }
-    fn remove_header(&mut self, r: Resource<ResponseState>, name: String) -> Res<()> {
+    fn remove_header(&mut self, r: Resource<HeldResponse>, name: String) -> Res<()> {
         new::types::HostResponse::remove_header(self, r, name)
     }
     async fn body(
         &mut self,
-        r: Resource<ResponseState>,
+        r: Resource<HeldResponse>,
     ) -> Res<Result<Vec<u8>, old::types::BodyError>> {
         new::types::HostResponse::body(self, r).await.map(body)
     }
-    fn set_body(&mut self, r: Resource<ResponseState>, bytes: Vec<u8>) -> Res<()> {
+    fn set_body(&mut self, r: Resource<HeldResponse>, bytes: Vec<u8>) -> Res<()> {
         new::types::HostResponse::set_body(self, r, bytes)
     }
-    fn drop(&mut self, r: Resource<ResponseState>) -> Res<()> {
+    fn drop(&mut self, r: Resource<HeldResponse>) -> Res<()> {
         new::types::HostResponse::drop(self, r)
     }
 }

@@ -28,7 +28,7 @@ use super::budget::PluginBudget;
 use super::host::{Capabilities, DeadlineReached, HostState, MemoryLimitExceeded};
 use super::world::{Instance, PluginPre};
 use crate::error::PluginFailure;
-use crate::exchange::{RequestState, ResponseState};
+use crate::exchange::{HeldRequest, HeldResponse};
 use crate::telemetry::host_metrics::PluginMetricsHandles;
 
 /// Settings of one pool.
@@ -119,8 +119,8 @@ impl InstancePool {
     /// whose failure policy is `skip` can let it go on).
     pub async fn on_request(
         &self,
-        req: RequestState,
-    ) -> Result<(RequestState, Action), (PluginFailure, Option<RequestState>)> {
+        req: HeldRequest,
+    ) -> Result<(HeldRequest, Action), (PluginFailure, Option<HeldRequest>)> {
         let (_permit, mut warm) = match self.ready().await {
             Ok(ready) => ready,
             Err(failure) => return Err((failure, Some(req))),
@@ -149,11 +149,11 @@ impl InstancePool {
     /// action. A failure gives both back when they still exist.
     pub async fn on_response(
         &self,
-        req: RequestState,
-        resp: ResponseState,
+        req: HeldRequest,
+        resp: HeldResponse,
     ) -> Result<
-        (RequestState, ResponseState, Action),
-        (PluginFailure, Option<(RequestState, ResponseState)>),
+        (HeldRequest, HeldResponse, Action),
+        (PluginFailure, Option<(HeldRequest, HeldResponse)>),
     > {
         let (_permit, mut warm) = match self.ready().await {
             Ok(ready) => ready,

@@ -11,7 +11,7 @@ use super::bindings::weir::plugin::types::{
     self, Address, BodyError, ClientCertificate, EditError, TlsInfo,
 };
 use super::host::{HostState, within};
-use crate::exchange::{RequestState, ResponseState, TlsFacts};
+use crate::exchange::{HeldRequest, HeldResponse, RequestState, ResponseState, TlsFacts};
 use crate::http::body::{BodyState, BufferError};
 use crate::http::headers::{self as edit, Bounded, HeaderLimits};
 
@@ -20,17 +20,17 @@ type Res<T> = wasmtime::Result<T>;
 impl types::Host for HostState {}
 
 impl HostState {
-    fn req(&self, r: &Resource<RequestState>) -> Res<&RequestState> {
-        Ok(self.table.get(r)?)
+    fn req(&self, r: &Resource<HeldRequest>) -> Res<&RequestState> {
+        Ok(&**self.table.get(r)?)
     }
-    fn req_mut(&mut self, r: &Resource<RequestState>) -> Res<&mut RequestState> {
-        Ok(self.table.get_mut(r)?)
+    fn req_mut(&mut self, r: &Resource<HeldRequest>) -> Res<&mut RequestState> {
+        Ok(&mut **self.table.get_mut(r)?)
     }
-    fn resp(&self, r: &Resource<ResponseState>) -> Res<&ResponseState> {
-        Ok(self.table.get(r)?)
+    fn resp(&self, r: &Resource<HeldResponse>) -> Res<&ResponseState> {
+        Ok(&**self.table.get(r)?)
     }
-    fn resp_mut(&mut self, r: &Resource<ResponseState>) -> Res<&mut ResponseState> {
-        Ok(self.table.get_mut(r)?)
+    fn resp_mut(&mut self, r: &Resource<HeldResponse>) -> Res<&mut ResponseState> {
+        Ok(&mut **self.table.get_mut(r)?)
     }
 }
 
@@ -119,13 +119,13 @@ async fn read_body(body: &mut BodyState, limit: u64) -> Result<Vec<u8>, BodyErro
 }
 
 impl types::HostRequest for HostState {
-    fn method(&mut self, r: Resource<RequestState>) -> Res<String> {
+    fn method(&mut self, r: Resource<HeldRequest>) -> Res<String> {
         Ok(self.req(&r)?.head.method.as_str().to_string())
     }
 
     fn set_method(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         method: String,
     ) -> Res<Result<(), EditError>> {
         let Ok(method) = Method::from_bytes(method.as_bytes()) else {
@@ -135,13 +135,13 @@ impl types::HostRequest for HostState {
         Ok(Ok(()))
     }
 
-    fn path_with_query(&mut self, r: Resource<RequestState>) -> Res<String> {
+    fn path_with_query(&mut self, r: Resource<HeldRequest>) -> Res<String> {
         Ok(self.req(&r)?.path_with_query().to_string())
     }
 
     fn set_path_with_query(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         pq: String,
     ) -> Res<Result<(), EditError>> {
         // The rule client paths follow: no dot segment or `//` reaches an
@@ -161,11 +161,11 @@ impl types::HostRequest for HostState {
         }
     }
 
-    fn authority(&mut self, r: Resource<RequestState>) -> Res<Option<String>> {
+    fn authority(&mut self, r: Resource<HeldRequest>) -> Res<Option<String>> {
         Ok(self.req(&r)?.original_authority.clone())
     }
 
-    fn client_addr(&mut self, r: Resource<RequestState>) -> Res<Address> {
+    fn client_addr(&mut self, r: Resource<HeldRequest>) -> Res<Address> {
         let client = self.req(&r)?.client;
         Ok(Address {
             ip: client.ip().to_string(),
@@ -173,25 +173,25 @@ impl types::HostRequest for HostState {
         })
     }
 
-    fn tls(&mut self, r: Resource<RequestState>) -> Res<Option<TlsInfo>> {
+    fn tls(&mut self, r: Resource<HeldRequest>) -> Res<Option<TlsInfo>> {
         Ok(self.req(&r)?.tls.as_deref().map(tls_info))
     }
 
-    fn header(&mut self, r: Resource<RequestState>, name: String) -> Res<Option<String>> {
+    fn header(&mut self, r: Resource<HeldRequest>, name: String) -> Res<Option<String>> {
         Ok(headers::first(&self.req(&r)?.head.headers, &name))
     }
 
-    fn header_all(&mut self, r: Resource<RequestState>, name: String) -> Res<Vec<String>> {
+    fn header_all(&mut self, r: Resource<HeldRequest>, name: String) -> Res<Vec<String>> {
         Ok(headers::all(&self.req(&r)?.head.headers, &name))
     }
 
-    fn headers(&mut self, r: Resource<RequestState>) -> Res<Vec<(String, String)>> {
+    fn headers(&mut self, r: Resource<HeldRequest>) -> Res<Vec<(String, String)>> {
         Ok(headers::list(&self.req(&r)?.head.headers))
     }
 
     fn set_header(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         name: String,
         value: String,
     ) -> Res<Result<(), EditError>> {
@@ -202,7 +202,7 @@ impl types::HostRequest for HostState {
 
     fn append_header(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         name: String,
         value: String,
     ) -> Res<Result<(), EditError>> {
@@ -213,7 +213,7 @@ impl types::HostRequest for HostState {
 
     fn set_headers(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         list: Vec<(String, String)>,
     ) -> Res<Result<(), EditError>> {
         let limits = self.caps.header_limits;
@@ -221,7 +221,7 @@ impl types::HostRequest for HostState {
         Ok(headers::set_all(map, limits, &list))
     }
 
-    fn remove_header(&mut self, r: Resource<RequestState>, name: String) -> Res<()> {
+    fn remove_header(&mut self, r: Resource<HeldRequest>, name: String) -> Res<()> {
         let limits = self.caps.header_limits;
         headers::remove(&mut self.req_mut(&r)?.head.headers, limits, &name);
         Ok(())
@@ -229,42 +229,42 @@ impl types::HostRequest for HostState {
 
     fn set_response_headers(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         list: Vec<(String, String)>,
     ) -> Res<Result<(), EditError>> {
         let kept = self.req_mut(&r)?.set_response_headers(&list);
         Ok(kept.map_err(headers::error))
     }
 
-    async fn body(&mut self, r: Resource<RequestState>) -> Res<Result<Vec<u8>, BodyError>> {
+    async fn body(&mut self, r: Resource<HeldRequest>) -> Res<Result<Vec<u8>, BodyError>> {
         let (limit, deadline) = (self.caps.max_body_bytes, self.deadline);
         let req = self.req_mut(&r)?;
         within(deadline, read_body(&mut req.body, limit)).await
     }
 
-    fn set_body(&mut self, r: Resource<RequestState>, body: Vec<u8>) -> Res<()> {
+    fn set_body(&mut self, r: Resource<HeldRequest>, body: Vec<u8>) -> Res<()> {
         let req = self.req_mut(&r)?;
         headers::frame_body(&mut req.head.headers, body.len());
         req.body.replace(body);
         Ok(())
     }
 
-    fn get_context(&mut self, r: Resource<RequestState>, key: String) -> Res<Option<String>> {
+    fn get_context(&mut self, r: Resource<HeldRequest>, key: String) -> Res<Option<String>> {
         Ok(self.req(&r)?.context.get(&key).cloned())
     }
 
-    fn set_context(&mut self, r: Resource<RequestState>, key: String, value: String) -> Res<()> {
+    fn set_context(&mut self, r: Resource<HeldRequest>, key: String, value: String) -> Res<()> {
         self.req_mut(&r)?.context.insert(key, value);
         Ok(())
     }
 
-    fn upstream(&mut self, r: Resource<RequestState>) -> Res<Option<String>> {
+    fn upstream(&mut self, r: Resource<HeldRequest>) -> Res<Option<String>> {
         Ok(self.req(&r)?.upstream.clone())
     }
 
     fn set_upstream(
         &mut self,
-        r: Resource<RequestState>,
+        r: Resource<HeldRequest>,
         name: String,
     ) -> Res<Result<(), EditError>> {
         if !self.caps.outbound.knows(&name) {
@@ -274,22 +274,18 @@ impl types::HostRequest for HostState {
         Ok(Ok(()))
     }
 
-    fn drop(&mut self, _r: Resource<RequestState>) -> Res<()> {
+    fn drop(&mut self, _r: Resource<HeldRequest>) -> Res<()> {
         // Requests are only ever lent to plugins; the host deletes them.
         Ok(())
     }
 }
 
 impl types::HostResponse for HostState {
-    fn status(&mut self, r: Resource<ResponseState>) -> Res<u16> {
+    fn status(&mut self, r: Resource<HeldResponse>) -> Res<u16> {
         Ok(self.resp(&r)?.head.status.as_u16())
     }
 
-    fn set_status(
-        &mut self,
-        r: Resource<ResponseState>,
-        status: u16,
-    ) -> Res<Result<(), EditError>> {
+    fn set_status(&mut self, r: Resource<HeldResponse>, status: u16) -> Res<Result<(), EditError>> {
         let Ok(status) = StatusCode::from_u16(status) else {
             return Ok(Err(EditError::InvalidStatus));
         };
@@ -297,21 +293,21 @@ impl types::HostResponse for HostState {
         Ok(Ok(()))
     }
 
-    fn header(&mut self, r: Resource<ResponseState>, name: String) -> Res<Option<String>> {
+    fn header(&mut self, r: Resource<HeldResponse>, name: String) -> Res<Option<String>> {
         Ok(headers::first(&self.resp(&r)?.head.headers, &name))
     }
 
-    fn header_all(&mut self, r: Resource<ResponseState>, name: String) -> Res<Vec<String>> {
+    fn header_all(&mut self, r: Resource<HeldResponse>, name: String) -> Res<Vec<String>> {
         Ok(headers::all(&self.resp(&r)?.head.headers, &name))
     }
 
-    fn headers(&mut self, r: Resource<ResponseState>) -> Res<Vec<(String, String)>> {
+    fn headers(&mut self, r: Resource<HeldResponse>) -> Res<Vec<(String, String)>> {
         Ok(headers::list(&self.resp(&r)?.head.headers))
     }
 
     fn set_header(
         &mut self,
-        r: Resource<ResponseState>,
+        r: Resource<HeldResponse>,
         name: String,
         value: String,
     ) -> Res<Result<(), EditError>> {
@@ -322,7 +318,7 @@ impl types::HostResponse for HostState {
 
     fn append_header(
         &mut self,
-        r: Resource<ResponseState>,
+        r: Resource<HeldResponse>,
         name: String,
         value: String,
     ) -> Res<Result<(), EditError>> {
@@ -333,7 +329,7 @@ impl types::HostResponse for HostState {
 
     fn set_headers(
         &mut self,
-        r: Resource<ResponseState>,
+        r: Resource<HeldResponse>,
         list: Vec<(String, String)>,
     ) -> Res<Result<(), EditError>> {
         let limits = self.caps.header_limits;
@@ -341,26 +337,26 @@ impl types::HostResponse for HostState {
         Ok(headers::set_all(map, limits, &list))
     }
 
-    fn remove_header(&mut self, r: Resource<ResponseState>, name: String) -> Res<()> {
+    fn remove_header(&mut self, r: Resource<HeldResponse>, name: String) -> Res<()> {
         let limits = self.caps.header_limits;
         headers::remove(&mut self.resp_mut(&r)?.head.headers, limits, &name);
         Ok(())
     }
 
-    async fn body(&mut self, r: Resource<ResponseState>) -> Res<Result<Vec<u8>, BodyError>> {
+    async fn body(&mut self, r: Resource<HeldResponse>) -> Res<Result<Vec<u8>, BodyError>> {
         let (limit, deadline) = (self.caps.max_body_bytes, self.deadline);
         let resp = self.resp_mut(&r)?;
         within(deadline, read_body(&mut resp.body, limit)).await
     }
 
-    fn set_body(&mut self, r: Resource<ResponseState>, body: Vec<u8>) -> Res<()> {
+    fn set_body(&mut self, r: Resource<HeldResponse>, body: Vec<u8>) -> Res<()> {
         let resp = self.resp_mut(&r)?;
         headers::frame_body(&mut resp.head.headers, body.len());
         resp.body.replace(body);
         Ok(())
     }
 
-    fn drop(&mut self, _r: Resource<ResponseState>) -> Res<()> {
+    fn drop(&mut self, _r: Resource<HeldResponse>) -> Res<()> {
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker, Resource};
 use super::bindings::{self, Action, Hooks, v0_1};
 use super::compat;
 use super::host::HostState;
-use crate::exchange::{RequestState, ResponseState};
+use crate::exchange::{HeldRequest, HeldResponse};
 
 /// The current contract version.
 pub const CURRENT: &str = "0.2.0";
@@ -87,7 +87,7 @@ impl Instance {
     pub async fn on_request(
         &self,
         store: &mut Store<HostState>,
-        req: Resource<RequestState>,
+        req: Resource<HeldRequest>,
     ) -> wasmtime::Result<Action> {
         match self {
             Instance::V2(p) => p.weir_plugin_handler().call_on_request(store, req).await,
@@ -103,8 +103,8 @@ impl Instance {
     pub async fn on_response(
         &self,
         store: &mut Store<HostState>,
-        req: Resource<RequestState>,
-        resp: Resource<ResponseState>,
+        req: Resource<HeldRequest>,
+        resp: Resource<HeldResponse>,
     ) -> wasmtime::Result<Action> {
         match self {
             Instance::V2(p) => {

@@ -168,12 +168,12 @@ impl PluginUnderTest {
     /// Run `on-request`.
     pub async fn on_request(&self, request: &TestRequest) -> Result<RequestOutcome, GatewayError> {
         let state = request_state(request).map_err(GatewayError::Internal)?;
-        let (state, action) = self.plugin.on_request(state).await?;
+        let (state, action) = self.plugin.on_request(Box::new(state)).await?;
         let action = test_action(action);
         let upstream = state.upstream.clone();
         Ok(RequestOutcome {
             action,
-            request: test_request(state).await,
+            request: test_request(*state).await,
             upstream,
         })
     }
@@ -186,10 +186,13 @@ impl PluginUnderTest {
     ) -> Result<ResponseOutcome, GatewayError> {
         let state = request_state(request).map_err(GatewayError::Internal)?;
         let response = response_state(response).map_err(GatewayError::Internal)?;
-        let (_, response, action) = self.plugin.on_response(state, response).await?;
+        let (_, response, action) = self
+            .plugin
+            .on_response(Box::new(state), Box::new(response))
+            .await?;
         Ok(ResponseOutcome {
             action: test_action(action),
-            response: test_response(response),
+            response: test_response(*response),
         })
     }
 }
