@@ -49,40 +49,10 @@ http { access_log off; keepalive_requests 1000000;
 CONF
 nginx -c "$tmp/backend.conf" -p "$tmp" & pids+=($!)
 
-KEY=bench-key
-KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
+# shellcheck source=bench/gateway.sh
+. "$root/bench/gateway.sh"
 gateway() { # binary dir port [extra wasm...]
-    "$1" init "$2" >/dev/null
-    cat >"$2/weir.toml" <<TOML
-listen = "127.0.0.1:$3"
-plugins_dir = "plugins"
-cache_dir = ".weir-cache"
-[log]
-access_log = false
-level = "warn"
-[admin]
-enabled = false
-[reload]
-watch = false
-[runtime]
-worker_threads = 1
-[upstreams.service1]
-targets = ["http://$BACKEND"]
-TOML
-    echo '{"routes": [{"name": "service1", "match": {"path_prefix": "/service1"}, "upstream": "service1", "strip_prefix": true}]}' >"$2/plugins/50-router.json"
-    rm -f "$2"/plugins/{65-validate,75-cache,80-aggregate}.*
-    if [ "$CHAIN" = 1 ]; then
-        echo "{\"api_key\": {\"header\": \"x-api-key\", \"consumers\": [{\"id\": \"bench\", \"sha256\": \"$KEY_SHA\"}]}, \"default\": {\"methods\": [\"api_key\"]}}" >"$2/plugins/60-auth.json"
-        echo '{"limits": [{"name": "per-consumer", "key": "consumer", "rate": 100000000, "per": "1s"}]}' >"$2/plugins/70-rate-limit.json"
-    else
-        rm -f "$2"/plugins/{60-auth,70-rate-limit}.*
-    fi
-    local i=0 extra
-    for extra in "${@:4}"; do
-        i=$((i + 1))
-        cp "$extra" "$2/plugins/9$i-$(basename "$extra")"
-        [ -f "${extra%.wasm}.json" ] && cp "${extra%.wasm}.json" "$2/plugins/9$i-$(basename "${extra%.wasm}").json"
-    done
+    WEIR_WORKERS=1 weir_gateway "$1" "$2" "$3" "$CHAIN" "${@:4}"
     "$1" run --config "$2/weir.toml" >"$2.log" 2>&1 &
 }
 PORT_A=$(free_port); gateway "$A" "$tmp/a" "$PORT_A"; pids+=($!); PID_A=$!

@@ -93,49 +93,12 @@ CONF
     caddy run --config "$tmp/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & pids+=($!); PID_caddy=$!
 fi
 
-# Two Weir gateways from the default plugins (`weir init`), reconfigured
-# like the peers: one worker thread (nginx runs 1 worker, haproxy 1 thread;
-# WEIR_WORKERS=0 gives Weir's default, one per core), no access log
-# (nginx's is off too), the admin API off.
-KEY=bench-key
-KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
-weir_gateway() { # dir port chain(0|1)
-    local dir=$1
-    "$WEIR" init "$dir" >/dev/null
-    cat >"$dir/weir.toml" <<TOML
-listen = "127.0.0.1:$2"
-plugins_dir = "plugins"
-cache_dir = ".weir-cache"
-[log]
-access_log = false
-level = "warn"
-[admin]
-enabled = false
-[reload]
-watch = false
-[runtime]
-worker_threads = ${WEIR_WORKERS:-1}
-[upstreams.service1]
-targets = ["http://$BACKEND"]
-TOML
-    cat >"$dir/plugins/50-router.json" <<'JSON'
-{"routes": [{"name": "service1", "match": {"path_prefix": "/service1"}, "upstream": "service1", "strip_prefix": true}]}
-JSON
-    rm -f "$dir"/plugins/{65-validate,75-cache,80-aggregate}.*
-    if [ "$3" = 1 ]; then
-        cat >"$dir/plugins/60-auth.json" <<JSON
-{"api_key": {"header": "x-api-key", "consumers": [{"id": "bench", "sha256": "$KEY_SHA"}]},
- "default": {"methods": ["api_key"]}}
-JSON
-        cat >"$dir/plugins/70-rate-limit.json" <<'JSON'
-{"limits": [{"name": "per-consumer", "key": "consumer", "rate": 100000000, "per": "1s"}]}
-JSON
-    else
-        rm -f "$dir"/plugins/60-auth.* "$dir"/plugins/70-rate-limit.*
-    fi
-}
-weir_gateway "$tmp/weir-router" 18104 0
-weir_gateway "$tmp/weir-chain" 18105 1
+# Two Weir gateways from the default plugins, reconfigured like the peers
+# (bench/gateway.sh).
+# shellcheck source=bench/gateway.sh
+. "$root/bench/gateway.sh"
+weir_gateway "$WEIR" "$tmp/weir-router" 18104 0
+weir_gateway "$WEIR" "$tmp/weir-chain" 18105 1
 env ${WEIR_ENV:-} "$WEIR" run --config "$tmp/weir-router/weir.toml" >"$tmp/weir-router.log" 2>&1 & pids+=($!); PID_weir_router=$!
 env ${WEIR_ENV:-} "$WEIR" run --config "$tmp/weir-chain/weir.toml" >"$tmp/weir-chain.log" 2>&1 & pids+=($!); PID_weir_chain=$!
 
