@@ -41,16 +41,10 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 BACKEND=127.0.0.1:$(free_port)
-cat >"$tmp/backend.conf" <<CONF
-worker_processes 1; daemon off; pid $tmp/b.pid; error_log $tmp/b.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen $BACKEND; location / { default_type application/json; return 200 '{"ok":true,"service":"one","pad":"xxxxxxxxxxxxxxxxxxxx"}'; } } }
-CONF
-nginx -c "$tmp/backend.conf" -p "$tmp" & pids+=($!)
-
 # shellcheck source=bench/gateway.sh
 . "$root/bench/gateway.sh"
+nginx_backend "$tmp"; pids+=("$NGINX_BACKEND_PID")
+
 gateway() { # binary dir port [extra wasm...]
     WEIR_WORKERS=1 weir_gateway "$1" "$2" "$3" "$CHAIN" "${@:4}"
     "$1" run --config "$2/weir.toml" >"$2.log" 2>&1 &

@@ -1,4 +1,5 @@
-# Sourced by bench/peers.sh and bench/ab.sh: a Weir gateway directory from
+# Sourced by bench/peers.sh, bench/ab.sh and bench/tls.sh: the nginx backend
+# every peer proxies to, and a Weir gateway directory from
 # the default plugins (`weir init`), set up like the other peers: one worker
 # thread (nginx runs 1 worker, haproxy 1 thread; WEIR_WORKERS=0 gives
 # Weir's default, one per core), no access log (nginx's is off too), the
@@ -11,6 +12,20 @@
 # keeps the router alone. Extra plugins are copied in after them as
 # 91-NAME.wasm, 92-..., with the .json beside each when there is one.
 # Needs BACKEND (host:port) set.
+
+# nginx_backend DIR: nginx (1 worker) on $BACKEND answering every request
+# with a fixed 64-byte JSON body; config, pid file (b.pid) and log in DIR.
+# Its process id is left in NGINX_BACKEND_PID.
+nginx_backend() {
+    cat >"$1/backend.conf" <<CONF
+worker_processes 1; daemon off; pid $1/b.pid; error_log $1/b.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen $BACKEND; location / { default_type application/json; return 200 '{"ok":true,"service":"one","pad":"xxxxxxxxxxxxxxxxxxxx"}'; } } }
+CONF
+    nginx -c "$1/backend.conf" -p "$1" &
+    NGINX_BACKEND_PID=$!
+}
 
 KEY=bench-key
 KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)

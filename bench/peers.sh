@@ -42,13 +42,9 @@ cleanup() {
 trap cleanup EXIT
 
 BACKEND=127.0.0.1:18101
-cat >"$tmp/backend.conf" <<CONF
-worker_processes 1; daemon off; pid $tmp/b.pid; error_log $tmp/b.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen $BACKEND; location / { default_type application/json; return 200 '{"ok":true,"service":"one","pad":"xxxxxxxxxxxxxxxxxxxx"}'; } } }
-CONF
-nginx -c "$tmp/backend.conf" -p "$tmp" & pids+=($!)
+# shellcheck source=bench/gateway.sh
+. "$root/bench/gateway.sh"
+nginx_backend "$tmp"; pids+=("$NGINX_BACKEND_PID")
 
 cat >"$tmp/proxy.conf" <<CONF
 worker_processes 1; daemon off; pid $tmp/p.pid; error_log $tmp/p.err;
@@ -95,8 +91,6 @@ fi
 
 # Two Weir gateways from the default plugins, reconfigured like the peers
 # (bench/gateway.sh).
-# shellcheck source=bench/gateway.sh
-. "$root/bench/gateway.sh"
 weir_gateway "$WEIR" "$tmp/weir-router" 18104 0
 weir_gateway "$WEIR" "$tmp/weir-chain" 18105 1
 env ${WEIR_ENV:-} "$WEIR" run --config "$tmp/weir-router/weir.toml" >"$tmp/weir-router.log" 2>&1 & pids+=($!); PID_weir_router=$!

@@ -28,13 +28,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
 
 BACKEND=127.0.0.1:18301
-cat >"$tmp/backend.conf" <<CONF
-worker_processes 1; daemon off; pid $tmp/b.pid; error_log $tmp/b.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen $BACKEND; location / { default_type application/json; return 200 '{"ok":true,"service":"one","pad":"xxxxxxxxxxxxxxxxxxxx"}'; } } }
-CONF
-nginx -c "$tmp/backend.conf" -p "$tmp" & pids+=($!)
+# shellcheck source=bench/gateway.sh
+. "$root/bench/gateway.sh"
+nginx_backend "$tmp"; pids+=("$NGINX_BACKEND_PID")
 
 cat >"$tmp/proxy.conf" <<CONF
 worker_processes 1; daemon off; pid $tmp/p.pid; error_log $tmp/p.err;
