@@ -20,6 +20,11 @@
 #   hello=target/wasm/wasm32-wasip2/plugin/hello_header.wasm
 #   A=target/release/weir B=target/release/weir CHAIN=0 \
 #     EXTRA_B="$hello $hello $hello $hello" bench/ab.sh
+#
+# A may also be the floor proxy (target/release/examples/floor_proxy, built
+# by `cargo build --release --example floor_proxy`: hyper's server and
+# client alone, see bench/peers.sh): Weir's own cost above it, e.g.
+#   A=target/release/examples/floor_proxy B=target/release/weir bench/ab.sh
 set -u
 ROUNDS=${1:-20}
 S=${2:-1}
@@ -46,6 +51,10 @@ BACKEND=127.0.0.1:$(free_port)
 nginx_backend "$tmp"; pids+=("$NGINX_BACKEND_PID")
 
 gateway() { # binary dir port [extra wasm...]
+    if [ "$(basename "$1")" = floor_proxy ]; then
+        "$1" "127.0.0.1:$3" "$BACKEND" /service1 >"$2.log" 2>&1 &
+        return
+    fi
     WEIR_WORKERS=1 weir_gateway "$1" "$2" "$3" "$CHAIN" "${@:4}"
     "$1" run --config "$2/weir.toml" >"$2.log" 2>&1 &
 }

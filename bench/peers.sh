@@ -11,6 +11,10 @@
 #   weir-router  the default router plugin only
 #   weir-chain   router + auth (API key) + rate-limit (one limit by consumer,
 #                high enough never to refuse), the default chain
+#   hyper-floor  host/examples/floor_proxy.rs: hyper's server and pooled
+#                client on one single-threaded runtime, like Weir's, with no
+#                plugins and none of Weir's checks: the floor under Weir
+#                (skipped unless built: cargo build --release --example floor_proxy)
 #   direct     the backend itself, for reference
 # Load: wrk, 1 thread, at each of CONNS (default "32"; e.g. CONNS="1 4 32").
 # Printed per peer: requests/s, p50, p99, non-2xx and cpu_us/req, the
@@ -26,6 +30,7 @@ D=${1:-10}
 CONNS=${CONNS:-32}
 root=$(cd "$(dirname "$0")/.." && pwd)
 WEIR=${WEIR:-$root/target/release/weir}
+FLOOR=${FLOOR:-$root/target/release/examples/floor_proxy}
 for tool in nginx haproxy wrk; do
     command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install nginx haproxy wrk)" >&2; exit 1; }
 done
@@ -89,6 +94,10 @@ CONF
     caddy run --config "$tmp/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & pids+=($!); PID_caddy=$!
 fi
 
+if [ -x "$FLOOR" ]; then
+    "$FLOOR" 127.0.0.1:18108 "$BACKEND" /service1 >/dev/null 2>&1 & pids+=($!); PID_hyper_floor=$!
+fi
+
 # Two Weir gateways from the default plugins, reconfigured like the peers
 # (bench/gateway.sh).
 weir_gateway "$WEIR" "$tmp/weir-router" 18104 0
@@ -98,7 +107,7 @@ env ${WEIR_ENV:-} "$WEIR" run --config "$tmp/weir-chain/weir.toml" >"$tmp/weir-c
 
 # Wait until every peer answers.
 for url in http://$BACKEND/ http://127.0.0.1:18102/service1/hello http://127.0.0.1:18103/service1/hello \
-           http://127.0.0.1:18104/service1/hello; do
+           http://127.0.0.1:18104/service1/hello ${PID_hyper_floor:+http://127.0.0.1:18108/service1/hello}; do
     for _ in $(seq 100); do curl -fs -m 2 -o /dev/null "$url" && break; sleep 0.1; done
 done
 for _ in $(seq 100); do curl -fs -m 2 -o /dev/null -H "x-api-key: $KEY" http://127.0.0.1:18105/service1/hello && break; sleep 0.1; done
@@ -138,6 +147,7 @@ for c in $CONNS; do
     run nginx       http://127.0.0.1:18102/service1/hello "$c"
     run haproxy     http://127.0.0.1:18103/service1/hello "$c"
     command -v caddy >/dev/null && run caddy http://127.0.0.1:18107/service1/hello "$c"
+    [ -n "${PID_hyper_floor:-}" ] && run hyper-floor http://127.0.0.1:18108/service1/hello "$c"
     run weir-router http://127.0.0.1:18104/service1/hello "$c"
     run weir-chain  http://127.0.0.1:18105/service1/hello "$c" "x-api-key: $KEY"
 done

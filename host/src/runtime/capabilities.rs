@@ -245,7 +245,10 @@ impl metrics::HostCounter for HostState {
         label_values: Vec<String>,
         value: u64,
     ) -> Res<()> {
-        self.table.get(&metric)?.0.add_counter(&label_values, value);
+        self.table
+            .get_mut(&metric)?
+            .0
+            .add_counter(&label_values, value);
         Ok(())
     }
 
@@ -277,7 +280,10 @@ impl metrics::HostGauge for HostState {
         label_values: Vec<String>,
         value: f64,
     ) -> Res<()> {
-        self.table.get(&metric)?.0.set_gauge(&label_values, value);
+        self.table
+            .get_mut(&metric)?
+            .0
+            .set_gauge(&label_values, value);
         Ok(())
     }
 
@@ -287,7 +293,10 @@ impl metrics::HostGauge for HostState {
         label_values: Vec<String>,
         delta: f64,
     ) -> Res<()> {
-        self.table.get(&metric)?.0.add_gauge(&label_values, delta);
+        self.table
+            .get_mut(&metric)?
+            .0
+            .add_gauge(&label_values, delta);
         Ok(())
     }
 
@@ -320,7 +329,7 @@ impl metrics::HostHistogram for HostState {
         label_values: Vec<String>,
         value: f64,
     ) -> Res<()> {
-        self.table.get(&metric)?.0.observe(&label_values, value);
+        self.table.get_mut(&metric)?.0.observe(&label_values, value);
         Ok(())
     }
 

@@ -77,7 +77,25 @@ pub struct Handle {
     family: Arc<PluginFamily>,
     plugin: Arc<str>,
     registry: Arc<PluginMetrics>,
+    /// Series this handle already updated, by label values. Finding a
+    /// series builds its label set (a string per label) and takes two
+    /// locks; a plugin updates the same few series on every request (auth
+    /// counts each decision), so each handle keeps them. Series are never
+    /// removed from a family, so a kept one stays the one exported.
+    resolved: HashMap<Vec<String>, Series>,
 }
+
+/// One series of a family: prometheus-client's metrics share their value
+/// between clones.
+#[derive(Debug, Clone)]
+enum Series {
+    Counter(Counter),
+    Gauge(Gauge<f64, AtomicU64>),
+    Histogram(Histogram),
+}
+
+/// Most series one handle keeps (past it, each update looks its series up).
+const RESOLVED_PER_HANDLE: usize = 32;
 
 /// The host value behind a `counter` resource.
 #[derive(Debug, Clone)]
@@ -242,12 +260,14 @@ impl PluginMetrics {
             family,
             plugin: plugin.clone(),
             registry: self.clone(),
+            resolved: HashMap::new(),
         }
     }
 
     /// The full label set for `values`, folded to `other` past the cap, or
-    /// `None` (logged once) when the number of values is wrong.
-    fn series(&self, handle: &Handle, values: &[String]) -> Option<Labels> {
+    /// `None` (logged once) when the number of values is wrong. The flag
+    /// says whether it was folded.
+    fn series(&self, handle: &Handle, values: &[String]) -> Option<(Labels, bool)> {
         let family = &handle.family;
         if values.len() != family.labels.len() {
             let key = (handle.plugin.to_string(), family.name.clone());
@@ -273,7 +293,7 @@ impl PluginMetrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .contains(&labels);
         if known {
-            return Some(labels);
+            return Some((labels, false));
         }
         let mut seen = family
             .seen
@@ -281,7 +301,7 @@ impl PluginMetrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if seen.contains(&labels) || seen.len() < self.max_series.load(Ordering::Relaxed) {
             seen.insert(labels.clone());
-            return Some(labels);
+            return Some((labels, false));
         }
         drop(seen);
         self.folded
@@ -290,11 +310,12 @@ impl PluginMetrics {
                 ("metric".to_string(), family.name.clone()),
             ])
             .inc();
-        Some(label_set(
+        let other = label_set(
             &handle.plugin,
             &family.labels,
             family.labels.iter().map(|_| OTHER),
-        ))
+        );
+        Some((other, true))
     }
 
     /// Label sets of a family (for tests and the admin API).
@@ -382,39 +403,49 @@ fn check(def: &Definition<'_>) -> Result<(), String> {
 }
 
 impl Handle {
+    /// The series for `values`: the kept one, or looked up (and kept,
+    /// unless it was folded into `other`: each folded update is counted).
+    fn resolve(&mut self, values: &[String]) -> Option<Series> {
+        if let Some(series) = self.resolved.get(values) {
+            return Some(series.clone());
+        }
+        let (labels, folded) = self.registry.series(self, values)?;
+        let series = match &self.family.values {
+            Values::Counter(family) => Series::Counter(family.get_or_create(&labels).clone()),
+            Values::Gauge(family) => Series::Gauge(family.get_or_create(&labels).clone()),
+            Values::Histogram(family) => Series::Histogram(family.get_or_create(&labels).clone()),
+        };
+        if !folded && self.resolved.len() < RESOLVED_PER_HANDLE {
+            self.resolved.insert(values.to_vec(), series.clone());
+        }
+        Some(series)
+    }
+
     /// Add to a counter.
-    pub fn add_counter(&self, values: &[String], value: u64) {
-        if let (Values::Counter(family), Some(labels)) =
-            (&self.family.values, self.registry.series(self, values))
-        {
-            family.get_or_create(&labels).inc_by(value);
+    pub fn add_counter(&mut self, values: &[String], value: u64) {
+        if let Some(Series::Counter(counter)) = self.resolve(values) {
+            counter.inc_by(value);
         }
     }
 
     /// Set a gauge.
-    pub fn set_gauge(&self, values: &[String], value: f64) {
-        if let (Values::Gauge(family), Some(labels)) =
-            (&self.family.values, self.registry.series(self, values))
-        {
-            family.get_or_create(&labels).set(value);
+    pub fn set_gauge(&mut self, values: &[String], value: f64) {
+        if let Some(Series::Gauge(gauge)) = self.resolve(values) {
+            gauge.set(value);
         }
     }
 
     /// Add to a gauge.
-    pub fn add_gauge(&self, values: &[String], delta: f64) {
-        if let (Values::Gauge(family), Some(labels)) =
-            (&self.family.values, self.registry.series(self, values))
-        {
-            family.get_or_create(&labels).inc_by(delta);
+    pub fn add_gauge(&mut self, values: &[String], delta: f64) {
+        if let Some(Series::Gauge(gauge)) = self.resolve(values) {
+            gauge.inc_by(delta);
         }
     }
 
     /// Record an observation.
-    pub fn observe(&self, values: &[String], value: f64) {
-        if let (Values::Histogram(family), Some(labels)) =
-            (&self.family.values, self.registry.series(self, values))
-        {
-            family.get_or_create(&labels).observe(value);
+    pub fn observe(&mut self, values: &[String], value: f64) {
+        if let Some(Series::Histogram(histogram)) = self.resolve(values) {
+            histogram.observe(value);
         }
     }
 }
@@ -522,7 +553,7 @@ mod tests {
         let registry = PluginMetrics::new(8, 3);
         let plugin: Arc<str> = Arc::from("auth");
         let labels = vec!["path".to_string()];
-        let handle = registry.define(&plugin, &counter("hits", &labels)).unwrap();
+        let mut handle = registry.define(&plugin, &counter("hits", &labels)).unwrap();
         for i in 0..100 {
             handle.add_counter(&[format!("/p{i}")], 1);
         }
@@ -540,6 +571,43 @@ mod tests {
             text.contains("weir_plugin_metric_series_folded_total"),
             "{text}"
         );
+        // A folded set is looked up (and counted as folded) every time.
+        handle.add_counter(&["/p99".to_string()], 1);
+        handle.add_counter(&["/p99".to_string()], 1);
+        let text = render(&registry).unwrap();
+        assert!(
+            text.contains(r#"weir_plugin_metric_series_folded_total{plugin="auth",metric="weir_plugin_auth_hits"} 99"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn series_a_handle_keeps_are_the_exported_ones() {
+        let registry = PluginMetrics::new(8, 16);
+        let plugin: Arc<str> = Arc::from("auth");
+        let labels = vec!["outcome".to_string()];
+        // Two instances of the plugin, each with its own handle.
+        let mut first = registry.define(&plugin, &counter("hits", &labels)).unwrap();
+        let mut second = registry.define(&plugin, &counter("hits", &labels)).unwrap();
+        let allowed = ["allowed".to_string()];
+        for _ in 0..3 {
+            first.add_counter(&allowed, 1);
+        }
+        second.add_counter(&allowed, 2);
+        first.add_counter(&["denied".to_string()], 1);
+        let text = render(&registry).unwrap();
+        assert!(
+            text.contains(r#"weir_plugin_auth_hits_total{plugin="auth",outcome="allowed"} 5"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"weir_plugin_auth_hits_total{plugin="auth",outcome="denied"} 1"#),
+            "{text}"
+        );
+        assert_eq!(first.resolved.len(), 2);
+        // A wrong number of values is ignored, kept or not.
+        first.add_counter(&[], 1);
+        assert_eq!(first.resolved.len(), 2);
     }
 }
 

@@ -1,0 +1,109 @@
+//! The floor under Weir's benchmarks: a reverse proxy built from the same
+//! parts as the gateway (hyper's server, hyper-util's pooled client,
+//! mimalloc, one single-threaded tokio runtime per worker thread) and
+//! nothing else: no plugins, no header checks, no metrics, no access log.
+//! `bench/peers.sh` runs it beside nginx and Weir as `hyper-floor`, so what
+//! Weir spends above it is Weir's own (docs/benchmarks.md).
+//!
+//!   floor_proxy LISTEN BACKEND PREFIX [WORKERS]
+//!
+//! Every request's path loses PREFIX and goes to BACKEND (`host:port`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, listen, backend, prefix, rest @ ..] = args.as_slice() else {
+        anyhow::bail!("usage: floor_proxy LISTEN BACKEND PREFIX [WORKERS]");
+    };
+    let listen: SocketAddr = listen.parse()?;
+    let workers: usize = rest.first().map_or(Ok(1), |w| w.parse())?;
+    let listeners = weir::server::workers::bind_reuseport(listen, workers)?;
+    let threads: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let (backend, prefix) = (backend.clone(), prefix.clone());
+            std::thread::spawn(move || worker(listener, backend, prefix))
+        })
+        .collect();
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+    Ok(())
+}
+
+/// One worker: its own runtime, listener and connection pool.
+fn worker(listener: std::net::TcpListener, backend: String, prefix: String) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        let client: Client<HttpConnector, Incoming> =
+            Client::builder(TokioExecutor::new()).build(http);
+        let builder = auto::Builder::new(TokioExecutor::new());
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let (client, backend, prefix) = (client.clone(), backend.clone(), prefix.clone());
+            let builder = builder.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    proxy(client.clone(), backend.clone(), prefix.clone(), request)
+                });
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+async fn proxy(
+    client: Client<HttpConnector, Incoming>,
+    backend: String,
+    prefix: String,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path = path.strip_prefix(prefix.as_str()).unwrap_or(path);
+    let uri = format!("http://{backend}{path}").parse::<Uri>();
+    let Ok(uri) = uri else {
+        return Ok(status(StatusCode::BAD_REQUEST));
+    };
+    parts.uri = uri;
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => Ok(response.map(BodyExt::boxed_unsync)),
+        Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
+    }
+}
+
+fn status(code: StatusCode) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = code;
+    response
+}
