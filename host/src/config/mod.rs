@@ -1,0 +1,301 @@
+//! `weir.toml`: the gateway's configuration, parsed strictly (unknown keys
+//! are errors) and validated up front, so a bad value is reported with the
+//! file and key before anything starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod limits;
+mod operations;
+#[cfg(test)]
+mod tests;
+mod tls;
+mod upstream;
+
+pub use limits::{Budgets, Limits, RuntimeSettings};
+use operations::validate_tracing;
+pub use operations::{
+    AdminConfig, LogFormat, LogSettings, MetricsConfig, OtlpProtocol, ReloadConfig, StateBackend,
+    StateConfig, TracingConfig,
+};
+pub use tls::{CertificateFiles, ClientAuth, TlsConfig, TlsVersion, UpstreamTls};
+use upstream::validate_upstream;
+pub use upstream::{
+    BalanceConfig, HashOn, HealthConfig, PassiveConfig, Protocol, UpstreamConfig, parse_target,
+};
+
+/// Why a configuration could not be used. The message names the file and
+/// the key or line at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a bad value.
+    #[error("{}: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+}
+
+/// The whole `weir.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the proxy listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory holding the plugins (`*.wasm` plus optional `*.json`),
+    /// relative to the config file.
+    #[serde(default = "default_plugins_dir")]
+    pub plugins_dir: PathBuf,
+    /// Where compiled plugins are cached, relative to the config file.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    /// Size and time limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Plugin instance pooling.
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// How long in-flight requests may run on after SIGTERM/SIGINT.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Reloading on changes.
+    #[serde(default)]
+    pub reload: ReloadConfig,
+    /// Where the `rate` and `kv` capabilities keep their state.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// What each plugin may consume of shared resources.
+    #[serde(default)]
+    pub budgets: Budgets,
+    /// Named upstreams that plugins route to and call.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Per plugin (by file stem): capability grants, the routes and hosts
+    /// it runs for, and its failure policy (`governance/policy.rs`).
+    #[serde(default)]
+    pub plugins: BTreeMap<String, crate::governance::PluginPolicy>,
+    /// An HTTPS listener; none when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The gateway's own metrics (`/metrics` on the admin listener).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// OpenTelemetry traces.
+    #[serde(default)]
+    pub tracing: TracingConfig,
+    /// Directory of the config file; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file this was read from (for messages).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+fn default_drain_timeout_ms() -> u64 {
+    30_000
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from(".weir-cache")
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, path, &base_dir)
+    }
+
+    /// Parse and validate `text`, which came from `source`; relative paths
+    /// are resolved against `base_dir`.
+    pub fn parse(text: &str, source: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: source.to_path_buf(),
+            message,
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.base_dir = base_dir.to_path_buf();
+        config.source = source.to_path_buf();
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// Check values serde cannot: ranges and URLs.
+    fn validate(&self) -> Result<(), String> {
+        validate_tracing(&self.tracing)?;
+        for (name, policy) in &self.plugins {
+            policy.validate(name)?;
+            crate::governance::grants::Grants::from_policy(name, Some(policy), |u| {
+                self.upstreams.contains_key(u)
+            })?;
+        }
+        let positive = [
+            (
+                "limits.max_header_bytes",
+                self.limits.max_header_bytes as u64,
+            ),
+            ("limits.max_body_bytes", self.limits.max_body_bytes),
+            ("limits.hook_deadline_ms", self.limits.hook_deadline_ms),
+            ("limits.plugin_memory_mb", self.limits.plugin_memory_mb),
+            (
+                "limits.max_header_count",
+                self.limits.max_header_count as u64,
+            ),
+            (
+                "limits.client_body_idle_timeout_ms",
+                self.limits.client_body_idle_timeout_ms,
+            ),
+            (
+                "limits.header_read_timeout_ms",
+                self.limits.header_read_timeout_ms,
+            ),
+            ("limits.max_connections", self.limits.max_connections as u64),
+            (
+                "budgets.outbound_calls_per_hook",
+                u64::from(self.budgets.outbound_calls_per_hook),
+            ),
+            (
+                "budgets.outbound_in_flight_per_call",
+                u64::from(self.budgets.outbound_in_flight_per_call),
+            ),
+            (
+                "budgets.outbound_in_flight_per_plugin",
+                u64::from(self.budgets.outbound_in_flight_per_plugin),
+            ),
+            (
+                "budgets.upstream_connections_per_target",
+                u64::from(self.budgets.upstream_connections_per_target),
+            ),
+            ("budgets.kv_max_keys", self.budgets.kv_max_keys),
+            ("budgets.kv_max_bytes", self.budgets.kv_max_bytes),
+            (
+                "budgets.kv_max_value_bytes",
+                self.budgets.kv_max_value_bytes,
+            ),
+            (
+                "budgets.log_lines_per_second",
+                u64::from(self.budgets.log_lines_per_second),
+            ),
+            (
+                "budgets.log_bytes_per_second",
+                u64::from(self.budgets.log_bytes_per_second),
+            ),
+            (
+                "budgets.metrics_per_plugin",
+                u64::from(self.budgets.metrics_per_plugin),
+            ),
+            (
+                "budgets.metric_series_per_metric",
+                u64::from(self.budgets.metric_series_per_metric),
+            ),
+            (
+                "runtime.max_instances_per_plugin",
+                u64::from(self.runtime.max_instances_per_plugin),
+            ),
+            (
+                "runtime.max_calls_per_instance",
+                self.runtime.max_calls_per_instance,
+            ),
+            (
+                "runtime.pool_instances",
+                u64::from(self.runtime.pool_instances),
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("`{key}` must be greater than 0"));
+            }
+        }
+        if self.limits.plugin_memory_mb > 4096 {
+            return Err("`limits.plugin_memory_mb` must be at most 4096".into());
+        }
+        if self.admin.token.as_deref().is_some_and(str::is_empty) {
+            return Err("`admin.token` must not be empty (leave it out for no token)".into());
+        }
+        if self.reload.debounce_ms == 0 {
+            return Err("`reload.debounce_ms` must be greater than 0".into());
+        }
+        if self.runtime.pool_instances < self.runtime.max_instances_per_plugin {
+            return Err(
+                "`runtime.pool_instances` must be at least `runtime.max_instances_per_plugin`"
+                    .into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(format!("`log.level`: {e}"));
+        }
+        if self.state.backend == StateBackend::Redis {
+            match &self.state.url {
+                None => return Err("`state.url` is required with `backend = \"redis\"`".into()),
+                Some(url) if !url.starts_with("redis://") => {
+                    return Err(format!("`state.url` `{url}` must start with `redis://`"));
+                }
+                Some(_) => {}
+            }
+            if self.state.timeout_ms == 0 || self.state.pool_size == 0 {
+                return Err(
+                    "`state.timeout_ms` and `state.pool_size` must be greater than 0".into(),
+                );
+            }
+        }
+        for (name, upstream) in &self.upstreams {
+            validate_upstream(name, upstream)?;
+        }
+        if let Some(tls) = &self.tls {
+            if tls.certificates.is_empty() {
+                return Err("`tls.certificates` must list at least one certificate".into());
+            }
+            if tls.listen == self.listen {
+                return Err("`tls.listen` must differ from `listen`".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// A path from the config, resolved against its directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
+    /// The plugin directory, resolved.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.plugins_dir)
+    }
+
+    /// The compiled-plugin cache directory, resolved.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.cache_dir)
+    }
+}
