@@ -23,7 +23,10 @@
 #
 # Needs: nginx haproxy wrk (caddy optional), from Debian; a release build
 # of weir (cargo build --release), or WEIR=/path/to/weir. PERF=1 records a
-# `perf record -g` profile of weir-chain into bench/perf-chain.data.
+# `perf record -g` profile of each peer run into bench/perf-NAME.data
+# (weir-chain into perf-chain.data, weir-router into perf-router.data);
+# PERF_ARGS replaces `-g -F 999`. bench/perf-split.py sorts a profile's
+# samples into kernel, hyper, tokio, wasm, wasmtime, Weir, allocator...
 # ONLY="nginx weir-chain" runs just those peers.
 set -u
 D=${1:-10}
@@ -128,8 +131,8 @@ run() { # name url conns [header]
     local v="PID_${1//-/_}" pid c0 out rps p50 p99 non2xx reqs cpu perf_pid=
     pid=${!v:-}
     c0=$(cpu_ticks "$pid")
-    if [ "${PERF:-0}" = 1 ] && [ "$1" = weir-chain ]; then
-        perf record ${PERF_ARGS:--g -F 999} -p "$pid" -o "$root/bench/perf-chain.data" -- sleep "$D" >/dev/null 2>&1 & perf_pid=$!
+    if [ "${PERF:-0}" = 1 ]; then
+        perf record ${PERF_ARGS:--g -F 999} -p "$pid" -o "$root/bench/perf-${1#weir-}.data" -- sleep "$D" >/dev/null 2>&1 & perf_pid=$!
     fi
     out=$(wrk -t1 -c"$3" -d"${D}s" --latency ${4:+-H "$4"} "$2" 2>&1)
     [ -n "$perf_pid" ] && wait "$perf_pid"

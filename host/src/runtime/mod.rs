@@ -112,5 +112,8 @@ fn engine_config(max_memory_bytes: u64, pool_instances: u32) -> EngineConfig {
         // Component-model async is unused; leaving it on costs ~8 µs a call.
         .concurrency_support(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if perf_map::per_function() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
