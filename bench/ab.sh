@@ -25,6 +25,8 @@
 # by `cargo build --release --example floor_proxy`: hyper's server and
 # client alone, see bench/peers.sh): Weir's own cost above it, e.g.
 #   A=target/release/examples/floor_proxy B=target/release/weir bench/ab.sh
+# (a link to it named floor_proxy_pinned runs it with a connection per
+# client connection instead of the shared pool).
 set -u
 ROUNDS=${1:-20}
 S=${2:-1}
@@ -51,7 +53,7 @@ BACKEND=127.0.0.1:$(free_port)
 nginx_backend "$tmp"; pids+=("$NGINX_BACKEND_PID")
 
 gateway() { # binary dir port [extra wasm...]
-    if [ "$(basename "$1")" = floor_proxy ]; then
+    if [[ "$(basename "$1")" == floor_proxy* ]]; then
         "$1" "127.0.0.1:$3" "$BACKEND" /service1 >"$2.log" 2>&1 &
         return
     fi

@@ -8,6 +8,12 @@
 //!   floor_proxy LISTEN BACKEND PREFIX [WORKERS]
 //!
 //! Every request's path loses PREFIX and goes to BACKEND (`host:port`).
+//!
+//! Run as `floor_proxy_pinned` (a link to it) or with `FLOOR_PINNED=1`,
+//! each client connection gets its own upstream
+//! connection (`hyper::client::conn::http1`, opened on its first request)
+//! instead of hyper-util's shared pool: what a pool checkout and return
+//! cost per request (docs/benchmarks.md).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,13 +38,15 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: floor_proxy LISTEN BACKEND PREFIX [WORKERS]");
     };
     let listen: SocketAddr = listen.parse()?;
+    let pinned =
+        std::env::var_os("FLOOR_PINNED").is_some() || args[0].ends_with("floor_proxy_pinned");
     let workers: usize = rest.first().map_or(Ok(1), |w| w.parse())?;
     let listeners = weir::server::workers::bind_reuseport(listen, workers)?;
     let threads: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
             let (backend, prefix) = (backend.clone(), prefix.clone());
-            std::thread::spawn(move || worker(listener, backend, prefix))
+            std::thread::spawn(move || worker(listener, backend, prefix, pinned))
         })
         .collect();
     for thread in threads {
@@ -50,7 +58,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// One worker: its own runtime, listener and connection pool.
-fn worker(listener: std::net::TcpListener, backend: String, prefix: String) -> anyhow::Result<()> {
+fn worker(
+    listener: std::net::TcpListener,
+    backend: String,
+    prefix: String,
+    pinned_mode: bool,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -66,9 +79,22 @@ fn worker(listener: std::net::TcpListener, backend: String, prefix: String) -> a
             stream.set_nodelay(true)?;
             let (client, backend, prefix) = (client.clone(), backend.clone(), prefix.clone());
             let builder = builder.clone();
+            let pinned: Pinned = Default::default();
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
-                    proxy(client.clone(), backend.clone(), prefix.clone(), request)
+                    let (client, backend, prefix, pinned) = (
+                        client.clone(),
+                        backend.clone(),
+                        prefix.clone(),
+                        pinned.clone(),
+                    );
+                    async move {
+                        if pinned_mode {
+                            proxy_pinned(pinned, backend, prefix, request).await
+                        } else {
+                            proxy(client, backend, prefix, request).await
+                        }
+                    }
                 });
                 let _ = builder
                     .serve_connection(TokioIo::new(stream), service)
@@ -93,6 +119,51 @@ async fn proxy(
     };
     parts.uri = uri;
     match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => Ok(response.map(BodyExt::boxed_unsync)),
+        Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
+    }
+}
+
+/// A client connection's own upstream connection (`FLOOR_PINNED=1`).
+type Pinned =
+    std::sync::Arc<tokio::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Incoming>>>>;
+
+async fn proxy_pinned(
+    pinned: Pinned,
+    backend: String,
+    prefix: String,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path = path.strip_prefix(prefix.as_str()).unwrap_or(path);
+    let Ok(uri) = path.parse::<Uri>() else {
+        return Ok(status(StatusCode::BAD_REQUEST));
+    };
+    parts.uri = uri;
+    let mut slot = pinned.lock().await;
+    if slot.as_ref().is_none_or(|s| s.is_closed()) {
+        let Ok(stream) = tokio::net::TcpStream::connect(&backend).await else {
+            return Ok(status(StatusCode::BAD_GATEWAY));
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+        else {
+            return Ok(status(StatusCode::BAD_GATEWAY));
+        };
+        tokio::spawn(conn);
+        *slot = Some(sender);
+    }
+    let Some(sender) = slot.as_mut() else {
+        return Ok(status(StatusCode::BAD_GATEWAY));
+    };
+    if sender.ready().await.is_err() {
+        *slot = None;
+        return Ok(status(StatusCode::BAD_GATEWAY));
+    }
+    let sent = sender.send_request(Request::from_parts(parts, body));
+    drop(slot);
+    match sent.await {
         Ok(response) => Ok(response.map(BodyExt::boxed_unsync)),
         Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
     }
