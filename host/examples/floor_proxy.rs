@@ -104,6 +104,17 @@ fn worker(
     })
 }
 
+/// The request's target without `prefix`: absolute, on `authority`, for
+/// the pooled client; origin-form for a connection of its own.
+fn target(uri: &Uri, prefix: &str, authority: Option<&str>) -> Option<Uri> {
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let path = path.strip_prefix(prefix).unwrap_or(path);
+    match authority {
+        Some(authority) => format!("http://{authority}{path}").parse().ok(),
+        None => path.parse().ok(),
+    }
+}
+
 async fn proxy(
     client: Client<HttpConnector, Incoming>,
     backend: String,
@@ -111,10 +122,7 @@ async fn proxy(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let (mut parts, body) = request.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let path = path.strip_prefix(prefix.as_str()).unwrap_or(path);
-    let uri = format!("http://{backend}{path}").parse::<Uri>();
-    let Ok(uri) = uri else {
+    let Some(uri) = target(&parts.uri, &prefix, Some(&backend)) else {
         return Ok(status(StatusCode::BAD_REQUEST));
     };
     parts.uri = uri;
@@ -135,9 +143,7 @@ async fn proxy_pinned(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let (mut parts, body) = request.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let path = path.strip_prefix(prefix.as_str()).unwrap_or(path);
-    let Ok(uri) = path.parse::<Uri>() else {
+    let Some(uri) = target(&parts.uri, &prefix, None) else {
         return Ok(status(StatusCode::BAD_REQUEST));
     };
     parts.uri = uri;
