@@ -149,6 +149,64 @@ async fn an_outbound_call_outside_the_grant_fails_with_not_granted_and_is_logged
     );
 }
 
+/// A plugin that calls outside its grant in a loop gets `not-granted` for
+/// every call, but the warnings come out of its own log budget: 2,000
+/// refusals cannot write 2,000 lines.
+#[tokio::test]
+async fn refusals_outside_the_grant_are_logged_within_the_plugins_log_budget() {
+    let (users, billing) = (Backend::start().await, Backend::start().await);
+    let setup = Setup::new()
+        .log(&[
+            "access_log = false",
+            "format = \"text\"",
+            "level = \"warn\"",
+        ])
+        .budget("log_lines_per_second = 10")
+        .upstream("users", &[users.url()])
+        .upstream("billing", &[billing.url()])
+        .scripted(
+            "10-caller",
+            json!({
+                "on_request": [
+                    {"op": "set_upstream", "name": "users"},
+                    {"op": "call_flood", "upstream": "billing", "path": "/b",
+                     "count": 500, "header": "x-report"}
+                ],
+                "on_response": [{"op": "context_to_header", "key": "x-report", "header": "x-report"}]
+            }),
+        )
+        .section(&grants(
+            "10-caller",
+            &["log", "kv", "rate", "metrics", "outbound:users"],
+        ));
+    let (mut process, output) = Process::start_capturing(&setup.write()).await;
+    let started = tokio::time::Instant::now();
+    for _ in 0..4 {
+        let reply = get(&process.url("/")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(
+            reply.header("x-report"),
+            Some("ok=0 budget=0 other=500"),
+            "every call is refused"
+        );
+    }
+    let windows = started.elapsed().as_secs() as usize + 2;
+    // Log lines are written before the answer goes out; once the process
+    // has exited and its stderr is read to the end, all of them are here.
+    process.terminate().await;
+    output.ended().await;
+    let logged = output
+        .text()
+        .lines()
+        .filter(|l| l.contains("not in the plugin's grant"))
+        .count();
+    assert!(
+        (1..=10 * windows).contains(&logged),
+        "{logged} refusal lines for 2,000 refusals in at most {windows} one-second windows"
+    );
+    assert_eq!(billing.hits(), 0, "a refused call reached its upstream");
+}
+
 #[tokio::test]
 async fn a_reload_adding_an_ungranted_import_is_refused_and_the_old_pipeline_serves() {
     let backend = Backend::start().await;

@@ -115,17 +115,23 @@ impl HostState {
     /// `not-granted`, logged, for a call to an upstream outside the
     /// plugin's `outbound:...` grant; `None` when the call may go on. A name
     /// that is no upstream at all is left to `unknown-upstream`.
+    ///
+    /// The plugin decides how often this happens (a loop of calls, every
+    /// request), so the warning comes out of the plugin's own log budget
+    /// (`budgets.log_lines_per_second`): past it, lines are dropped and
+    /// counted like the plugin's own. The refusal itself is never dropped.
     fn refuse_ungranted(&self, upstream: &str) -> Option<outbound::CallError> {
         if self.grants.allows_upstream(upstream) || !self.caps.outbound.knows(upstream) {
             return None;
         }
         let plugin = &*self.plugin;
-        tracing::warn!(
-            plugin,
-            upstream,
+        let message = format!(
             "outbound call refused: upstream `{upstream}` is not in the plugin's grant \
              ([plugins.{plugin}] capabilities)"
         );
+        if self.budget.admit_log(message.len()) {
+            tracing::warn!(plugin, upstream, "{message}");
+        }
         Some(outbound::CallError::NotGranted(upstream.to_string()))
     }
 

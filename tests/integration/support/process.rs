@@ -12,10 +12,12 @@ use tokio::process::{Child, Command};
 pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
 /// What a child wrote to stderr, read as it comes so the pipe never fills.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Output {
     bytes: Arc<AtomicU64>,
     text: Arc<Mutex<String>>,
+    /// Becomes true when the stream ends (the child closed it or exited).
+    ended: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Output {
@@ -27,12 +29,22 @@ impl Output {
     pub fn text(&self) -> String {
         self.text.lock().unwrap().clone()
     }
+    /// Wait until the stream has ended: everything written has been read.
+    pub async fn ended(&self) {
+        let mut ended = self.ended.clone();
+        let _ = ended.wait_for(|ended| *ended).await;
+    }
 }
 
 /// Read `stream` (a child's stderr) as it comes into an [`Output`], so
 /// the pipe never fills.
 pub fn capture(mut stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Output {
-    let output = Output::default();
+    let (end, ended) = tokio::sync::watch::channel(false);
+    let output = Output {
+        bytes: Arc::default(),
+        text: Arc::default(),
+        ended,
+    };
     let sink = output.clone();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
@@ -48,6 +60,7 @@ pub fn capture(mut stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -
                 }
             }
         }
+        let _ = end.send(true);
     });
     output
 }
