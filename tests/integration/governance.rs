@@ -87,10 +87,10 @@ async fn bad_grants_are_config_errors_naming_the_entry() {
     );
 }
 
-#[tokio::test]
-async fn an_outbound_call_outside_the_grant_fails_with_not_granted_and_is_logged() {
-    let (users, billing) = (Backend::start().await, Backend::start().await);
-    let setup = Setup::new()
+/// Plugin `10-caller` running `script`, granted `outbound:users` only, with
+/// upstreams `users` and `billing` and warnings logged as text.
+fn caller(users: &Backend, billing: &Backend, script: serde_json::Value) -> Setup {
+    Setup::new()
         .log(&[
             "access_log = false",
             "format = \"text\"",
@@ -98,22 +98,29 @@ async fn an_outbound_call_outside_the_grant_fails_with_not_granted_and_is_logged
         ])
         .upstream("users", &[users.url()])
         .upstream("billing", &[billing.url()])
-        .scripted(
-            "10-caller",
-            json!({
-                "on_request": [{"op": "set_upstream", "name": "users"}],
-                "on_response": [
-                    {"op": "call", "upstream": "users", "path": "/a", "header": "x-users"},
-                    {"op": "call", "upstream": "billing", "path": "/b", "header": "x-billing"},
-                    {"op": "call_all", "header": "x-all",
-                     "calls": [["billing", "/c"], ["users", "/d"], ["nope", "/e"]]}
-                ]
-            }),
-        )
+        .scripted("10-caller", script)
         .section(&grants(
             "10-caller",
             &["log", "kv", "rate", "metrics", "outbound:users"],
-        ));
+        ))
+}
+
+#[tokio::test]
+async fn an_outbound_call_outside_the_grant_fails_with_not_granted_and_is_logged() {
+    let (users, billing) = (Backend::start().await, Backend::start().await);
+    let setup = caller(
+        &users,
+        &billing,
+        json!({
+            "on_request": [{"op": "set_upstream", "name": "users"}],
+            "on_response": [
+                {"op": "call", "upstream": "users", "path": "/a", "header": "x-users"},
+                {"op": "call", "upstream": "billing", "path": "/b", "header": "x-billing"},
+                {"op": "call_all", "header": "x-all",
+                 "calls": [["billing", "/c"], ["users", "/d"], ["nope", "/e"]]}
+            ]
+        }),
+    );
     let (process, stderr) = Process::start_capturing(&setup.write()).await;
     let reply = get(&process.url("/")).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -155,30 +162,19 @@ async fn an_outbound_call_outside_the_grant_fails_with_not_granted_and_is_logged
 #[tokio::test]
 async fn refusals_outside_the_grant_are_logged_within_the_plugins_log_budget() {
     let (users, billing) = (Backend::start().await, Backend::start().await);
-    let setup = Setup::new()
-        .log(&[
-            "access_log = false",
-            "format = \"text\"",
-            "level = \"warn\"",
-        ])
-        .budget("log_lines_per_second = 10")
-        .upstream("users", &[users.url()])
-        .upstream("billing", &[billing.url()])
-        .scripted(
-            "10-caller",
-            json!({
-                "on_request": [
-                    {"op": "set_upstream", "name": "users"},
-                    {"op": "call_flood", "upstream": "billing", "path": "/b",
-                     "count": 500, "header": "x-report"}
-                ],
-                "on_response": [{"op": "context_to_header", "key": "x-report", "header": "x-report"}]
-            }),
-        )
-        .section(&grants(
-            "10-caller",
-            &["log", "kv", "rate", "metrics", "outbound:users"],
-        ));
+    let setup = caller(
+        &users,
+        &billing,
+        json!({
+            "on_request": [
+                {"op": "set_upstream", "name": "users"},
+                {"op": "call_flood", "upstream": "billing", "path": "/b",
+                 "count": 500, "header": "x-report"}
+            ],
+            "on_response": [{"op": "context_to_header", "key": "x-report", "header": "x-report"}]
+        }),
+    )
+    .budget("log_lines_per_second = 10");
     let (mut process, output) = Process::start_capturing(&setup.write()).await;
     let started = tokio::time::Instant::now();
     for _ in 0..4 {
