@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use weir::Gateway;
-use weir::server::{ServerSettings, serve};
+use weir::server::serve;
 
 const SAMPLES: usize = 2_000;
 
@@ -89,9 +89,7 @@ async fn run(delays_ms: [u64; 3]) {
         .await
         .expect("bind");
     let gw = listener.local_addr().expect("addr");
-    let settings =
-        ServerSettings::from_limits(&weir::config::Limits::default(), Duration::from_secs(1));
-    tokio::spawn(serve(listener, gateway, settings, std::future::pending()));
+    tokio::spawn(serve(listener, gateway, std::future::pending()));
 
     let direct = latency(addrs[slowest], "/").await;
     let one = latency(gw, "/one").await;

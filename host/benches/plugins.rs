@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use weir::Gateway;
 use weir::exchange::{HeldRequest, RequestState};
 use weir::http::body::{self, BodyState};
-use weir::server::{ServerSettings, serve};
+use weir::server::serve;
 
 const WARMUP: usize = 2_000;
 const SAMPLES: usize = 20_000;
@@ -165,9 +165,7 @@ async fn measure_cache_latency() {
         .await
         .expect("bind");
     let gw = listener.local_addr().expect("addr");
-    let settings =
-        ServerSettings::from_limits(&weir::config::Limits::default(), Duration::from_secs(1));
-    tokio::spawn(serve(listener, gateway, settings, std::future::pending()));
+    tokio::spawn(serve(listener, gateway, std::future::pending()));
     println!(
         "cache, a {} byte JSON response, {LATENCY_SAMPLES} rounds of one request to each:",
         body.len()

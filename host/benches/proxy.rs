@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use weir::Gateway;
-use weir::server::{ServerSettings, serve};
+use weir::server::serve;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -137,8 +137,7 @@ fn main() {
         let gateway = Arc::new(Gateway::new(&config).await.expect("gateway loads"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let gateway_addr = listener.local_addr().expect("addr");
-        let settings = ServerSettings::from_limits(&weir::config::Limits::default(), Duration::from_secs(1));
-        tokio::spawn(serve(listener, gateway, settings, std::future::pending()));
+        tokio::spawn(serve(listener, gateway, std::future::pending()));
 
         let bare = start_bare_proxy(backend).await;
         let all = [("direct", backend), ("bare hyper proxy", bare), ("weir gateway", gateway_addr)];

@@ -220,6 +220,9 @@ pub struct Pipeline {
     scopes: Scopes,
     upstreams: Arc<Upstreams>,
     limits: Limits,
+    /// What the listeners use for connections accepted while this
+    /// pipeline serves.
+    server: Arc<crate::server::ServerSettings>,
     access_log: bool,
 }
 
@@ -281,6 +284,7 @@ impl Pipeline {
             scopes,
             upstreams,
             limits: config.limits.clone(),
+            server: Arc::new(crate::server::ServerSettings::from_config(config)),
             access_log: config.log.access_log,
         })
     }
@@ -321,6 +325,11 @@ impl Pipeline {
     /// The limits.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The listeners' settings.
+    pub fn server(&self) -> &Arc<crate::server::ServerSettings> {
+        &self.server
     }
 
     /// Whether to write access-log lines.

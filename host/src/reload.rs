@@ -133,70 +133,24 @@ impl Reloader {
     }
 
     async fn build(&self) -> Result<usize, LoadError> {
-        let mut config = Config::load(&self.config_path).map_err(|e| LoadError {
-            file: self.config_path.clone(),
-            message: match e {
-                crate::config::ConfigError::Invalid { message, .. } => message,
-                other => other.to_string(),
-            },
-        })?;
+        let config_error = |e| config_error(&self.config_path, e);
+        let mut config = Config::load(&self.config_path).map_err(config_error)?;
         if let Some(adjust) = &self.adjust {
             adjust(&mut config);
         }
-        self.keep_restart_only_settings(&mut config);
-        self.gateway.reload(&config).await?;
-        Ok(self.gateway.pipeline().plugins().len())
-    }
-
-    /// Settings fixed at start: a change is logged and not applied, rather
-    /// than half-applied.
-    fn keep_restart_only_settings(&self, config: &mut Config) {
-        let old = &self.started_with;
-        let mut ignored = Vec::new();
-        if config.listen != old.listen {
-            ignored.push("listen");
-            config.listen = old.listen;
-        }
-        if config.admin != old.admin {
-            ignored.push("[admin]");
-            config.admin = old.admin.clone();
-        }
-        if config.runtime != old.runtime {
-            ignored.push("[runtime]");
-            config.runtime = old.runtime.clone();
-        }
-        if config.state != old.state {
-            ignored.push("[state]");
-            config.state = old.state.clone();
-        }
-        if config.limits.plugin_memory_mb != old.limits.plugin_memory_mb {
-            ignored.push("limits.plugin_memory_mb");
-            config.limits.plugin_memory_mb = old.limits.plugin_memory_mb;
-        }
-        if config.reload != old.reload {
-            ignored.push("[reload]");
-            config.reload = old.reload.clone();
-        }
-        if config.tls != old.tls {
-            ignored.push("[tls]");
-            config.tls = old.tls.clone();
-        }
-        if config.metrics != old.metrics {
-            ignored.push("[metrics]");
-            config.metrics = old.metrics.clone();
-        }
-        if config.tracing != old.tracing {
-            ignored.push("[tracing]");
-            config.tracing = old.tracing.clone();
-        }
-        if !ignored.is_empty() {
+        let set_aside = config
+            .keep_restart_only(&self.started_with)
+            .map_err(config_error)?;
+        if !set_aside.is_empty() {
             tracing::warn!(
-                "{}: {} changed; restart the gateway to apply {}",
+                "{}: {} changed; restart the gateway to apply {} (the rest of the reload is applied)",
                 self.config_path.display(),
-                ignored.join(", "),
-                if ignored.len() == 1 { "it" } else { "them" }
+                set_aside.join(", "),
+                if set_aside.len() == 1 { "it" } else { "them" }
             );
         }
+        self.gateway.reload(&config).await?;
+        Ok(self.gateway.pipeline().plugins().len())
     }
 
     /// Watch the plugin directory and the config file; reload after
@@ -248,6 +202,17 @@ impl Reloader {
             }
         });
         Ok(watcher)
+    }
+}
+
+/// A config that cannot be used, as the reload's error on `file`.
+fn config_error(file: &Path, e: crate::config::ConfigError) -> LoadError {
+    LoadError {
+        file: file.to_path_buf(),
+        message: match e {
+            crate::config::ConfigError::Invalid { message, .. } => message,
+            other => other.to_string(),
+        },
     }
 }
 

@@ -2,6 +2,7 @@
 //! through its listener, or the `weir` binary), real plugins built by the
 //! build script, and a real HTTP client.
 
+mod admin_listener;
 mod aggregate;
 mod auth;
 mod cache;
@@ -25,6 +26,7 @@ mod plugin_metrics;
 mod proxying;
 mod rate_limit;
 mod reload;
+mod reload_settings;
 mod rollout;
 mod routing;
 mod scoping;

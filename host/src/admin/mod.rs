@@ -23,21 +23,22 @@
 //! With `[admin] token`, `/metrics`, `/ui` and the `/admin/*` paths need
 //! `Authorization: Bearer`, or the dashboard's session cookie (mutating
 //! requests then also `x-weir-csrf: 1`).
+//!
+//! The listener (`listener.rs`) caps connections, times out slow and idle
+//! ones and backs off on accept errors, with limits of its own.
 
 mod governance;
+pub mod listener;
 pub mod metrics;
 mod ui;
 
-use std::convert::Infallible;
-use std::future::Future;
+pub use listener::{AdminLimits, serve};
+
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 use crate::error::json_response;
 use crate::http::body::Body;
@@ -352,29 +353,6 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
         .zip(b.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
-}
-
-/// Serve the admin API on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let admin = admin.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let admin = admin.clone();
-                        async move { Ok::<_, Infallible>(admin.handle(request).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            () = &mut shutdown => return,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::config::{Config, LogFormat};
 use crate::gateway::Gateway;
 use crate::reload::Reloader;
-use crate::server::ServerSettings;
 
 use super::tokio_runtime;
 
@@ -143,13 +142,13 @@ async fn serve_until_stopped(
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(listener) = admin_listener {
         let admin = crate::admin::Admin::new(reloader.clone(), config.admin.token.clone());
-        tokio::spawn(crate::admin::serve(listener, admin, async move {
+        let limits = crate::admin::AdminLimits::from_config(&config.admin);
+        tokio::spawn(crate::admin::serve(listener, admin, limits, async move {
             let _ = admin_stopped.await;
         }));
     }
-    let settings = ServerSettings::from_config(&config);
     let traces = gateway.stores().tracing.clone();
-    let serving = crate::server::workers::Workers::start(listeners.per_worker, gateway, settings)?;
+    let serving = crate::server::workers::Workers::start(listeners.per_worker, gateway)?;
     tracing::info!(workers, "serving");
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, draining in-flight requests");

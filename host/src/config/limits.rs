@@ -1,10 +1,10 @@
 //! `[limits]`, `[budgets]` and `[runtime]`: how large and how long a
 //! request may be, what each plugin may consume, and the instance pools.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[limits]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest total size of a request's header block; larger → 431. Plugin
@@ -27,7 +27,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Wall-clock limit of one hook call, including the host calls it makes.
     pub hook_deadline_ms: u64,
-    /// Linear-memory cap of one plugin instance, in MiB.
+    /// Linear-memory cap of one plugin instance, in MiB. Restart-only: the
+    /// engine's instance slots are sized from it at start.
     pub plugin_memory_mb: u64,
 }
 
@@ -63,7 +64,7 @@ impl Limits {
 
 /// `[budgets]`: what one plugin may consume of resources every plugin
 /// shares, so a misbehaving one costs its own requests and nothing else.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Budgets {
     /// `outbound` calls one hook call may make (`send` and `send-all`
@@ -114,7 +115,7 @@ impl Default for Budgets {
 }
 
 /// `[runtime]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeSettings {
     /// Most instances of one plugin alive at once; a hook waits (up to its
@@ -125,10 +126,11 @@ pub struct RuntimeSettings {
     /// every call.
     pub max_calls_per_instance: u64,
     /// Size of the engine's instance pool (all plugins, old and new pipelines
-    /// during a reload). Fixed at start.
+    /// during a reload). Restart-only: the engine is built with it.
     pub pool_instances: u32,
     /// Threads serving requests, each with its own event loop and upstream
-    /// connections; 0 (the default) is one per core.
+    /// connections; 0 (the default) is one per core. Restart-only: the
+    /// threads start with the process.
     pub worker_threads: usize,
 }
 

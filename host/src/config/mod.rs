@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod limits;
 mod operations;
+pub mod reloading;
+#[cfg(test)]
+mod reloading_tests;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -50,14 +53,16 @@ pub enum ConfigError {
 }
 
 /// The whole `weir.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address the proxy listens on.
+    /// Address the proxy listens on. Restart-only: the sockets are bound
+    /// at start.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Directory holding the plugins (`*.wasm` plus optional `*.json`),
-    /// relative to the config file.
+    /// relative to the config file. Restart-only: the watcher watches the
+    /// directory the gateway started with.
     #[serde(default = "default_plugins_dir")]
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached, relative to the config file.
@@ -75,13 +80,16 @@ pub struct Config {
     /// How long in-flight requests may run on after SIGTERM/SIGINT.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
-    /// The admin API.
+    /// The admin API. Restart-only: its listener, token and limits are
+    /// set up at start.
     #[serde(default)]
     pub admin: AdminConfig,
-    /// Reloading on changes.
+    /// Reloading on changes. Restart-only: the watcher is started once.
     #[serde(default)]
     pub reload: ReloadConfig,
     /// Where the `rate` and `kv` capabilities keep their state.
+    /// Restart-only: limiter counts and kv entries live in the stores
+    /// opened at start, and must outlive reloads.
     #[serde(default)]
     pub state: StateConfig,
     /// What each plugin may consume of shared resources.
@@ -94,13 +102,18 @@ pub struct Config {
     /// it runs for, and its failure policy (`governance/policy.rs`).
     #[serde(default)]
     pub plugins: BTreeMap<String, crate::governance::PluginPolicy>,
-    /// An HTTPS listener; none when absent.
+    /// An HTTPS listener; none when absent. Restart-only: the socket is
+    /// bound at start (the certificate and key files themselves are
+    /// reloaded when they change).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
     /// The gateway's own metrics (`/metrics` on the admin listener).
+    /// Restart-only: the registry is made at start, so counters survive
+    /// reloads.
     #[serde(default)]
     pub metrics: MetricsConfig,
-    /// OpenTelemetry traces.
+    /// OpenTelemetry traces. Restart-only: the exporter starts with the
+    /// process.
     #[serde(default)]
     pub tracing: TracingConfig,
     /// Directory of the config file; relative paths are resolved against it.
@@ -182,6 +195,11 @@ impl Config {
                 self.limits.header_read_timeout_ms,
             ),
             ("limits.max_connections", self.limits.max_connections as u64),
+            ("admin.max_connections", self.admin.max_connections as u64),
+            (
+                "admin.header_read_timeout_ms",
+                self.admin.header_read_timeout_ms,
+            ),
             (
                 "budgets.outbound_calls_per_hook",
                 u64::from(self.budgets.outbound_calls_per_hook),
@@ -282,6 +300,42 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// This config, just read for a reload, with the values `started` (the
+    /// config the gateway started with) has for every restart-only key
+    /// ([`reloading::RULES`]); returns the keys whose new values were
+    /// set aside. The result is validated again: a restart-only value put
+    /// back may not fit with a new one (`runtime.pool_instances` under a
+    /// raised `runtime.max_instances_per_plugin`).
+    pub fn keep_restart_only(
+        &mut self,
+        started: &Config,
+    ) -> Result<Vec<&'static str>, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: self.source.clone(),
+            message,
+        };
+        let as_value = |config: &Config| {
+            serde_json::to_value(config).map_err(|e| format!("cannot compare configs: {e}"))
+        };
+        let started = as_value(started).map_err(invalid)?;
+        let mut kept = as_value(self).map_err(invalid)?;
+        let changed = reloading::keep_restart_only(&started, &mut kept);
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        let mut config: Config = serde_json::from_value(kept)
+            .map_err(|e| invalid(format!("cannot keep the restart-only settings: {e}")))?;
+        config.base_dir = std::mem::take(&mut self.base_dir);
+        config.source = std::mem::take(&mut self.source);
+        let checked = config.validate();
+        *self = config;
+        checked.map_err(|message| ConfigError::Invalid {
+            file: self.source.clone(),
+            message: format!("{message} (with the restart-only settings the gateway started with)"),
+        })?;
+        Ok(changed)
     }
 
     /// A path from the config, resolved against its directory.

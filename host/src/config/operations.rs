@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[admin]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Serve the admin API at all.
@@ -28,6 +28,12 @@ pub struct AdminConfig {
     /// listener is refused at start: an open admin API lets anyone who
     /// reaches the port read the pipeline and force reloads.
     pub allow_public_without_token: bool,
+    /// Most admin connections open at once. At the cap, the oldest idle
+    /// one is closed to let a new one in.
+    pub max_connections: usize,
+    /// Time allowed for each admin request head; idle keep-alive
+    /// connections are closed after it too.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for AdminConfig {
@@ -39,6 +45,8 @@ impl Default for AdminConfig {
             token_file: None,
             token_env: None,
             allow_public_without_token: false,
+            max_connections: 256,
+            header_read_timeout_ms: 10_000,
         }
     }
 }
@@ -99,7 +107,7 @@ impl AdminConfig {
 }
 
 /// `[reload]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReloadConfig {
     /// Watch the plugin directory and this file, and reload on changes.
@@ -119,7 +127,7 @@ impl Default for ReloadConfig {
 }
 
 /// `[metrics]`. Fixed at start.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Count requests, upstream calls, hooks and reloads. Off, nothing is
@@ -134,7 +142,7 @@ impl Default for MetricsConfig {
 }
 
 /// How spans are exported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum OtlpProtocol {
     /// OTLP over HTTP with protobuf bodies (`/v1/traces`), port 4318.
     #[default]
@@ -147,7 +155,7 @@ pub enum OtlpProtocol {
 
 /// `[tracing]`: OpenTelemetry traces, off unless `otlp_endpoint` is set.
 /// Fixed at start.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracingConfig {
     /// Where spans go, e.g. `http://127.0.0.1:4318` (HTTP) or
@@ -178,7 +186,7 @@ impl Default for TracingConfig {
 }
 
 /// `[state]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     /// `memory` (this process only) or `redis` (shared by gateways).
@@ -206,7 +214,7 @@ impl Default for StateConfig {
 }
 
 /// `[state] backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StateBackend {
     /// In this process.
@@ -216,12 +224,13 @@ pub enum StateBackend {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
-    /// `text` or `json`.
+    /// `text` or `json`. Restart-only: the log writer is set up at start.
     pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `weir=debug`; `WEIR_LOG` overrides it.
+    /// A `tracing` filter such as `info` or `weir=debug`; `WEIR_LOG`
+    /// overrides it. Restart-only: the log filter is set up at start.
     pub level: String,
     /// One line per request on target `weir::access`.
     pub access_log: bool,
@@ -238,7 +247,7 @@ impl Default for LogSettings {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.

@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[tls]`: terminating TLS for clients.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Where the HTTPS listener listens.
@@ -35,7 +35,7 @@ pub struct TlsConfig {
 }
 
 /// One certificate chain and its private key.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateFiles {
     /// The chain, leaf first (PEM).
@@ -45,7 +45,7 @@ pub struct CertificateFiles {
 }
 
 /// `min_version`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum TlsVersion {
     /// TLS 1.2 and 1.3.
     #[default]
@@ -57,7 +57,7 @@ pub enum TlsVersion {
 }
 
 /// `client_auth`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     /// No certificate, no connection.
@@ -68,7 +68,7 @@ pub enum ClientAuth {
 }
 
 /// `[upstreams.NAME.tls]`: how `https://` targets are reached.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTls {
     /// Trust these CAs (PEM) as well as the system's.

@@ -1,12 +1,12 @@
 //! `[upstreams.NAME]`: targets, balancing, timeouts, retries and health,
 //! and their checks.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::UpstreamTls;
 
 /// `[upstreams.NAME]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Base URLs of the targets, e.g. `http://127.0.0.1:5001`.
@@ -54,7 +54,7 @@ fn default_tunnel_idle_ms() -> u64 {
 }
 
 /// `balance`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BalanceConfig {
     /// Each target in turn.
@@ -67,8 +67,8 @@ pub enum BalanceConfig {
 }
 
 /// `hash_on`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum HashOn {
     /// The client's IP address.
     #[default]
@@ -92,8 +92,17 @@ impl TryFrom<String> for HashOn {
     }
 }
 
+impl From<HashOn> for String {
+    fn from(value: HashOn) -> String {
+        match value {
+            HashOn::ClientIp => "client_ip".to_string(),
+            HashOn::Header(name) => format!("header:{name}"),
+        }
+    }
+}
+
 /// `protocol`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// HTTP/1.1.
@@ -104,7 +113,7 @@ pub enum Protocol {
 }
 
 /// `[upstreams.NAME.health]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// Path probed with GET; 2xx and 3xx are healthy.
@@ -124,7 +133,7 @@ pub struct HealthConfig {
 }
 
 /// `[upstreams.NAME.passive]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PassiveConfig {
     /// Connection failures in a row that eject a target; 0 disables.

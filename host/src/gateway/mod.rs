@@ -55,6 +55,8 @@ pub struct Gateway {
     current: ArcSwap<Pipeline>,
     /// Open connections and tunnels, for a graceful shutdown.
     drain: crate::server::Drain,
+    /// The connection cap every listener shares; follows reloads.
+    slots: Arc<crate::server::Slots>,
 }
 
 /// How a request ended, for the access log and the metrics.
@@ -110,6 +112,7 @@ impl Gateway {
         Ok(Gateway {
             runtime,
             stores,
+            slots: crate::server::Slots::new(pipeline.server().max_connections),
             current: ArcSwap::from_pointee(pipeline),
             drain: crate::server::Drain::default(),
         })
@@ -119,7 +122,9 @@ impl Gateway {
     /// swap it in. Requests in flight finish on the pipeline they started on.
     pub async fn reload(&self, config: &Config) -> Result<(), LoadError> {
         let pipeline = Pipeline::load(&self.runtime, config, &self.stores).await?;
+        let max_connections = pipeline.server().max_connections;
         self.current.store(Arc::new(pipeline));
+        self.slots.set_cap(max_connections);
         Ok(())
     }
 
@@ -131,6 +136,11 @@ impl Gateway {
     /// Open connections and WebSocket tunnels.
     pub fn drain(&self) -> &crate::server::Drain {
         &self.drain
+    }
+
+    /// The connection cap of every listener serving this gateway.
+    pub fn slots(&self) -> &Arc<crate::server::Slots> {
+        &self.slots
     }
 
     /// The stores shared by every pipeline.

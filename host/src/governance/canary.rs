@@ -10,7 +10,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::health::Health;
 use crate::exchange::RequestState;
@@ -19,7 +19,7 @@ use crate::exchange::RequestState;
 pub const SUFFIX: &str = ".canary";
 
 /// `[plugins.NAME.canary]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CanaryConfig {
     /// Share of requests (0–1) the canary gets.

@@ -3,13 +3,13 @@
 //! (as before grants existed, so existing gateways keep working), every
 //! route and host, and `on_failure = "reject"`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::canary::CanaryConfig;
 use super::health::QuarantineConfig;
 
 /// `[plugins.NAME]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginPolicy {
     /// What the plugin may use, e.g. `["log", "kv", "outbound:users,billing"]`;
@@ -43,7 +43,7 @@ pub struct PluginPolicy {
 }
 
 /// `on_failure`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
     /// The request gets a 500 naming the plugin (fail closed).
@@ -55,7 +55,7 @@ pub enum OnFailure {
 }
 
 /// `role`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginRole {
     /// Decides who may pass: failing open would let everyone through.

@@ -10,9 +10,13 @@
 //! The deadline covers the hook itself (and creating an instance for it when
 //! none is warm); waiting for a free instance is bounded separately, by the
 //! same duration, and ends in "busy" (503). Within the hook, wasm's running
-//! time is bounded by the epoch callback and each host call's wait by
-//! `host::within`, so the fast path arms no timer at all: a hook that makes
-//! no waiting host call costs a pop, a call and a push.
+//! time is bounded by the epoch callback, and every wait the hook starts —
+//! Weir's own capabilities, and WASI's too (a clock subscription under
+//! `poll`, which is what `sleep` is in every language) — by [`bounded`]: a
+//! timer armed only once the call first waits, so the fast path still arms
+//! no timer at all: a hook that makes no waiting host call costs a pop, a
+//! call and a push. A call cut at its deadline is dropped where it waits
+//! and its instance with it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,7 +133,8 @@ impl InstancePool {
         let table = &mut warm.store.data_mut().table;
         let req_res = table.push(req).map_err(|e| (table_failure(e), None))?;
         let borrowed = Resource::new_borrow(req_res.rep());
-        let outcome = warm.plugin.on_request(&mut warm.store, borrowed).await;
+        let deadline = warm.store.data().deadline;
+        let outcome = bounded(deadline, warm.plugin.on_request(&mut warm.store, borrowed)).await;
         let req = warm.store.data_mut().table.delete(req_res).ok();
         let action = match self.settle(&warm.store, outcome) {
             Ok(action) => action,
@@ -167,10 +172,12 @@ impl InstancePool {
             Resource::new_borrow(req_res.rep()),
             Resource::new_borrow(resp_res.rep()),
         );
-        let outcome = warm
-            .plugin
-            .on_response(&mut warm.store, req_b, resp_b)
-            .await;
+        let deadline = warm.store.data().deadline;
+        let outcome = bounded(
+            deadline,
+            warm.plugin.on_response(&mut warm.store, req_b, resp_b),
+        )
+        .await;
         let table = &mut warm.store.data_mut().table;
         let states = match (table.delete(req_res), table.delete(resp_res)) {
             (Ok(req), Ok(resp)) => Some((req, resp)),
@@ -369,6 +376,35 @@ fn lock(list: &Mutex<Vec<Warm>>) -> std::sync::MutexGuard<'_, Vec<Warm>> {
 fn arm(store: &mut Store<HostState>, deadline: Instant) {
     store.data_mut().begin_call(deadline);
     store.set_epoch_deadline(1);
+}
+
+/// Run a hook call, but end it at `deadline` wherever it waits: in one of
+/// Weir's capabilities, or in WASI (`poll` on a clock, a stream read), which
+/// the epoch callback cannot interrupt because no wasm runs meanwhile. The
+/// timer is armed only when the call first waits (returns `Pending`), so a
+/// hook that never waits, the common case, arms none.
+///
+/// A call cut here is dropped while suspended: wasmtime unwinds its fiber
+/// with an error, the store survives for the host to take its resources
+/// back, and the caller sees [`DeadlineReached`] and discards the instance,
+/// as it does after every failure.
+async fn bounded<T>(
+    deadline: Instant,
+    call: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    let mut call = std::pin::pin!(call);
+    let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(outcome) = call.as_mut().poll(cx) {
+            return std::task::Poll::Ready(outcome);
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer
+            .as_mut()
+            .poll(cx)
+            .map(|()| Err(wasmtime::Error::new(DeadlineReached)))
+    })
+    .await
 }
 
 /// A resource-table error as the plugin's failure.

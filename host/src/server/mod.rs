@@ -4,20 +4,29 @@
 //! HTTPS — until told to shut down; then stop accepting and let open
 //! connections and WebSocket tunnels finish, up to a drain timeout
 //! (`drain.rs`). At most `max_connections` are open at once (further ones
-//! wait in the kernel's backlog), and a client has `header_read_timeout`
-//! to send each request head (and to finish a TLS handshake), so
-//! slowloris-style clients hold little. `weir run` serves from one thread
-//! per core (`workers.rs`).
+//! wait in the kernel's backlog: `slots.rs`), and a client has
+//! `header_read_timeout` to send each request head (and to finish a TLS
+//! handshake), so slowloris-style clients hold little. `weir run` serves
+//! from one thread per core (`workers.rs`).
+//!
+//! These settings are the gateway's current pipeline's, read for each new
+//! connection: a reload that changes them applies to every connection
+//! accepted after it (open ones keep the settings they were accepted
+//! with), and the drain timeout is the one current at shutdown.
 
+pub mod accept;
 pub mod drain;
+pub mod slots;
 pub mod tls;
 pub mod workers;
 
 pub use drain::Drain;
+pub use slots::Slots;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -27,8 +36,9 @@ use tokio::net::TcpListener;
 
 use crate::gateway::{Gateway, Peer};
 
-/// Server settings.
-#[derive(Debug, Clone)]
+/// What the listeners take from `weir.toml`: `[limits]` and
+/// `drain_timeout_ms`. A pipeline carries the settings it was built with.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     /// Largest request head hyper buffers (HTTP/1); larger → 431.
     pub max_header_bytes: usize,
@@ -40,37 +50,19 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Time allowed for a request head to arrive.
     pub header_read_timeout: Duration,
-    /// Connection slots shared by several `serve` loops (the workers);
-    /// `None` gives each loop `max_connections` of its own.
-    pub shared_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl ServerSettings {
     /// The settings `config` gives.
     pub fn from_config(config: &crate::config::Config) -> Self {
-        ServerSettings::from_limits(
-            &config.limits,
-            Duration::from_millis(config.drain_timeout_ms),
-        )
-    }
-
-    /// The settings these limits give, with this drain timeout.
-    pub fn from_limits(limits: &crate::config::Limits, drain_timeout: Duration) -> Self {
+        let limits = &config.limits;
         ServerSettings {
             max_header_bytes: limits.max_header_bytes,
             max_header_count: limits.max_header_count,
-            drain_timeout,
+            drain_timeout: Duration::from_millis(config.drain_timeout_ms),
             max_connections: limits.max_connections,
             header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
-            shared_slots: None,
         }
-    }
-
-    /// These settings with one pool of `max_connections` slots for every
-    /// loop that uses them.
-    pub fn with_shared_slots(mut self) -> Self {
-        self.shared_slots = Some(Arc::new(tokio::sync::Semaphore::new(self.max_connections)));
-        self
     }
 }
 
@@ -89,10 +81,9 @@ pub enum Mode {
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
-    settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_mode(listener, Mode::Plain, gateway, settings, shutdown).await;
+    serve_mode(listener, Mode::Plain, gateway, shutdown).await;
 }
 
 /// Serve `gateway` on `listener` in `mode` until `shutdown` resolves; then
@@ -102,46 +93,26 @@ pub async fn serve_mode(
     listener: TcpListener,
     mode: Mode,
     gateway: Arc<Gateway>,
-    settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = Arc::new(http_builder(&settings));
     let drain = gateway.drain().clone();
-    let slots = settings
-        .shared_slots
-        .clone()
-        .unwrap_or_else(|| Arc::new(tokio::sync::Semaphore::new(settings.max_connections)));
+    let slots = gateway.slots().clone();
+    let mut acceptor = accept::Acceptor::new(listener, "proxy");
+    let mut builder = Builders::default();
     tokio::pin!(shutdown);
     loop {
         // Take a slot before accepting: at the cap, new connections wait in
         // the backlog rather than cost memory here.
         let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
+            slot = slots.acquire() => slot,
             () = &mut shutdown => break,
         };
         let (stream, client) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a moment
-                    // rather than spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = acceptor.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let (gateway, builder, mode, drain) = (
-            gateway.clone(),
-            builder.clone(),
-            mode.clone(),
-            drain.clone(),
-        );
+        let (settings, builder) = builder.current(&gateway);
+        let (gateway, mode, drain) = (gateway.clone(), mode.clone(), drain.clone());
         let handshake_timeout = settings.header_read_timeout;
         tokio::spawn(async move {
             let _counted = drain.track();
@@ -152,7 +123,7 @@ pub async fn serve_mode(
                         addr: client,
                         tls: None,
                     };
-                    serve_io(stream, peer, gateway, &builder, &drain).await;
+                    serve_io(stream, peer, gateway, (&settings, &builder), &drain).await;
                 }
                 Mode::Tls(state) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(state.server_config());
@@ -174,23 +145,53 @@ pub async fn serve_mode(
                         addr: client,
                         tls: Some(Arc::new(facts)),
                     };
-                    serve_io(stream, peer, gateway, &builder, &drain).await;
+                    serve_io(stream, peer, gateway, (&settings, &builder), &drain).await;
                 }
-                Mode::RedirectToHttps(port) => serve_redirect(stream, port, &builder).await,
+                Mode::RedirectToHttps(port) => {
+                    serve_redirect(stream, port, (&settings, &builder)).await
+                }
             }
         });
     }
-    drop(listener);
+    drop(acceptor);
     tracing::debug!("no new connections; draining in-flight requests");
     drain.start();
-    if tokio::time::timeout(settings.drain_timeout, drain.wait())
+    // The drain timeout current now, after any reloads.
+    let drain_timeout = gateway.pipeline().server().drain_timeout;
+    if tokio::time::timeout(drain_timeout, drain.wait())
         .await
         .is_err()
     {
         tracing::warn!(
             "drain timeout of {} ms reached; closing the remaining connections",
-            settings.drain_timeout.as_millis()
+            drain_timeout.as_millis()
         );
+    }
+}
+
+/// hyper's connection builder for the current settings, built again only
+/// when a reload changed them.
+#[derive(Default)]
+struct Builders {
+    built: Option<(Arc<ServerSettings>, Arc<auto::Builder<TokioExecutor>>)>,
+}
+
+impl Builders {
+    fn current(
+        &mut self,
+        gateway: &Gateway,
+    ) -> (Arc<ServerSettings>, Arc<auto::Builder<TokioExecutor>>) {
+        let settings = gateway.pipeline().server().clone();
+        match &self.built {
+            Some((built_for, builder)) if **built_for == *settings => {
+                (built_for.clone(), builder.clone())
+            }
+            _ => {
+                let builder = Arc::new(http_builder(&settings));
+                self.built = Some((settings.clone(), builder.clone()));
+                (settings, builder)
+            }
+        }
     }
 }
 
@@ -211,19 +212,40 @@ fn http_builder(settings: &ServerSettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// Serve one connection that is already open, any byte stream (a socket,
+/// an in-memory pipe), with the settings of `gateway`'s current pipeline,
+/// as the plain listener would. No listener, no connection cap: for tests
+/// and fuzzing that drive the HTTP layer without sockets.
+pub async fn serve_stream<I>(io: I, client: std::net::SocketAddr, gateway: Arc<Gateway>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = gateway.pipeline().server().clone();
+    let builder = http_builder(&settings);
+    let drain = gateway.drain().clone();
+    let peer = Peer {
+        addr: client,
+        tls: None,
+    };
+    serve_io(io, peer, gateway, (&settings, &builder), &drain).await;
+}
+
 /// Serve HTTP on one connection (plain or TLS), with upgrades (WebSocket),
 /// closing gracefully when the drain starts.
 async fn serve_io<I>(
     io: I,
     peer: Peer,
     gateway: Arc<Gateway>,
-    builder: &auto::Builder<TokioExecutor>,
+    (settings, builder): (&ServerSettings, &auto::Builder<TokioExecutor>),
     drain: &Drain,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let client = peer.addr;
+    let first = FirstRequest::new(settings.header_read_timeout);
+    let asked = first.asked.clone();
     let service = service_fn(move |request| {
+        asked.store(true, Ordering::Relaxed);
         let (gateway, peer) = (gateway.clone(), peer.clone());
         async move { Ok::<_, Infallible>(gateway.handle_from(request, peer).await) }
     });
@@ -235,9 +257,43 @@ async fn serve_io<I>(
             connection.as_mut().graceful_shutdown();
             connection.await
         }
+        () = first.missed() => {
+            tracing::debug!(%client, "no request within the header timeout; closed");
+            return;
+        }
     };
     if let Err(e) = outcome {
         tracing::debug!(%client, "connection ended with an error: {e}");
+    }
+}
+
+/// Whether a connection has started a request in time. hyper times each
+/// HTTP/1 request head once it reads one, but the version detection in
+/// front of it (HTTP/1 or HTTP/2?) waits for the first bytes without a
+/// limit, and HTTP/2 has no head timer at all: a client that connects and
+/// sends nothing, or only part of the HTTP/2 preface, would hold its
+/// connection slot for ever. The connection is closed when no request has
+/// started within the header timeout.
+struct FirstRequest {
+    asked: Arc<AtomicBool>,
+    deadline: tokio::time::Instant,
+}
+
+impl FirstRequest {
+    fn new(timeout: Duration) -> Self {
+        FirstRequest {
+            asked: Arc::new(AtomicBool::new(false)),
+            deadline: tokio::time::Instant::now() + timeout,
+        }
+    }
+
+    /// Resolves at the deadline if no request has started by then; never
+    /// otherwise.
+    async fn missed(&self) {
+        tokio::time::sleep_until(self.deadline).await;
+        if self.asked.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -246,16 +302,18 @@ async fn serve_io<I>(
 async fn serve_redirect(
     stream: tokio::net::TcpStream,
     port: u16,
-    builder: &auto::Builder<TokioExecutor>,
+    (settings, builder): (&ServerSettings, &auto::Builder<TokioExecutor>),
 ) {
-    let service = service_fn(
-        move |request: http::Request<hyper::body::Incoming>| async move {
-            Ok::<_, Infallible>(redirect_response(&request, port))
-        },
-    );
-    let _ = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    let first = FirstRequest::new(settings.header_read_timeout);
+    let asked = first.asked.clone();
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        asked.store(true, Ordering::Relaxed);
+        async move { Ok::<_, Infallible>(redirect_response(&request, port)) }
+    });
+    tokio::select! {
+        _ = builder.serve_connection(TokioIo::new(stream), service) => {}
+        () = first.missed() => {}
+    }
 }
 
 fn redirect_response<B>(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{Mode, ServerSettings, serve_mode};
+use super::{Mode, serve_mode};
 use crate::gateway::Gateway;
 
 /// `n` listening sockets on `addr` sharing it with `SO_REUSEPORT`. With
@@ -53,17 +53,14 @@ impl Workers {
     pub fn start(
         per_worker: Vec<WorkerListeners>,
         gateway: Arc<Gateway>,
-        settings: ServerSettings,
     ) -> std::io::Result<Workers> {
         let (stop, stopped) = watch::channel(false);
-        // One connection cap for all workers together.
-        let settings = settings.with_shared_slots();
         let mut threads = Vec::with_capacity(per_worker.len());
         for (index, listeners) in per_worker.into_iter().enumerate() {
-            let (gateway, settings, stopped) = (gateway.clone(), settings.clone(), stopped.clone());
+            let (gateway, stopped) = (gateway.clone(), stopped.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("weir-worker-{index}"))
-                .spawn(move || run_worker(index, listeners, gateway, settings, stopped))?;
+                .spawn(move || run_worker(index, listeners, gateway, stopped))?;
             threads.push(thread);
         }
         Ok(Workers { threads, stop })
@@ -96,7 +93,6 @@ fn run_worker(
     index: usize,
     listeners: WorkerListeners,
     gateway: Arc<Gateway>,
-    settings: ServerSettings,
     stopped: watch::Receiver<bool>,
 ) {
     crate::affinity::set_worker(index);
@@ -128,13 +124,7 @@ fn run_worker(
                     }
                 }
             };
-            loops.push(serve_mode(
-                listener,
-                mode,
-                gateway.clone(),
-                settings.clone(),
-                shutdown,
-            ));
+            loops.push(serve_mode(listener, mode, gateway.clone(), shutdown));
         }
         futures::future::join_all(loops).await;
     });

@@ -142,7 +142,7 @@ pub trait RateStore: Send + Sync + 'static {
 }
 
 /// What to do when a shared store cannot be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FailPolicy {
     /// Allow the request (availability first).

@@ -15,6 +15,8 @@
 
 mod apikey;
 mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod jwk;
 mod jwt;
 mod keyset;

@@ -16,6 +16,8 @@ mod conditional;
 mod config;
 mod directives;
 mod entry;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod headers;
 mod key;
 mod lookup;

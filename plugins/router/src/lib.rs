@@ -14,6 +14,8 @@
 //! methods → 405 with `Allow`.
 
 mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod table;
 mod template;
 

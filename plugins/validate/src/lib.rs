@@ -16,6 +16,8 @@
 //! crate (see `docs/validate.md` for why, and what it costs).
 
 mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod openapi;
 mod operation;
 mod params;

@@ -13,7 +13,8 @@ pub const MAX_ERRORS: usize = 100;
 /// How a schema is compiled.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
-    /// `None`: from the schema's `$schema`, else 2020-12.
+    /// The draft of a schema that declares none (no `$schema`); `None`:
+    /// 2020-12. A schema's own `$schema` always wins.
     pub draft: Option<Draft>,
     /// Assert `format` (email, date-time, uuid, ...) rather than only
     /// annotate, as 2020-12 does by default.
@@ -44,7 +45,12 @@ pub fn compile(
     let mut options = jsonschema::options()
         .offline()
         .should_validate_formats(dialect.formats);
-    if let Some(draft) = dialect.draft {
+    // The compiler prefers a draft it is given to the schema's `$schema`,
+    // so it is given one only for a schema that declares none.
+    let declares = schema
+        .as_object()
+        .is_some_and(|s| s.get("$schema").is_some_and(Value::is_string));
+    if let Some(draft) = dialect.draft.filter(|_| !declares) {
         options = options.with_draft(draft);
     }
     if let Some(registry) = registry {
@@ -165,8 +171,13 @@ mod tests {
     use serde_json::json;
 
     fn errors(schema: Value, instance: Value) -> Vec<(String, String)> {
+        errors_in(None, schema, instance)
+    }
+
+    /// The errors with the config's `draft` set to `draft`.
+    fn errors_in(draft: Option<&str>, schema: Value, instance: Value) -> Vec<(String, String)> {
         let dialect = Dialect {
-            draft: None,
+            draft: draft.map(|name| draft_named(name).unwrap()),
             formats: true,
         };
         let validator = compile(&schema, dialect, None).unwrap();
@@ -215,6 +226,30 @@ mod tests {
     }
 
     #[test]
+    fn a_schemas_own_dollar_schema_wins_over_the_configs_draft() {
+        // 2020-12 keywords under a config that says draft 7.
+        let modern = "https://json-schema.org/draft/2020-12/schema";
+        let tuple = json!({"$schema": modern, "prefixItems": [{"type": "integer"}]});
+        assert_eq!(errors_in(Some("7"), tuple, json!(["x"])).len(), 1);
+        let dependent = json!({"$schema": modern, "dependentRequired": {"a": ["b"]}});
+        assert_eq!(errors_in(Some("7"), dependent, json!({"a": 1})).len(), 1);
+        // A draft-07 schema's array-form `items` under a config that says
+        // 2020-12 (where `items` must be a schema) loads and applies.
+        let old = "http://json-schema.org/draft-07/schema#";
+        let items = json!({"$schema": old, "items": [{"type": "integer"}, {"type": "string"}]});
+        assert_eq!(
+            errors_in(Some("2020-12"), items.clone(), json!([1, "a"])).len(),
+            0
+        );
+        assert_eq!(errors_in(Some("2020-12"), items, json!(["a", 1])).len(), 2);
+        // Without `$schema`, the config's draft decides.
+        let bare = json!({"items": [{"type": "integer"}]});
+        assert_eq!(errors_in(Some("7"), bare.clone(), json!(["x"])).len(), 1);
+        let bare_tuple = json!({"prefixItems": [{"type": "integer"}]});
+        assert_eq!(errors_in(Some("7"), bare_tuple, json!(["x"])).len(), 0);
+    }
+
+    #[test]
     fn formats_are_asserted_and_values_never_echoed() {
         let schema = json!({"type": "string", "format": "email"});
         let validator = compile(
@@ -230,6 +265,51 @@ mod tests {
         check(&validator, &json!("secret-not-an-email"), "/body", &mut out);
         assert_eq!(out.len(), 1);
         assert!(!out[0].detail.contains("secret"), "{}", out[0].detail);
+    }
+
+    #[test]
+    fn internationalised_names_and_addresses_are_asserted() {
+        // Cases of the JSON Schema Test Suite (draft 2020-12,
+        // optional/format/idn-hostname.json, idn-email.json): the IDNA
+        // rules of RFC 5890 to 5893, contextual rules included.
+        let hostname = || json!({"type": "string", "format": "idn-hostname"});
+        for valid in [
+            "실례.테스트",
+            "xn--ihqwcrb4cv8a8dqg056pqjye",
+            "l\u{b7}l",
+            "\u{3b1}\u{375}\u{3b2}",
+            "\u{5d0}\u{5f3}\u{5d1}",
+            "\u{30fb}\u{3041}",
+        ] {
+            assert!(
+                errors(hostname(), json!(valid)).is_empty(),
+                "{valid:?} refused"
+            );
+        }
+        for invalid in [
+            "\u{302e}실례.테스트",
+            "실\u{302e}례.테스트",
+            "-> $1.00 <--",
+            "xn--X",
+            "XN--aa---o47jg78q",
+            "-hello",
+            "hello-",
+            "a\u{b7}l",
+            "A\u{5f3}\u{5d1}",
+            "def\u{30fb}abc",
+            "\u{660}\u{6f0}",
+        ] {
+            assert_eq!(
+                errors(hostname(), json!(invalid)).len(),
+                1,
+                "{invalid:?} passed"
+            );
+        }
+        let email = || json!({"type": "string", "format": "idn-email"});
+        assert!(errors(email(), json!("실례@실례.테스트")).is_empty());
+        assert!(errors(email(), json!("joe.bloggs@example.com")).is_empty());
+        assert_eq!(errors(email(), json!("2962")).len(), 1);
+        assert_eq!(errors(email(), json!("실례@\u{302e}실례.테스트")).len(), 1);
     }
 
     #[test]

@@ -4,10 +4,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use weir::config::{Config, Limits, RuntimeSettings};
-use weir::server::{ServerSettings, serve};
+use weir::server::serve;
 use weir::{Gateway, Runtime, Stores};
 
 /// A built wasm artifact of this workspace, e.g. `hello_header`.
@@ -134,6 +133,12 @@ impl Setup {
         self
     }
 
+    /// A top-level line (before any table), e.g. `drain_timeout_ms = 100`.
+    pub fn top(mut self, line: &str) -> Setup {
+        self.top.push(line.to_string());
+        self
+    }
+
     pub fn limit(mut self, line: &str) -> Setup {
         self.limits.push(line.to_string());
         self
@@ -248,7 +253,6 @@ impl Setup {
         let tls_config = config.tls.clone().expect("a [tls] section");
         let tls = weir::server::tls::TlsState::load(&config, &tls_config).unwrap();
         let gateway = Arc::new(self.gateway().await);
-        let settings = ServerSettings::from_limits(&config.limits, Duration::from_secs(5));
         let secure = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls_addr = secure.local_addr().unwrap();
         let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -259,22 +263,15 @@ impl Setup {
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_tls, stopped_tls) = tokio::sync::watch::channel(false);
-        tokio::spawn(serve_mode(
-            plain,
-            plain_mode,
-            gateway.clone(),
-            settings.clone(),
-            async move {
-                let _ = stopped.await;
-                let _ = stop_tls.send(true);
-            },
-        ));
+        tokio::spawn(serve_mode(plain, plain_mode, gateway.clone(), async move {
+            let _ = stopped.await;
+            let _ = stop_tls.send(true);
+        }));
         let mut stopped_tls = stopped_tls;
         tokio::spawn(serve_mode(
             secure,
             Mode::Tls(tls.clone()),
             gateway.clone(),
-            settings,
             async move {
                 let _ = stopped_tls.changed().await;
             },
@@ -290,9 +287,7 @@ impl Setup {
 
     /// Load and serve on `127.0.0.1:0`.
     pub async fn serve(&self) -> Running {
-        let config = self.config();
-        let settings = ServerSettings::from_limits(&config.limits, Duration::from_secs(5));
-        Running::start_with(Arc::new(self.gateway().await), settings).await
+        Running::start(Arc::new(self.gateway().await)).await
     }
 }
 
@@ -308,16 +303,10 @@ pub struct Running {
 
 impl Running {
     pub async fn start(gateway: Arc<Gateway>) -> Running {
-        let settings =
-            ServerSettings::from_limits(&weir::config::Limits::default(), Duration::from_secs(5));
-        Running::start_with(gateway, settings).await
-    }
-
-    pub async fn start_with(gateway: Arc<Gateway>, settings: ServerSettings) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(listener, gateway.clone(), settings, async move {
+        tokio::spawn(serve(listener, gateway.clone(), async move {
             let _ = stopped.await;
         }));
         Running {

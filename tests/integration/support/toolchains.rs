@@ -120,3 +120,39 @@ pub fn c_method_guard() -> &'static Path {
         out
     })
 }
+
+/// `tests/fixtures/python-sleeper`: `time.sleep` in `on-request`.
+pub fn python_sleeper() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = built("python_sleeper.wasm");
+        let dir = workspace().join("tests/fixtures/python-sleeper");
+        build_python(&dir, &workspace().join("wit"), &out);
+        out
+    })
+}
+
+/// `tests/fixtures/c-sleeper`: `nanosleep` and `poll_oneoff` through
+/// wasi-libc, wrapped with the WASI preview 1 adapter of the wasmtime
+/// release Weir runs on.
+pub fn c_sleeper() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = built("c_sleeper.wasm");
+        let adapter = built("wasi_snapshot_preview1.reactor.wasm");
+        std::fs::write(
+            &adapter,
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )
+        .expect("write the preview 1 adapter");
+        run(
+            Command::new("bash")
+                .current_dir(workspace().join("tests/fixtures/c-sleeper"))
+                .arg("build.sh")
+                .arg(&out)
+                .arg(&adapter),
+            "tests/fixtures/c-sleeper/build.sh",
+        );
+        out
+    })
+}
