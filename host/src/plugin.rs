@@ -333,13 +333,23 @@ impl LoadedPlugin {
         (req, spans)
     }
 
-    /// Attribute a failure to this plugin (and count it).
+    /// Attribute a failure to this plugin, count it, and log it. The line
+    /// (a trap's comes with its wasm backtrace) comes out of the plugin's
+    /// own log budget (`budgets.log_lines_per_second`): a plugin failing
+    /// on every request would otherwise write the gateway's log at the
+    /// request rate. Past the budget, lines are dropped and counted like
+    /// the plugin's own; the failure is always counted and answered.
     pub fn failed(&self, failure: PluginFailure) -> GatewayError {
         self.pool.metrics().failed(failure.cause());
-        GatewayError::Plugin {
+        let error = GatewayError::Plugin {
             plugin: self.info.name.clone(),
             failure,
+        };
+        let message = error.to_string();
+        if self.pool.budget().admit_log(message.len()) {
+            tracing::warn!("{message}");
         }
+        error
     }
 }
 

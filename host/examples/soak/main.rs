@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
     let pid = child.id().unwrap_or_default();
     println!(
         "# soak: {minutes} min at {rate} req/s over {CONNECTIONS} connections, {STREAMS} WebSocket \
-         and {STREAMS} gRPC streams, a reload every {} s, Redis killed and restarted at {:.0} min",
+         and {STREAMS} gRPC streams, a reload every {} s, Redis killed and restarted at {:.1} min",
         EVERY.as_secs(),
         minutes / 2.0
     );
@@ -93,7 +93,10 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(EVERY).await;
         match http.request(reload_request(admin)).await {
             Ok(response) if response.status() == 200 => reloads += 1,
-            _ => reloads_failed += 1,
+            other => {
+                reloads_failed += 1;
+                println!("# reload failed: {:?}", other.map(|r| r.status()));
+            }
         }
         if !restarted && started.elapsed() >= total / 2 {
             redis.down();
@@ -165,6 +168,19 @@ async fn main() -> anyhow::Result<()> {
         "most RSS\t{most_rss} MiB; most descriptors {most_fds}; worst window p99 {:.2} ms",
         f64::from(worst_p99) / 1000.0
     );
+    let log = std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    println!(
+        "gateway log\t{} lines, {} at ERROR",
+        log.lines().count(),
+        errors.len()
+    );
+    for line in errors.iter().take(5) {
+        println!("error\t{line}");
+    }
+    for (count, kind) in commonest(&log, 5) {
+        println!("log line\t{count} × {kind}");
+    }
     for failure in stats.failures.lock().unwrap().iter() {
         println!("failure\t{failure}");
     }
@@ -308,14 +324,39 @@ type AdminClient = hyper_util::client::legacy::Client<
     http_body_util::Empty<bytes::Bytes>,
 >;
 
+/// A new connection for every reload: a kept-alive one would be closed by
+/// the admin listener after its header timeout (10 s, the reload interval),
+/// and a request sent as it closes would fail on the client's side.
 fn admin_client() -> AdminClient {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http()
 }
 
 fn reload_request(admin: SocketAddr) -> http::Request<http_body_util::Empty<bytes::Bytes>> {
     http::Request::post(format!("http://{admin}/admin/reload"))
         .body(http_body_util::Empty::new())
         .unwrap()
+}
+
+/// The `n` commonest kinds of log line (level, target and the message's
+/// first words), with their counts.
+fn commonest(log: &str, n: usize) -> Vec<(usize, String)> {
+    let mut kinds = std::collections::HashMap::<String, usize>::new();
+    for line in log.lines() {
+        // Drop the timestamp; keep what says which line this is.
+        let kind: String = line
+            .split_whitespace()
+            .skip(1)
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(" ");
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let mut kinds: Vec<(usize, String)> = kinds.into_iter().map(|(k, c)| (c, k)).collect();
+    kinds.sort_unstable_by(|a, b| b.cmp(a));
+    kinds.truncate(n);
+    kinds
 }
 
 fn rss_mib(pid: u32) -> u64 {

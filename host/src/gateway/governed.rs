@@ -155,13 +155,15 @@ fn canary_failed(
             ..
         }
     ) {
-        tracing::warn!("{error}; the request is served by the stable version");
+        // The failure itself was logged (within the plugin's log budget).
+        tracing::debug!("{error}; the request is served by the stable version");
         canary.judge(stable);
     }
 }
 
-/// Log a failure that the plugin's `on_failure = "skip"` passes over (it
-/// was counted when it happened).
+/// Note a failure that the plugin's `on_failure = "skip"` passes over (it
+/// was counted and logged, within the plugin's log budget, when it
+/// happened).
 fn skipped(error: &GatewayError) {
-    tracing::warn!("{error}; on_failure = \"skip\": the request goes on");
+    tracing::debug!("{error}; on_failure = \"skip\": the request goes on");
 }

@@ -324,13 +324,11 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 fn log_failure(error: &GatewayError) {
     match error {
-        // A quarantine was logged when it began: not once per request.
-        GatewayError::Downstream(_)
-        | GatewayError::NoUpstream
-        | GatewayError::Plugin {
-            failure: PluginFailure::Quarantined,
-            ..
-        } => tracing::debug!("{error}"),
+        // A plugin's failure was logged, within its log budget, when it
+        // happened (`LoadedPlugin::failed`); a quarantine when it began.
+        GatewayError::Downstream(_) | GatewayError::NoUpstream | GatewayError::Plugin { .. } => {
+            tracing::debug!("{error}")
+        }
         GatewayError::Internal(_) => tracing::error!("{error}"),
         _ => tracing::warn!("{error}"),
     }

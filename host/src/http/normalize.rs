@@ -153,6 +153,12 @@ fn already_normal(path: &str) -> bool {
 /// [`normalize_path`], the query as it is. The result is a valid request
 /// target; anything else is refused.
 pub fn normalize_path_and_query(pq: &str) -> Result<http::uri::PathAndQuery, PathError> {
+    // A request target has no fragment (RFC 9112 §3.2); the parser below
+    // would drop one silently, after the dot segments were removed, so
+    // `/a/.#x` would reach the upstream as `/a/.`.
+    if pq.contains('#') {
+        return Err(PathError::InvalidCharacter);
+    }
     let (path, query) = match pq.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (pq, None),
@@ -193,6 +199,23 @@ pub fn normalize_uri(uri: &http::Uri) -> Result<Option<http::uri::PathAndQuery>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fragment_in_a_plugin_set_path_is_refused() {
+        // Found by fuzzing (fuzz/fuzz_targets/path_normalization.rs): the
+        // fragment was dropped after normalisation, leaving a dot segment.
+        for target in ["//.,/.#.", "/a/.#x", "/a#/../b", "/a?q=1#f"] {
+            assert_eq!(
+                normalize_path_and_query(target),
+                Err(PathError::InvalidCharacter),
+                "{target}"
+            );
+        }
+        assert_eq!(
+            normalize_path_and_query("/a/./b?x=/../").unwrap(),
+            "/a/b?x=/../"
+        );
+    }
 
     fn n(path: &str) -> Result<String, PathError> {
         normalize_path(path)

@@ -104,7 +104,7 @@ pub fn http_date_s(text: &str) -> Option<u64> {
 }
 
 /// An HTTP-date for `seconds` since the epoch.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn format_http_date(seconds: u64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(seconds))
 }

@@ -322,3 +322,33 @@ async fn kv_quotas_hold_with_the_redis_backend_too() {
     assert_eq!(report(line, "ok"), 0, "{line}");
     assert_eq!(report(line, "quota"), 40, "{line}");
 }
+
+#[tokio::test]
+async fn a_plugin_trapping_on_every_request_is_logged_within_its_log_budget() {
+    // Found in the soak benchmark: each trap wrote a multi-line warning
+    // (the message and its wasm backtrace) outside any budget, so a plugin
+    // trapping on every request wrote the gateway's log at the request rate.
+    let backend = Backend::start().await;
+    let setup = hostile(&backend, "on_request", json!([{"op": "trap"}]))
+        .budget("log_lines_per_second = 10")
+        .log(&["access_log = false"]);
+    let (mut process, output) = Process::start_capturing(&setup.write()).await;
+    let started = Instant::now();
+    for _ in 0..300 {
+        let reply = get(&process.url("/bad")).await;
+        assert_eq!(reply.status, 500, "{}", reply.text());
+        assert_eq!(reply.json()["cause"], "trap");
+    }
+    let windows = started.elapsed().as_secs() as usize + 2;
+    process.terminate().await;
+    output.ended().await;
+    let logged = output
+        .text()
+        .lines()
+        .filter(|l| l.contains("plugin `20-hostile` trapped"))
+        .count();
+    assert!(
+        (1..=10 * windows).contains(&logged),
+        "{logged} failure lines for 300 traps in at most {windows} one-second windows"
+    );
+}
