@@ -12,6 +12,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
+/// Flags and wrappers meant for the outer (native) build, which must not
+/// leak into the wasm builds: clippy's driver, host rustflags, the outer
+/// target dir.
+const OUTER_BUILD_VARS: [&str; 10] = [
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTC_WRAPPER",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "CLIPPY_ARGS",
+    "CLIPPY_CONF_DIR",
+    "CARGO_PRIMARY_PACKAGE",
+];
 const PROFILE: &str = "plugin";
 /// Folders whose sub-folders with a `Cargo.toml` are wasm crates.
 const WASM_CRATE_DIRS: &[&str] = &["plugins", "examples", "tests/fixtures"];
@@ -50,7 +65,7 @@ fn main() {
     let wasm_target_dir = target_root.join("wasm");
     let out_dir = wasm_target_dir.join(TARGET).join(PROFILE);
 
-    check_target_installed();
+    check_installed(TARGET);
 
     let packages = wasm_packages(&workspace);
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -67,20 +82,7 @@ fn main() {
     for package in &packages {
         cmd.arg("-p").arg(package);
     }
-    // Flags and wrappers meant for the outer (native) build must not leak into
-    // the wasm build: clippy's driver, host rustflags, the outer target dir.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTC_WRAPPER",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CLIPPY_ARGS",
-        "CLIPPY_CONF_DIR",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
+    for var in OUTER_BUILD_VARS {
         cmd.env_remove(var);
     }
     // Keep build-script output off cargo's stdout protocol.
@@ -93,10 +95,49 @@ fn main() {
     }
 
     println!("cargo:rustc-env=WEIR_WASM_DIR={}", out_dir.display());
+
+    let filters_dir = build_proxy_wasm_filters(&workspace, &wasm_target_dir);
+    println!(
+        "cargo:rustc-env=WEIR_PROXY_WASM_DIR={}",
+        filters_dir.display()
+    );
 }
 
-/// Fail early, with the command that fixes it, when the target is missing.
-fn check_target_installed() {
+/// The proxy-wasm filters the tests run (`tests/proxy-wasm`, a workspace of
+/// its own), built with the proxy-wasm SDK for wasm32-wasip1: they are core
+/// modules, as Envoy's filters are.
+fn build_proxy_wasm_filters(workspace: &Path, wasm_target_dir: &Path) -> PathBuf {
+    const FILTER_TARGET: &str = "wasm32-wasip1";
+    let dir = workspace.join("tests/proxy-wasm");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    check_installed(FILTER_TARGET);
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target")
+        .arg(FILTER_TARGET)
+        .arg("--release")
+        .arg("--target-dir")
+        .arg(wasm_target_dir);
+    for var in OUTER_BUILD_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.stdout(std::process::Stdio::inherit());
+    let status = cmd
+        .status()
+        .expect("run the nested `cargo build` for wasm32-wasip1");
+    if !status.success() {
+        panic!(
+            "building the proxy-wasm test filters (tests/proxy-wasm) failed; see the output above"
+        );
+    }
+    wasm_target_dir.join(FILTER_TARGET).join("release")
+}
+
+/// Fail early, with the command that fixes it, when `target` is missing.
+fn check_installed(target: &str) {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
     let sysroot = Command::new(rustc)
         .args(["--print", "sysroot"])
@@ -105,11 +146,11 @@ fn check_target_installed() {
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     if let Some(sysroot) = sysroot
-        && !sysroot.join("lib/rustlib").join(TARGET).exists()
+        && !sysroot.join("lib/rustlib").join(target).exists()
     {
         panic!(
-            "the {TARGET} Rust target is not installed; Weir builds its plugins for it.\n\
-             Install it with:  rustup target add {TARGET}"
+            "the {target} Rust target is not installed; Weir builds plugins for it.\n\
+             Install it with:  rustup target add {target}"
         );
     }
 }

@@ -33,6 +33,7 @@ pub mod logging;
 pub mod pipeline;
 pub mod plugin;
 pub mod plugin_config;
+pub mod proxy_wasm;
 pub mod reload;
 pub mod runtime;
 pub mod scaffold;
@@ -53,3 +54,6 @@ pub use runtime::Runtime;
 /// examples, test fixtures), for tests and benchmarks.
 #[doc(hidden)]
 pub const BUILT_WASM_DIR: &str = env!("WEIR_WASM_DIR");
+/// Where the build script put the proxy-wasm test filters
+/// (`tests/proxy-wasm`, built for wasm32-wasip1).
+pub const BUILT_PROXY_WASM_DIR: &str = env!("WEIR_PROXY_WASM_DIR");

@@ -49,7 +49,8 @@ pub struct PluginInfo {
     pub sha256: String,
     /// When it was loaded.
     pub loaded_at: SystemTime,
-    /// The contract version it implements, e.g. `0.2.0`.
+    /// The contract version it implements, e.g. `0.2.0`, or the ABI of a
+    /// proxy-wasm filter, e.g. `proxy-wasm 0.2.1`.
     pub contract: &'static str,
     /// The capability interfaces its component imports.
     pub imports: BTreeSet<Capability>,
@@ -63,7 +64,16 @@ type States = (HeldRequest, HeldResponse);
 /// A plugin ready to run hooks.
 pub struct LoadedPlugin {
     info: PluginInfo,
-    pool: InstancePool,
+    runner: Runner,
+}
+
+/// What runs a plugin's hooks: a pool of component instances, or a
+/// proxy-wasm filter's instances. (One per loaded plugin, so its size does
+/// not matter, and boxing would add a pointer chase to every hook call.)
+#[allow(clippy::large_enum_variant)]
+enum Runner {
+    Component(InstancePool),
+    ProxyWasm(crate::proxy_wasm::Filter),
 }
 
 /// How a plugin is run: its pool's limits and where compiled code is cached.
@@ -102,8 +112,21 @@ impl LoadedPlugin {
         let bytes = tokio::fs::read(file)
             .await
             .map_err(|e| LoadError::new(file, format!("cannot be read: {e}")))?;
-        let (plugin_config, config_file) = read_plugin_config(file).await?;
         let settings = PluginSettings::from_config(config);
+        if compile::classify(&bytes) == compile::WasmKind::CoreModule {
+            let (plugin_config, config_file) = read_raw_config(file).await?;
+            return LoadedPlugin::from_module(
+                runtime,
+                file,
+                bytes,
+                plugin_config,
+                config_file,
+                &settings,
+                caps,
+            )
+            .await;
+        }
+        let (plugin_config, config_file) = read_plugin_config(file).await?;
         LoadedPlugin::from_bytes(
             runtime,
             file,
@@ -127,10 +150,19 @@ impl LoadedPlugin {
         settings: &PluginSettings,
         caps: Arc<Capabilities>,
     ) -> Result<LoadedPlugin, LoadError> {
-        let name = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .ok_or_else(|| LoadError::new(file, "has no file name"))?;
+        if compile::classify(&bytes) == compile::WasmKind::CoreModule {
+            return LoadedPlugin::from_module(
+                runtime,
+                file,
+                bytes,
+                plugin_config.into_bytes(),
+                config_file,
+                settings,
+                caps,
+            )
+            .await;
+        }
+        let name = plugin_name(file)?;
         let sha256 = compile::sha256_hex(&bytes);
         let engine = runtime.engine().clone();
         let cache_dir = settings.cache_dir.clone();
@@ -185,7 +217,63 @@ impl LoadedPlugin {
                 imports,
                 grants,
             },
-            pool,
+            runner: Runner::Component(pool),
+        })
+    }
+
+    /// Load a proxy-wasm filter (a core module) from its bytes and its
+    /// configuration's bytes, given to it unchanged.
+    pub async fn from_module(
+        runtime: &Arc<Runtime>,
+        file: &Path,
+        bytes: Vec<u8>,
+        plugin_config: Vec<u8>,
+        config_file: Option<PathBuf>,
+        settings: &PluginSettings,
+        caps: Arc<Capabilities>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let name = plugin_name(file)?;
+        let sha256 = compile::sha256_hex(&bytes);
+        let engine = runtime.engine().clone();
+        let module = tokio::task::spawn_blocking(move || compile::compile_module(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::new(file, format!("compilation crashed: {e}")))?
+            .map_err(|message| LoadError::new(file, message))?;
+        let contract =
+            crate::proxy_wasm::abi_of(&module).map_err(|message| LoadError::new(file, message))?;
+        let grants = caps.grants.for_plugin(&name);
+        let imports = crate::proxy_wasm::capabilities_of(&module);
+        let filter = crate::proxy_wasm::Filter::start(
+            runtime.clone(),
+            &module,
+            &name,
+            plugin_config,
+            caps,
+            settings.pool.clone(),
+        )
+        .await
+        .map_err(|failure| {
+            let message = match (&failure, &config_file) {
+                (PluginFailure::Instantiate(why), Some(json)) => {
+                    format!("{why} (config file {})", json.display())
+                }
+                (PluginFailure::Instantiate(why), None) => format!("{why} (no config file)"),
+                (other, _) => format!("failed while starting: {other}"),
+            };
+            LoadError::new(file, message)
+        })?;
+        Ok(LoadedPlugin {
+            info: PluginInfo {
+                name,
+                file: file.to_path_buf(),
+                config_file,
+                sha256,
+                loaded_at: SystemTime::now(),
+                contract,
+                imports,
+                grants,
+            },
+            runner: Runner::ProxyWasm(filter),
         })
     }
 
@@ -201,22 +289,50 @@ impl LoadedPlugin {
 
     /// The hooks the plugin implements; the gateway calls only these.
     pub fn hooks(&self) -> Hooks {
-        self.pool.hooks()
+        match &self.runner {
+            Runner::Component(pool) => pool.hooks(),
+            Runner::ProxyWasm(filter) => filter.hooks(),
+        }
+    }
+
+    /// Whether it is a proxy-wasm filter.
+    pub fn is_proxy_wasm(&self) -> bool {
+        matches!(self.runner, Runner::ProxyWasm(_))
+    }
+
+    fn budget(&self) -> &Arc<crate::runtime::budget::PluginBudget> {
+        match &self.runner {
+            Runner::Component(pool) => pool.budget(),
+            Runner::ProxyWasm(filter) => filter.budget(),
+        }
+    }
+
+    fn metrics(&self) -> &crate::telemetry::host_metrics::PluginMetricsHandles {
+        match &self.runner {
+            Runner::Component(pool) => pool.metrics(),
+            Runner::ProxyWasm(filter) => filter.metrics(),
+        }
     }
 
     /// Log lines of this plugin dropped over its budget.
     pub fn log_lines_dropped(&self) -> u64 {
-        self.pool.budget().log_lines_dropped()
+        self.budget().log_lines_dropped()
     }
 
     /// Warm instances waiting for work.
     pub fn idle_instances(&self) -> usize {
-        self.pool.idle_count()
+        match &self.runner {
+            Runner::Component(pool) => pool.idle_count(),
+            Runner::ProxyWasm(filter) => filter.idle_count(),
+        }
     }
 
-    /// Hook calls running now.
+    /// Hook calls running now (for a filter: streams holding an instance).
     pub fn busy_instances(&self) -> usize {
-        self.pool.busy_count()
+        match &self.runner {
+            Runner::Component(pool) => pool.busy_count(),
+            Runner::ProxyWasm(filter) => filter.busy_count(),
+        }
     }
 
     /// Run the `on-request` hook.
@@ -245,10 +361,13 @@ impl LoadedPlugin {
         Result<(HeldRequest, Action), (GatewayError, Option<HeldRequest>)>,
         Duration,
     ) {
-        let metrics = self.pool.metrics();
+        let metrics = self.metrics();
         let started = Instant::now();
         let (req, request_span) = self.enter_span(req, "on_request");
-        let outcome = self.pool.on_request(req).await;
+        let outcome = match &self.runner {
+            Runner::Component(pool) => pool.on_request(req).await,
+            Runner::ProxyWasm(filter) => filter.on_request(req).await,
+        };
         let took = started.elapsed();
         if metrics.enabled {
             metrics.on_request.observe(took.as_secs_f64());
@@ -296,10 +415,13 @@ impl LoadedPlugin {
         Result<(HeldRequest, HeldResponse, Action), (GatewayError, Option<States>)>,
         Duration,
     ) {
-        let metrics = self.pool.metrics();
+        let metrics = self.metrics();
         let started = Instant::now();
         let (req, request_span) = self.enter_span(req, "on_response");
-        let outcome = self.pool.on_response(req, resp).await;
+        let outcome = match &self.runner {
+            Runner::Component(pool) => pool.on_response(req, resp).await,
+            Runner::ProxyWasm(filter) => filter.on_response(req, resp).await,
+        };
         let took = started.elapsed();
         if metrics.enabled {
             metrics.on_response.observe(took.as_secs_f64());
@@ -340,13 +462,13 @@ impl LoadedPlugin {
     /// request rate. Past the budget, lines are dropped and counted like
     /// the plugin's own; the failure is always counted and answered.
     pub fn failed(&self, failure: PluginFailure) -> GatewayError {
-        self.pool.metrics().failed(failure.cause());
+        self.metrics().failed(failure.cause());
         let error = GatewayError::Plugin {
             plugin: self.info.name.clone(),
             failure,
         };
         let message = error.to_string();
-        if self.pool.budget().admit_log(message.len()) {
+        if self.budget().admit_log(message.len()) {
             tracing::warn!("{message}");
         }
         error
@@ -379,6 +501,25 @@ fn fail_span(
         if let Some(req) = req {
             req.trace = Some(parent);
         }
+    }
+}
+
+/// The file name's stem, which names the plugin.
+fn plugin_name(file: &Path) -> Result<String, LoadError> {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .ok_or_else(|| LoadError::new(file, "has no file name"))
+}
+
+/// A proxy-wasm filter's configuration: `NAME.json`'s bytes, unchanged and
+/// not required to be JSON (proxy-wasm configurations are opaque bytes);
+/// empty when there is none, as Envoy gives a filter without one.
+async fn read_raw_config(wasm: &Path) -> Result<(Vec<u8>, Option<PathBuf>), LoadError> {
+    let json = wasm.with_extension("json");
+    match tokio::fs::read(&json).await {
+        Ok(bytes) => Ok((bytes, Some(json))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), None)),
+        Err(e) => Err(LoadError::new(&json, format!("cannot be read: {e}"))),
     }
 }
 

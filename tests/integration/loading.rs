@@ -66,10 +66,12 @@ async fn a_truncated_component_is_refused() {
 
 #[tokio::test]
 async fn a_core_module_is_refused_as_not_a_component() {
-    // The smallest valid core module: just the preamble.
+    // The smallest valid core module: just the preamble. A core module
+    // loads only as a proxy-wasm filter, which this is not.
     let err = load_error(Setup::new().raw_file("30-core.wasm", b"\0asm\x01\0\0\0")).await;
     assert!(
-        err.contains("30-core.wasm: is a core WebAssembly module, not a component"),
+        err.contains("30-core.wasm: is a core WebAssembly module, not a component")
+            && err.contains("not a proxy-wasm filter"),
         "{err}"
     );
 }

@@ -23,6 +23,7 @@ mod metrics;
 mod normalization;
 mod plugin_kit;
 mod plugin_metrics;
+mod proxy_wasm;
 mod proxying;
 mod rate_limit;
 mod reload;

@@ -199,9 +199,10 @@ fn check(path: &Path) -> anyhow::Result<()> {
             // grant wider than the plugin needs is visible.
             let info = plugin.info();
             println!(
-                "plugin {} ok ({}) imports: {}; grants: {}",
+                "plugin {} ok ({}, {}) imports: {}; grants: {}",
                 plugin.name(),
                 info.file.display(),
+                contract_label(info.contract),
                 crate::governance::grants::list(&info.imports),
                 info.grants.describe(plugin.name())
             );
@@ -235,7 +236,15 @@ fn test_plugin(
 ) -> anyhow::Result<()> {
     use crate::testkit::{PluginUnderTest, TestAction, TestRequest, TestResponse};
     crate::logging::init(LogFormat::Text, "warn");
+    let proxy_wasm = std::fs::read(plugin).is_ok_and(|bytes| {
+        crate::runtime::compile::classify(&bytes) == crate::runtime::compile::WasmKind::CoreModule
+    });
     let config_text = match config {
+        // A proxy-wasm filter's configuration is opaque bytes, given as
+        // they are (text here); it need not be JSON.
+        Some(path) if proxy_wasm => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot be read: {e}", path.display()))?,
+        None if proxy_wasm => String::new(),
         Some(path) => {
             let mut value: serde_json::Value = read_json(path)?;
             let dir = path.parent().unwrap_or(Path::new("."));
@@ -286,6 +295,16 @@ fn test_plugin(
         eprintln!("ok: matches {}", expect.display());
     }
     Ok(())
+}
+
+/// How `weir check` names what a plugin implements: `weir:plugin@0.2.0`,
+/// or the proxy-wasm ABI a filter declares.
+fn contract_label(contract: &str) -> String {
+    if contract.starts_with("proxy-wasm") {
+        format!("{contract} filter")
+    } else {
+        format!("weir:plugin@{contract}")
+    }
 }
 
 fn new_plugin(

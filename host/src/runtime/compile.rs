@@ -71,6 +71,11 @@ pub fn compile(
 
 /// A short tag of everything that makes compiled code incompatible: the
 /// wasmtime version and the engine's settings.
+/// Compile a core module (a proxy-wasm filter).
+pub fn compile_module(engine: &Engine, bytes: &[u8]) -> Result<wasmtime::Module, String> {
+    wasmtime::Module::new(engine, bytes).map_err(|e| format!("cannot be compiled: {e:#}"))
+}
+
 fn engine_tag(engine: &Engine) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);

@@ -109,7 +109,7 @@ impl HostState {
         let plugin = budget.plugin().clone();
         let grants = caps.grants.for_plugin(&plugin);
         HostState {
-            wasi: locked_down_wasi(&budget),
+            wasi: locked_down_wasi(&budget).build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(max_memory),
             plugin,
@@ -140,7 +140,7 @@ impl HostState {
 /// arguments, no network, no stdin. stdout and stderr go to the log, under
 /// the plugin's log budget. Clocks and randomness stay, as language
 /// runtimes need them to start.
-fn locked_down_wasi(budget: &Arc<PluginBudget>) -> WasiCtx {
+pub(crate) fn locked_down_wasi(budget: &Arc<PluginBudget>) -> wasmtime_wasi::WasiCtxBuilder {
     use super::stdio::{LogOutput, Stream};
     let mut builder = WasiCtx::builder();
     builder
@@ -150,7 +150,7 @@ fn locked_down_wasi(budget: &Arc<PluginBudget>) -> WasiCtx {
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
-    builder.build()
+    builder
 }
 
 impl WasiView for HostState {

@@ -26,6 +26,8 @@ use wasmtime::{
 };
 
 pub use host::{Capabilities, HostState, LogLine, OutboundCalls};
+pub(crate) use host::{DeadlineReached, MemoryLimitExceeded, locked_down_wasi, within};
+pub(crate) use pool::bounded;
 
 use crate::config::{Limits, RuntimeSettings};
 

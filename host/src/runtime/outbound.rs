@@ -120,7 +120,7 @@ impl HostState {
     /// request), so the warning comes out of the plugin's own log budget
     /// (`budgets.log_lines_per_second`): past it, lines are dropped and
     /// counted like the plugin's own. The refusal itself is never dropped.
-    fn refuse_ungranted(&self, upstream: &str) -> Option<outbound::CallError> {
+    pub(crate) fn refuse_ungranted(&self, upstream: &str) -> Option<outbound::CallError> {
         if self.grants.allows_upstream(upstream) || !self.caps.outbound.knows(upstream) {
             return None;
         }

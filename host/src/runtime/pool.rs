@@ -388,7 +388,7 @@ fn arm(store: &mut Store<HostState>, deadline: Instant) {
 /// with an error, the store survives for the host to take its resources
 /// back, and the caller sees [`DeadlineReached`] and discards the instance,
 /// as it does after every failure.
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     deadline: Instant,
     call: impl std::future::Future<Output = wasmtime::Result<T>>,
 ) -> wasmtime::Result<T> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::memory::{Sharded, lock};
-use super::{KvQuota, KvStore, KvUsage, StoreError, entry_bytes, glob_match};
+use super::{Expect, KvQuota, KvStore, KvUsage, StoreError, entry_bytes, glob_match};
 
 /// Least time between sweeps triggered by refused writes.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -120,17 +120,67 @@ impl MemoryKvStore {
         }
     }
 
+    /// A write, conditional when `expect` is given (see [`KvStore::set_if`]).
+    fn write(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        quota: KvQuota,
+        expect: Option<Expect<'_>>,
+    ) -> Result<bool, StoreError> {
+        quota.check_value(value.len())?;
+        let now = Instant::now();
+        let ns: Arc<str> = Arc::from(ns);
+        let full = full_key(&ns, key);
+        let entry = KvEntry {
+            ns: ns.clone(),
+            key_len: key.len(),
+            value,
+            expires: ttl.map(|ttl| now + ttl),
+        };
+        debug_assert_eq!(entry.bytes(), entry_bytes(key, entry.value.len()));
+        match self.try_insert(&full, entry, quota, now, expect) {
+            Ok(written) => Ok(written),
+            Err((_, entry)) if self.may_sweep(&ns, now) => {
+                // Dead entries may be holding the quota: sweep, then retry once.
+                self.sweep(now);
+                self.try_insert(&full, entry, quota, now, expect)
+                    .map_err(|(e, _)| e)
+            }
+            Err((e, _)) => Err(e),
+        }
+    }
+
     /// Insert if the namespace stays within `quota`; the old entry under
     /// the key, if any, is replaced and its share given back.
     /// On refusal the entry comes back, so a retry need not copy it.
+    /// With `expect`, nothing is written (`Ok(false)`) unless the live
+    /// entry is what it says, checked under the same lock as the write.
     fn try_insert(
         &self,
         full: &str,
         entry: KvEntry,
         quota: KvQuota,
         now: Instant,
-    ) -> Result<(), (StoreError, KvEntry)> {
+        expect: Option<Expect<'_>>,
+    ) -> Result<bool, (StoreError, KvEntry)> {
         self.entries.with(full, |shard| {
+            if let Some(expect) = expect {
+                let live = shard
+                    .map
+                    .get(full)
+                    .filter(|e| e.live(now))
+                    .map(|e| e.value.as_slice());
+                let matches = match expect {
+                    Expect::Absent => live.is_none(),
+                    Expect::Value(bytes) => live == Some(bytes),
+                };
+                if !matches {
+                    return Ok(false);
+                }
+            }
             let old = shard
                 .map
                 .get(full)
@@ -157,7 +207,7 @@ impl MemoryKvStore {
             if shard.map.insert(full.to_string(), entry).is_none() {
                 shard.note_insert(|e| !e.live(now), |e| self.forget(e));
             }
-            Ok(())
+            Ok(true)
         })
     }
 }
@@ -189,27 +239,19 @@ impl KvStore for MemoryKvStore {
         ttl: Option<Duration>,
         quota: KvQuota,
     ) -> Result<(), StoreError> {
-        quota.check_value(value.len())?;
-        let now = Instant::now();
-        let ns: Arc<str> = Arc::from(ns);
-        let full = full_key(&ns, key);
-        let entry = KvEntry {
-            ns: ns.clone(),
-            key_len: key.len(),
-            value,
-            expires: ttl.map(|ttl| now + ttl),
-        };
-        debug_assert_eq!(entry.bytes(), entry_bytes(key, entry.value.len()));
-        match self.try_insert(&full, entry, quota, now) {
-            Ok(()) => Ok(()),
-            Err((_, entry)) if self.may_sweep(&ns, now) => {
-                // Dead entries may be holding the quota: sweep, then retry once.
-                self.sweep(now);
-                self.try_insert(&full, entry, quota, now)
-                    .map_err(|(e, _)| e)
-            }
-            Err((e, _)) => Err(e),
-        }
+        self.write(ns, key, value, ttl, quota, None).map(|_| ())
+    }
+
+    async fn set_if(
+        &self,
+        ns: &str,
+        key: &str,
+        expect: Expect<'_>,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        quota: KvQuota,
+    ) -> Result<bool, StoreError> {
+        self.write(ns, key, value, ttl, quota, Some(expect))
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, StoreError> {

@@ -152,6 +152,15 @@ pub enum FailPolicy {
     FailClosed,
 }
 
+/// What a conditional write ([`KvStore::set_if`]) expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect<'a> {
+    /// No live entry.
+    Absent,
+    /// A live entry holding exactly these bytes.
+    Value(&'a [u8]),
+}
+
 /// A key-value store with expiry, split into namespaces (one per plugin),
 /// each held to a [`KvQuota`].
 #[async_trait::async_trait]
@@ -168,6 +177,20 @@ pub trait KvStore: Send + Sync + 'static {
         ttl: Option<Duration>,
         quota: KvQuota,
     ) -> Result<(), StoreError>;
+    /// Store `value` under `key` as [`KvStore::set`] does, but only if the
+    /// live entry is what `expect` says, checked and written atomically
+    /// (one lock, or one Redis script), so writers on several gateways
+    /// sharing one store never lose an update. `Ok(false)`: the entry was
+    /// something else, and nothing was written.
+    async fn set_if(
+        &self,
+        ns: &str,
+        key: &str,
+        expect: Expect<'_>,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        quota: KvQuota,
+    ) -> Result<bool, StoreError>;
     /// Remove `key` from `ns`; whether it was present.
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, StoreError>;
     /// Remove every key of `ns` matching `pattern` (`*` is a wildcard);

@@ -19,7 +19,9 @@ use tokio::sync::OnceCell;
 use super::gcra::{self, Decision};
 use crate::telemetry::host_metrics::HostMetrics;
 
-use super::{FailPolicy, KvQuota, KvStore, KvUsage, RateStore, StoreError, Take, entry_bytes};
+use super::{
+    Expect, FailPolicy, KvQuota, KvStore, KvUsage, RateStore, StoreError, Take, entry_bytes,
+};
 
 /// GCRA over several keys, all or nothing. ARGV per key: cost, interval and
 /// tolerance in microseconds. Returns four integers per key: allowed,
@@ -70,10 +72,17 @@ return out
 /// A quota-checked `kv` write. KEYS: the value, the namespace's index
 /// (sorted set: key → expiry in ms, `+inf` for none), its sizes (hash: key →
 /// bytes) and its byte total. ARGV: the key, the value, the TTL in ms (0:
-/// none), max keys, max bytes, the entry's bytes. Expired index entries are
-/// dropped first, so dead keys never hold the quota. Returns `ok`, `keys`
-/// or `bytes` (the quota that refused).
+/// none), max keys, max bytes, the entry's bytes, and a condition: empty
+/// for none, `absent`, or `value` with the expected bytes in ARGV[8].
+/// Expired index entries are dropped first, so dead keys never hold the
+/// quota. Returns `ok`, `mismatch` (the condition failed), `keys` or
+/// `bytes` (the quota that refused).
 const KV_SET_SCRIPT: &str = r"
+if ARGV[7] == 'absent' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 'mismatch' end
+elseif ARGV[7] == 'value' then
+  if redis.call('GET', KEYS[1]) ~= ARGV[8] then return 'mismatch' end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -360,6 +369,60 @@ impl RateStore for RedisStore {
     }
 }
 
+impl RedisStore {
+    /// A write through [`KV_SET_SCRIPT`], conditional when `expect` is given.
+    async fn write(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        quota: KvQuota,
+        expect: Option<Expect<'_>>,
+    ) -> Result<bool, StoreError> {
+        quota.check_value(value.len())?;
+        let keys = kv_keys(ns, key);
+        let ttl_ms = ttl.map_or(0, |ttl| {
+            u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        let size = entry_bytes(key, value.len());
+        let (condition, expected): (&str, &[u8]) = match expect {
+            None => ("", b""),
+            Some(Expect::Absent) => ("absent", b""),
+            Some(Expect::Value(bytes)) => ("value", bytes),
+        };
+        let outcome: String = self
+            .call("set", |mut c| {
+                let mut invocation = self.kv_set.prepare_invoke();
+                for k in &keys {
+                    invocation.key(k);
+                }
+                invocation
+                    .arg(key)
+                    .arg(value.as_slice())
+                    .arg(ttl_ms)
+                    .arg(quota.max_keys)
+                    .arg(quota.max_bytes)
+                    .arg(size)
+                    .arg(condition)
+                    .arg(expected);
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await
+            .map_err(StoreError::Unavailable)?;
+        match outcome.as_str() {
+            "ok" => Ok(true),
+            "mismatch" => Ok(false),
+            "keys" => quota
+                .check_usage(quota.max_keys.saturating_add(1), 0)
+                .map(|()| false),
+            _ => quota
+                .check_usage(0, quota.max_bytes.saturating_add(1))
+                .map(|()| false),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl KvStore for RedisStore {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -380,34 +443,21 @@ impl KvStore for RedisStore {
         ttl: Option<Duration>,
         quota: KvQuota,
     ) -> Result<(), StoreError> {
-        quota.check_value(value.len())?;
-        let keys = kv_keys(ns, key);
-        let ttl_ms = ttl.map_or(0, |ttl| {
-            u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
-        let size = entry_bytes(key, value.len());
-        let outcome: String = self
-            .call("set", |mut c| {
-                let mut invocation = self.kv_set.prepare_invoke();
-                for k in &keys {
-                    invocation.key(k);
-                }
-                invocation
-                    .arg(key)
-                    .arg(value.as_slice())
-                    .arg(ttl_ms)
-                    .arg(quota.max_keys)
-                    .arg(quota.max_bytes)
-                    .arg(size);
-                async move { invocation.invoke_async(&mut c).await }
-            })
+        self.write(ns, key, value, ttl, quota, None)
             .await
-            .map_err(StoreError::Unavailable)?;
-        match outcome.as_str() {
-            "ok" => Ok(()),
-            "keys" => quota.check_usage(quota.max_keys.saturating_add(1), 0),
-            _ => quota.check_usage(0, quota.max_bytes.saturating_add(1)),
-        }
+            .map(|_| ())
+    }
+
+    async fn set_if(
+        &self,
+        ns: &str,
+        key: &str,
+        expect: Expect<'_>,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        quota: KvQuota,
+    ) -> Result<bool, StoreError> {
+        self.write(ns, key, value, ttl, quota, Some(expect)).await
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, StoreError> {

@@ -442,6 +442,15 @@ impl Handle {
         }
     }
 
+    /// The value of a counter or gauge series (`None` for a histogram).
+    pub fn value(&mut self, values: &[String]) -> Option<f64> {
+        match self.resolve(values)? {
+            Series::Counter(counter) => Some(counter.get() as f64),
+            Series::Gauge(gauge) => Some(gauge.get()),
+            Series::Histogram(_) => None,
+        }
+    }
+
     /// Record an observation.
     pub fn observe(&mut self, values: &[String], value: f64) {
         if let Some(Series::Histogram(histogram)) = self.resolve(values) {
