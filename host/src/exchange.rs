@@ -44,6 +44,11 @@ pub struct RequestState {
     /// (`set-response-headers`), checked, applied when the response
     /// arrives (empty, and unallocated, unless a plugin sets some).
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// A whole response a plugin gave in `on-request` with its body still
+    /// streaming (a `wasi:http` component that answered without calling
+    /// the next stage): the on-request phase ends with it, as with
+    /// `respond`.
+    pub answer: Option<HeldResponse>,
 }
 
 /// A request's context: a handful of short strings per request, kept in a
@@ -136,6 +141,7 @@ impl RequestState {
             trace: None,
             canary_failed: Vec::new(),
             response_headers: Vec::new(),
+            answer: None,
         }
     }
 

@@ -43,6 +43,7 @@ pub mod telemetry;
 pub mod testkit;
 pub mod timefmt;
 pub mod upstream;
+pub mod wasi_http;
 
 pub use config::Config;
 pub use error::GatewayError;

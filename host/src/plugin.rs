@@ -74,6 +74,18 @@ pub struct LoadedPlugin {
 enum Runner {
     Component(InstancePool),
     ProxyWasm(crate::proxy_wasm::Filter),
+    WasiHttp(crate::wasi_http::Handler),
+}
+
+/// Whether `component` exports `wasi:http/incoming-handler` (any 0.2.x).
+fn exports_wasi_http(
+    component: &wasmtime::component::Component,
+    engine: &wasmtime::Engine,
+) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@0.2"))
 }
 
 /// How a plugin is run: its pool's limits and where compiled code is cached.
@@ -175,6 +187,17 @@ impl LoadedPlugin {
         .map_err(|message| LoadError::new(file, message))?;
 
         crate::runtime::perf_map::record(&name, component.image_range());
+        if exports_wasi_http(&component, runtime.engine()) {
+            return LoadedPlugin::from_wasi_http(
+                runtime,
+                file,
+                &component,
+                (name, sha256, config_file),
+                settings,
+                caps,
+            )
+            .await;
+        }
         let pre = PluginPre::new(runtime.linker(), &component)
             .map_err(|message| LoadError::new(file, message))?;
         let contract = pre.version();
@@ -218,6 +241,53 @@ impl LoadedPlugin {
                 grants,
             },
             runner: Runner::Component(pool),
+        })
+    }
+
+    /// Load a `wasi:http/proxy` component (it takes no configuration).
+    async fn from_wasi_http(
+        runtime: &Arc<Runtime>,
+        file: &Path,
+        component: &wasmtime::component::Component,
+        (name, sha256, config_file): (String, String, Option<PathBuf>),
+        settings: &PluginSettings,
+        caps: Arc<Capabilities>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let pre = crate::wasi_http::check(runtime, component).map_err(|why| {
+            LoadError::new(
+                file,
+                format!("exports wasi:http/incoming-handler but cannot run: {why}"),
+            )
+        })?;
+        let grants = caps.grants.for_plugin(&name);
+        let imports = component
+            .component_type()
+            .imports(runtime.engine())
+            .any(|(import, _)| import.starts_with("wasi:http/outgoing-handler"))
+            .then_some(Capability::Outbound)
+            .into_iter()
+            .collect();
+        let handler = crate::wasi_http::Handler::start(
+            runtime.clone(),
+            pre,
+            &name,
+            caps,
+            settings.pool.clone(),
+        )
+        .await
+        .map_err(|failure| LoadError::new(file, format!("failed while starting: {failure}")))?;
+        Ok(LoadedPlugin {
+            info: PluginInfo {
+                name,
+                file: file.to_path_buf(),
+                config_file,
+                sha256,
+                loaded_at: SystemTime::now(),
+                contract: crate::wasi_http::CONTRACT,
+                imports,
+                grants,
+            },
+            runner: Runner::WasiHttp(handler),
         })
     }
 
@@ -292,18 +362,25 @@ impl LoadedPlugin {
         match &self.runner {
             Runner::Component(pool) => pool.hooks(),
             Runner::ProxyWasm(filter) => filter.hooks(),
+            Runner::WasiHttp(handler) => handler.hooks(),
         }
     }
 
-    /// Whether it is a proxy-wasm filter.
-    pub fn is_proxy_wasm(&self) -> bool {
-        matches!(self.runner, Runner::ProxyWasm(_))
+    /// What kind of plugin it is: `component` (the weir:plugin world),
+    /// `proxy-wasm` or `wasi-http`.
+    pub fn kind(&self) -> &'static str {
+        match self.runner {
+            Runner::Component(_) => "component",
+            Runner::ProxyWasm(_) => "proxy-wasm",
+            Runner::WasiHttp(_) => "wasi-http",
+        }
     }
 
     fn budget(&self) -> &Arc<crate::runtime::budget::PluginBudget> {
         match &self.runner {
             Runner::Component(pool) => pool.budget(),
             Runner::ProxyWasm(filter) => filter.budget(),
+            Runner::WasiHttp(handler) => handler.budget(),
         }
     }
 
@@ -311,6 +388,7 @@ impl LoadedPlugin {
         match &self.runner {
             Runner::Component(pool) => pool.metrics(),
             Runner::ProxyWasm(filter) => filter.metrics(),
+            Runner::WasiHttp(handler) => handler.metrics(),
         }
     }
 
@@ -324,6 +402,8 @@ impl LoadedPlugin {
         match &self.runner {
             Runner::Component(pool) => pool.idle_count(),
             Runner::ProxyWasm(filter) => filter.idle_count(),
+            // A fresh instance per request: none waits.
+            Runner::WasiHttp(_) => 0,
         }
     }
 
@@ -332,6 +412,7 @@ impl LoadedPlugin {
         match &self.runner {
             Runner::Component(pool) => pool.busy_count(),
             Runner::ProxyWasm(filter) => filter.busy_count(),
+            Runner::WasiHttp(handler) => handler.busy_count(),
         }
     }
 
@@ -367,6 +448,7 @@ impl LoadedPlugin {
         let outcome = match &self.runner {
             Runner::Component(pool) => pool.on_request(req).await,
             Runner::ProxyWasm(filter) => filter.on_request(req).await,
+            Runner::WasiHttp(handler) => handler.on_request(req).await,
         };
         let took = started.elapsed();
         if metrics.enabled {
@@ -421,6 +503,7 @@ impl LoadedPlugin {
         let outcome = match &self.runner {
             Runner::Component(pool) => pool.on_response(req, resp).await,
             Runner::ProxyWasm(filter) => filter.on_response(req, resp).await,
+            Runner::WasiHttp(handler) => handler.on_response(req, resp).await,
         };
         let took = started.elapsed();
         if metrics.enabled {

@@ -36,5 +36,6 @@ mod tls;
 mod traces;
 mod upstreams;
 mod validate;
+mod wasi_http;
 mod web_ui;
 mod websocket;

@@ -237,7 +237,7 @@ impl Admin {
                     "sha256": info.sha256,
                     "loaded_at": rfc3339(info.loaded_at),
                     "contract": info.contract,
-                    "kind": if p.is_proxy_wasm() { "proxy-wasm" } else { "component" },
+                    "kind": p.kind(),
                     "hooks": hook_names(p.hooks()),
                     "log_lines_dropped": p.log_lines_dropped(),
                     "status": "active",

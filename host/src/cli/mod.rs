@@ -302,6 +302,8 @@ fn test_plugin(
 fn contract_label(contract: &str) -> String {
     if contract.starts_with("proxy-wasm") {
         format!("{contract} filter")
+    } else if contract.starts_with("wasi:http") {
+        contract.to_string()
     } else {
         format!("weir:plugin@{contract}")
     }

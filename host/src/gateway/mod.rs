@@ -405,6 +405,12 @@ async fn request_hooks(
         next += 1;
         let (edited, action, ran) = governed::on_request(pipeline, index, req).await?;
         req = edited;
+        if let Some(answer) = req.answer.take() {
+            let name = plugins
+                .get(ran)
+                .map_or_else(String::new, |p| p.name().to_string());
+            return Ok((req, place, Some((index, name, *answer))));
+        }
         if seen.route.is_none()
             && let Some(route) = req.context.get("route")
         {

@@ -9,6 +9,7 @@ mod compat;
 pub mod compile;
 mod host;
 mod outbound;
+pub(crate) use outbound::budgeted_call;
 pub mod perf_map;
 pub mod pool;
 mod resources;

@@ -23,7 +23,7 @@ use crate::upstream::{Affinity, Head, Outgoing};
 
 type Res<T> = wasmtime::Result<T>;
 
-type CallResult = Result<outbound::CallResponse, outbound::CallError>;
+pub(crate) type CallResult = Result<outbound::CallResponse, outbound::CallError>;
 
 impl HostState {
     /// Take `n` calls from the hook call's budget; how many were granted.
@@ -46,7 +46,7 @@ impl HostState {
 
 /// What every call of one `send`/`send-all` shares: the upstreams, the
 /// plugin's budget, the body cap and the hook's span.
-type CallState = (
+pub(crate) type CallState = (
     Arc<dyn OutboundCalls>,
     Arc<super::budget::PluginBudget>,
     u64,
@@ -56,7 +56,7 @@ type CallState = (
 /// Make one call within the plugin's in-flight budget, with its path
 /// normalized as a client's would be; traced as a child of the hook's span
 /// when the request is.
-async fn budgeted_call(state: CallState, mut call: outbound::Call) -> CallResult {
+pub(crate) async fn budgeted_call(state: CallState, mut call: outbound::Call) -> CallResult {
     let (outbound, budget, max_body, trace) = state;
     let span = trace.map(|hook| {
         let method = http::Method::from_bytes(call.method.as_bytes()).unwrap_or(http::Method::GET);
