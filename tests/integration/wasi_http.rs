@@ -11,6 +11,7 @@ use http::Method;
 use http_body_util::BodyExt;
 
 use crate::support::client::{Reply, http1};
+use crate::support::toolchains;
 use crate::support::*;
 
 /// A router with an `app` route (prefix stripped) served by the component
@@ -195,4 +196,42 @@ async fn middleware_sees_and_changes_both_the_request_and_the_response() {
         1,
         "an answer without the next stage never reaches the upstream"
     );
+}
+
+/// A handler in another language answers its route, calls a granted
+/// upstream and is refused an ungranted one, as the Rust one is.
+async fn handler_in_another_language(handler: &std::path::Path, language: &str) {
+    let (backend, users, billing) = (
+        Backend::start().await,
+        Backend::start().await,
+        Backend::start().await,
+    );
+    users.serve_http("/users/7", 200, &[], "{\"id\":7}");
+    let gw = routed(handler, &backend, &users, &billing).serve().await;
+    let hello = get(&gw.url("/app/hello")).await;
+    assert_eq!(hello.status, 200, "{}", hello.text());
+    assert_eq!(hello.text(), format!("hello from {language}\n"));
+    assert_eq!(hello.header("x-handler"), Some(language));
+    let called = get(&gw.url("/app/call")).await;
+    assert_eq!(called.status, 200, "{}", called.text());
+    assert_eq!(called.text(), "users said 200: {\"id\":7}");
+    let refused = get(&gw.url("/app/call-billing")).await;
+    assert_eq!(refused.status, 502, "{}", refused.text());
+    assert!(
+        refused.text().starts_with("call failed:"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(billing.hits(), 0);
+    assert_eq!(backend.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_python_handler_answers_routed_requests() {
+    handler_in_another_language(toolchains::python_http(), "python").await;
+}
+
+#[tokio::test]
+async fn a_javascript_handler_answers_routed_requests() {
+    handler_in_another_language(toolchains::js_http(), "javascript").await;
 }

@@ -60,15 +60,50 @@ fn run(command: &mut Command, what: &str) {
 
 /// Build a Python plugin from `dir` (app.py, wit at `wit`) into `out`.
 pub fn build_python(dir: &Path, wit: &Path, out: &Path) {
+    build_python_world(dir, wit, "weir:plugin/plugin", out);
+}
+
+/// Build a Python component of `world` from `dir` (app.py) into `out`.
+pub fn build_python_world(dir: &Path, wit: &Path, world: &str, out: &Path) {
     run(
         Command::new(componentize_py())
             .current_dir(dir)
             .arg("-d")
             .arg(wit)
-            .args(["-w", "weir:plugin/plugin", "componentize", "app", "-o"])
+            .args(["-w", world, "componentize", "app", "-o"])
             .arg(out),
         "componentize-py",
     );
+}
+
+/// `tests/fixtures/python-http`: a standard wasi:http/proxy handler.
+pub fn python_http() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = built("python_http.wasm");
+        let fixtures = workspace().join("tests/fixtures");
+        build_python_world(
+            &fixtures.join("python-http"),
+            &fixtures.join("wasi-http-wit"),
+            "handler",
+            &out,
+        );
+        out
+    })
+}
+
+/// `tests/fixtures/js-http`: a standard wasi:http/proxy fetch handler.
+pub fn js_http() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let modules = componentize_js_modules();
+        let out = built("js_http.wasm");
+        build_js(
+            &workspace().join("tests/fixtures/js-http"),
+            &[&modules, &out],
+        );
+        out
+    })
 }
 
 /// Build a JavaScript plugin with its `build.mjs`.
