@@ -235,3 +235,33 @@ async fn a_python_handler_answers_routed_requests() {
 async fn a_javascript_handler_answers_routed_requests() {
     handler_in_another_language(toolchains::js_http(), "javascript").await;
 }
+
+#[tokio::test]
+async fn a_trapping_or_spinning_component_costs_its_request_only() {
+    let (backend, users, billing) = (
+        Backend::start().await,
+        Backend::start().await,
+        Backend::start().await,
+    );
+    let gw = routed(&wasm("fixture_http_handler"), &backend, &users, &billing)
+        .limit("hook_deadline_ms = 300")
+        .serve()
+        .await;
+    let (trap, spin, hello) = (
+        gw.url("/app/trap"),
+        gw.url("/app/spin"),
+        gw.url("/app/hello"),
+    );
+    let started = std::time::Instant::now();
+    let (trapped, spun, good) = tokio::join!(get(&trap), get(&spin), get(&hello));
+    assert_eq!(trapped.status, 500);
+    assert_eq!(spun.status, 500);
+    assert_eq!(good.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The handler serves on.
+    assert_eq!(get(&gw.url("/app/hello")).await.status, 200);
+}
