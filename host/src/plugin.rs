@@ -217,16 +217,12 @@ impl LoadedPlugin {
         )
         .await
         .map_err(|failure| {
-            let message = match (&failure, &config_file) {
-                (PluginFailure::Instantiate(why), Some(json)) => {
-                    format!("{why} (config file {})", json.display())
-                }
-                (PluginFailure::Instantiate(why), None) => {
-                    format!("{why} (no config file; `{{}}` was used)")
-                }
-                (other, _) => format!("failed while starting: {other}"),
-            };
-            LoadError::new(file, message)
+            start_error(
+                file,
+                failure,
+                config_file.as_deref(),
+                "no config file; `{}` was used",
+            )
         })?;
 
         Ok(LoadedPlugin {
@@ -322,16 +318,7 @@ impl LoadedPlugin {
             settings.pool.clone(),
         )
         .await
-        .map_err(|failure| {
-            let message = match (&failure, &config_file) {
-                (PluginFailure::Instantiate(why), Some(json)) => {
-                    format!("{why} (config file {})", json.display())
-                }
-                (PluginFailure::Instantiate(why), None) => format!("{why} (no config file)"),
-                (other, _) => format!("failed while starting: {other}"),
-            };
-            LoadError::new(file, message)
-        })?;
+        .map_err(|failure| start_error(file, failure, config_file.as_deref(), "no config file"))?;
         Ok(LoadedPlugin {
             info: PluginInfo {
                 name,
@@ -585,6 +572,23 @@ fn fail_span(
             req.trace = Some(parent);
         }
     }
+}
+
+/// Why a plugin's first instance did not start, naming its config file.
+fn start_error(
+    file: &Path,
+    failure: PluginFailure,
+    config: Option<&Path>,
+    none: &str,
+) -> LoadError {
+    let message = match (&failure, config) {
+        (PluginFailure::Instantiate(why), Some(json)) => {
+            format!("{why} (config file {})", json.display())
+        }
+        (PluginFailure::Instantiate(why), None) => format!("{why} ({none})"),
+        (other, _) => format!("failed while starting: {other}"),
+    };
+    LoadError::new(file, message)
 }
 
 /// The file name's stem, which names the plugin.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use http::Method;
 
+use crate::support::client::call;
 use crate::support::plugin_metrics::text as metrics_text;
 use crate::support::process::{Process, run_to_end};
 use crate::support::redis::RedisServer;
@@ -39,25 +40,6 @@ fn with_filter(stem: &str, artifact: &str, config: Option<&[u8]>, backend: &Back
         std::fs::write(setup.plugins_dir().join(format!("10-{stem}.json")), config).unwrap();
     }
     setup
-}
-
-async fn call(
-    url: &str,
-    method: Method,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> crate::support::client::Reply {
-    let mut builder = http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    send(
-        &crate::support::client::http1(),
-        builder
-            .body(weir::http::body::full(body.to_string()))
-            .unwrap(),
-    )
-    .await
 }
 
 #[tokio::test]

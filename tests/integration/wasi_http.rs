@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::Method;
 use http_body_util::BodyExt;
 
-use crate::support::client::{Reply, http1};
+use crate::support::client::{call, http1};
 use crate::support::toolchains;
 use crate::support::*;
 
@@ -33,20 +33,6 @@ fn routed(
         ]}))
         .plugin_file("60-app", handler, None)
         .section("[plugins.60-app]\nroutes = [\"app\"]\ncapabilities = [\"outbound:users\"]")
-}
-
-async fn call(url: &str, method: Method, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut builder = http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    send(
-        &http1(),
-        builder
-            .body(weir::http::body::full(body.to_string()))
-            .unwrap(),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -264,4 +250,27 @@ async fn a_trapping_or_spinning_component_costs_its_request_only() {
     );
     // The handler serves on.
     assert_eq!(get(&gw.url("/app/hello")).await.status, 200);
+}
+
+#[tokio::test]
+async fn test_plugin_runs_a_wasi_http_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = dir.path().join("request.json");
+    std::fs::write(&request, r#"{"method": "GET", "path": "/hello"}"#).unwrap();
+    let handler = wasm("fixture_http_handler");
+    let (ok, out, err) = crate::support::process::run_to_end(&[
+        "test-plugin",
+        handler.to_str().unwrap(),
+        "--request",
+        request.to_str().unwrap(),
+    ])
+    .await;
+    assert!(ok, "{out}{err}");
+    let output: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(output["on_request"]["action"], "respond", "{output}");
+    assert_eq!(output["on_request"]["reply"]["status"], 200);
+    assert_eq!(
+        output["on_request"]["reply"]["body"],
+        "hello from wasi:http\n"
+    );
 }

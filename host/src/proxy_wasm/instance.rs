@@ -99,15 +99,7 @@ impl Instances {
 
     /// A slot for one stream, waiting at most one hook deadline.
     pub async fn permit(&self) -> Result<OwnedSemaphorePermit, PluginFailure> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        match tokio::time::timeout(self.settings.deadline, self.permits.clone().acquire_owned())
-            .await
-        {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(PluginFailure::Busy(self.settings.max_instances)),
-        }
+        crate::runtime::pool::slot(&self.permits, &self.settings).await
     }
 
     /// An idle instance, or `None` when a new one must be made.
@@ -211,28 +203,38 @@ fn exports(
     instance: &wasmtime::Instance,
     store: &mut Store<FilterState>,
 ) -> wasmtime::Result<Exports> {
-    let mut store = store;
     Ok(Exports {
-        context_create: instance.get_typed_func(&mut store, "proxy_on_context_create")?,
-        request_headers: instance
-            .get_typed_func(&mut store, "proxy_on_request_headers")
-            .ok(),
-        request_body: instance
-            .get_typed_func(&mut store, "proxy_on_request_body")
-            .ok(),
-        response_headers: instance
-            .get_typed_func(&mut store, "proxy_on_response_headers")
-            .ok(),
-        response_body: instance
-            .get_typed_func(&mut store, "proxy_on_response_body")
-            .ok(),
-        http_call_response: instance
-            .get_typed_func(&mut store, "proxy_on_http_call_response")
-            .ok(),
-        log: instance.get_typed_func(&mut store, "proxy_on_log").ok(),
-        done: instance.get_typed_func(&mut store, "proxy_on_done").ok(),
-        delete: instance.get_typed_func(&mut store, "proxy_on_delete").ok(),
+        context_create: instance.get_typed_func(&mut *store, "proxy_on_context_create")?,
+        request_headers: optional(instance, store, "proxy_on_request_headers")?,
+        request_body: optional(instance, store, "proxy_on_request_body")?,
+        response_headers: optional(instance, store, "proxy_on_response_headers")?,
+        response_body: optional(instance, store, "proxy_on_response_body")?,
+        http_call_response: optional(instance, store, "proxy_on_http_call_response")?,
+        log: optional(instance, store, "proxy_on_log")?,
+        done: optional(instance, store, "proxy_on_done")?,
+        delete: optional(instance, store, "proxy_on_delete")?,
     })
+}
+
+/// A callback the filter may leave out; one exported with another
+/// signature than the ABI's is an error, never silently skipped.
+fn optional<P, R>(
+    instance: &wasmtime::Instance,
+    store: &mut Store<FilterState>,
+    name: &str,
+) -> wasmtime::Result<Option<TypedFunc<P, R>>>
+where
+    P: wasmtime::WasmParams,
+    R: wasmtime::WasmResults,
+{
+    match instance.get_func(&mut *store, name) {
+        None => Ok(None),
+        Some(func) => func.typed(&*store).map(Some).map_err(|e| {
+            e.context(format!(
+                "export `{name}` does not have the proxy-wasm 0.2 signature"
+            ))
+        }),
+    }
 }
 
 /// Start a hook call that must end by `deadline`.
@@ -248,23 +250,6 @@ pub fn settle<T>(
     settings: &PoolSettings,
     outcome: wasmtime::Result<T>,
 ) -> Result<T, PluginFailure> {
-    use crate::runtime::{DeadlineReached, MemoryLimitExceeded};
-    match outcome {
-        Ok(value) => Ok(value),
-        Err(_) if store.data().host.limiter.exceeded => {
-            Err(PluginFailure::MemoryLimit(settings.max_memory))
-        }
-        Err(e) if e.downcast_ref::<MemoryLimitExceeded>().is_some() => {
-            Err(PluginFailure::MemoryLimit(settings.max_memory))
-        }
-        Err(e)
-            if matches!(
-                e.downcast_ref::<wasmtime::Trap>(),
-                Some(wasmtime::Trap::Interrupt)
-            ) || e.downcast_ref::<DeadlineReached>().is_some() =>
-        {
-            Err(PluginFailure::Deadline(settings.deadline))
-        }
-        Err(e) => Err(PluginFailure::Trap(format!("{e:#}"))),
-    }
+    outcome
+        .map_err(|e| crate::runtime::pool::failure(e, store.data().host.limiter.exceeded, settings))
 }

@@ -319,22 +319,41 @@ impl InstancePool {
         store: &Store<HostState>,
         outcome: wasmtime::Result<T>,
     ) -> Result<T, PluginFailure> {
-        match outcome {
-            Ok(value) => Ok(value),
-            Err(_) if store.data().limiter.exceeded => {
-                Err(PluginFailure::MemoryLimit(self.settings.max_memory))
-            }
-            Err(e) if e.downcast_ref::<MemoryLimitExceeded>().is_some() => {
-                Err(PluginFailure::MemoryLimit(self.settings.max_memory))
-            }
-            Err(e)
-                if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
-                    || e.downcast_ref::<DeadlineReached>().is_some() =>
-            {
-                Err(PluginFailure::Deadline(self.settings.deadline))
-            }
-            Err(e) => Err(PluginFailure::Trap(format!("{e:#}"))),
-        }
+        outcome.map_err(|e| failure(e, store.data().limiter.exceeded, &self.settings))
+    }
+}
+
+/// The failure a call's error stands for, for any kind of plugin:
+/// `memory_exceeded` is what its memory limiter recorded.
+pub fn failure(
+    e: wasmtime::Error,
+    memory_exceeded: bool,
+    settings: &PoolSettings,
+) -> PluginFailure {
+    if memory_exceeded || e.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        PluginFailure::MemoryLimit(settings.max_memory)
+    } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
+        || e.downcast_ref::<DeadlineReached>().is_some()
+    {
+        PluginFailure::Deadline(settings.deadline)
+    } else {
+        PluginFailure::Trap(format!("{e:#}"))
+    }
+}
+
+/// A slot among `permits` (one per running instance), waiting at most
+/// `settings.deadline` when none is free (no timer when one is, the usual
+/// case), else "busy".
+pub async fn slot(
+    permits: &Arc<Semaphore>,
+    settings: &PoolSettings,
+) -> Result<tokio::sync::OwnedSemaphorePermit, PluginFailure> {
+    if let Ok(permit) = permits.clone().try_acquire_owned() {
+        return Ok(permit);
+    }
+    match tokio::time::timeout(settings.deadline, permits.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(PluginFailure::Busy(settings.max_instances)),
     }
 }
 

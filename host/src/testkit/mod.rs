@@ -168,8 +168,14 @@ impl PluginUnderTest {
     /// Run `on-request`.
     pub async fn on_request(&self, request: &TestRequest) -> Result<RequestOutcome, GatewayError> {
         let state = request_state(request).map_err(GatewayError::Internal)?;
-        let (state, action) = self.plugin.on_request(Box::new(state)).await?;
-        let action = test_action(action);
+        let (mut state, action) = self.plugin.on_request(Box::new(state)).await?;
+        // A `wasi:http` handler's answer streams; it is read whole here.
+        let action = match state.answer.take() {
+            Some(answer) => TestAction::Respond {
+                reply: test_response(read_whole(*answer).await),
+            },
+            None => test_action(action),
+        };
         let upstream = state.upstream.clone();
         Ok(RequestOutcome {
             action,
@@ -192,7 +198,7 @@ impl PluginUnderTest {
             .await?;
         Ok(ResponseOutcome {
             action: test_action(action),
-            response: test_response(*response),
+            response: test_response(read_whole(*response).await),
         })
     }
 }
@@ -256,6 +262,13 @@ async fn test_request(mut state: RequestState) -> TestRequest {
         client: state.client,
         context: state.context.into_iter().collect(),
     }
+}
+
+/// `response` with its body read into memory (up to the default body
+/// limit), so a streaming body is shown too.
+async fn read_whole(mut response: ResponseState) -> ResponseState {
+    let _ = response.body.buffer(Limits::default().max_body_bytes).await;
+    response
 }
 
 fn test_response(response: ResponseState) -> TestResponse {

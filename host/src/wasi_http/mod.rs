@@ -66,7 +66,7 @@ pub fn check(runtime: &Runtime, component: &Component) -> Result<ProxyPre<Handle
 /// A component's request waiting for the next stage's response.
 struct Pending {
     respond: oneshot::Sender<http::Response<WasiBody>>,
-    answer: oneshot::Receiver<Result<http::Response<WasiBody>, ErrorCode>>,
+    answer: AnswerRx,
     task: tokio::task::JoinHandle<wasmtime::Result<()>>,
 }
 
@@ -86,10 +86,15 @@ pub struct Handler {
     metrics: PluginMetricsHandles,
 }
 
+/// Where a component's answer arrives.
+type AnswerRx = oneshot::Receiver<Result<http::Response<WasiBody>, ErrorCode>>;
+
 /// What a component did first.
 enum First {
+    /// It answered.
     Answered(http::Response<WasiBody>),
-    Next(NextCall),
+    /// It called the next stage; its answer will come later.
+    Next(NextCall, AnswerRx),
 }
 
 impl Handler {
@@ -176,15 +181,7 @@ impl Handler {
     }
 
     async fn permit(&self) -> Result<OwnedSemaphorePermit, PluginFailure> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        match tokio::time::timeout(self.settings.deadline, self.permits.clone().acquire_owned())
-            .await
-        {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(PluginFailure::Busy(self.settings.max_instances)),
-        }
+        crate::runtime::pool::slot(&self.permits, &self.settings).await
     }
 
     /// Run the component until it answers or calls the next stage.
@@ -239,7 +236,7 @@ impl Handler {
                 .unwrap_or_else(|_| Err(wasmtime::Error::new(crate::runtime::DeadlineReached)))
         });
         let first = tokio::time::timeout_at(deadline, first_move(answer_rx, next_rx)).await;
-        let (first, answer_rx) = match first {
+        let first = match first {
             Ok(Ok(first)) => first,
             Ok(Err(())) => return Err((self.failure_of(task).await, Some(req))),
             Err(_) => {
@@ -252,12 +249,12 @@ impl Handler {
                 req.answer = Some(Box::new(response_state(response)));
                 Ok((req, Action::Continue))
             }
-            First::Next(call) => {
+            First::Next(call, answer) => {
                 let (head, body) = call.request.into_parts();
                 forward(&mut req, head, body);
                 let pending = Pending {
                     respond: call.respond,
-                    answer: answer_rx.expect("the answer channel is kept until an answer"),
+                    answer,
                     task,
                 };
                 let list = req
@@ -320,54 +317,33 @@ impl Handler {
             Ok(Ok(())) => {
                 PluginFailure::Trap("the component returned without setting a response".into())
             }
-            Ok(Err(e)) => settle(e, &self.settings),
+            // The store went with the task: its limiter's record is in the error.
+            Ok(Err(e)) => crate::runtime::pool::failure(e, false, &self.settings),
             Err(e) => PluginFailure::Trap(format!("the component's task failed: {e}")),
         }
     }
 }
 
 /// Wait for the component's answer or its call to the next stage; the
-/// answer channel comes back when the next stage was called.
-#[allow(clippy::type_complexity)]
+/// answer channel comes back with the call.
 async fn first_move(
-    mut answer: oneshot::Receiver<Result<http::Response<WasiBody>, ErrorCode>>,
+    mut answer: AnswerRx,
     mut next: oneshot::Receiver<NextCall>,
-) -> Result<
-    (
-        First,
-        Option<oneshot::Receiver<Result<http::Response<WasiBody>, ErrorCode>>>,
-    ),
-    (),
-> {
+) -> Result<First, ()> {
     let mut next_open = true;
     loop {
         tokio::select! {
             answered = &mut answer => return match answered {
-                Ok(Ok(response)) => Ok((First::Answered(response), None)),
+                Ok(Ok(response)) => Ok(First::Answered(response)),
                 _ => Err(()),
             },
             call = &mut next, if next_open => match call {
-                Ok(call) => return Ok((First::Next(call), Some(answer))),
+                Ok(call) => return Ok(First::Next(call, answer)),
                 // The component dropped its next stage unused; keep
                 // waiting for its answer.
                 Err(_) => next_open = false,
             },
         }
-    }
-}
-
-fn settle(e: wasmtime::Error, settings: &PoolSettings) -> PluginFailure {
-    use crate::runtime::{DeadlineReached, MemoryLimitExceeded};
-    if e.downcast_ref::<MemoryLimitExceeded>().is_some() {
-        PluginFailure::MemoryLimit(settings.max_memory)
-    } else if matches!(
-        e.downcast_ref::<wasmtime::Trap>(),
-        Some(wasmtime::Trap::Interrupt)
-    ) || e.downcast_ref::<DeadlineReached>().is_some()
-    {
-        PluginFailure::Deadline(settings.deadline)
-    } else {
-        PluginFailure::Trap(format!("{e:#}"))
     }
 }
 
@@ -380,6 +356,14 @@ fn incoming_request(req: &mut HeldRequest) -> Result<http::Request<WasiBody>, St
         .version(req.head.version);
     if let Some(headers) = builder.headers_mut() {
         *headers = req.head.headers.clone();
+        // wasi:http requires an authority; the gateway admits no request
+        // without one, but the plugin test kit's may have none.
+        if req.head.uri.authority().is_none() && !headers.contains_key(http::header::HOST) {
+            headers.insert(
+                http::header::HOST,
+                http::HeaderValue::from_static("localhost"),
+            );
+        }
     }
     let body = req
         .body

@@ -66,3 +66,18 @@ pub fn request(method: Method, url: &str, body_bytes: impl Into<Bytes>) -> Reque
         .body(body::full(body_bytes.into()))
         .unwrap()
 }
+
+/// `method url` over HTTP/1.1 with these headers and body.
+pub async fn call(url: &str, method: Method, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    send(
+        &http1(),
+        builder
+            .body(weir::http::body::full(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
