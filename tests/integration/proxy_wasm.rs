@@ -301,6 +301,7 @@ async fn a_filter_rejecting_its_configuration_is_not_loaded() {
 async fn check_admin_and_test_plugin_show_and_run_a_filter() {
     let backend = Backend::start().await;
     let setup = with_filter("headers", "pw_headers", Some(b"tag=cli"), &backend)
+        .plugin_file("20-counter", &filter("pw_counter"), None)
         .admin("token = \"s3cret\"");
     let config = setup.write();
     let config = config.to_str().unwrap();
@@ -317,16 +318,27 @@ async fn check_admin_and_test_plugin_show_and_run_a_filter() {
     );
 
     let process = Process::start(std::path::Path::new(config)).await;
-    let reply = send(
-        &crate::support::client::http1(),
-        http::Request::builder()
-            .uri(process.admin_url("/admin/plugins"))
+    let client = crate::support::client::http1();
+    let admin = |path: &str| {
+        let request = http::Request::builder()
+            .uri(process.admin_url(path))
             .header("authorization", "Bearer s3cret")
             .body(weir::http::body::empty())
-            .unwrap(),
-    )
-    .await;
-    let plugins = reply.json();
+            .unwrap();
+        send(&client, request)
+    };
+    for _ in 0..3 {
+        assert_eq!(get(&process.url("/")).await.status, 200);
+    }
+    // The filter's metrics, scraped from the binary's `/metrics`.
+    let scrape = admin("/metrics").await.text();
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l == "weir_plugin_counter_pw_counter_requests_total{plugin=\"20-counter\"} 3"),
+        "{scrape}"
+    );
+    let plugins = admin("/admin/plugins").await.json();
     let listed = &plugins["plugins"][0];
     assert_eq!(listed["name"], "10-headers");
     assert_eq!(listed["contract"], "proxy-wasm 0.2.1");
@@ -396,4 +408,24 @@ async fn a_paused_request_ends_at_the_hook_deadline() {
         "answered after {took:?}"
     );
     assert_eq!(backend.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_filters_failure_policy_applies_as_to_any_plugin() {
+    let backend = Backend::start().await;
+    let gw = with_filter("headers", "pw_headers", None, &backend)
+        .section("[plugins.10-headers]\non_failure = \"skip\"")
+        .serve()
+        .await;
+    // The filter traps; `skip` lets the request go on without it.
+    let reply = call(&gw.url("/"), Method::GET, &[("x-trap", "1")], "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(
+        backend
+            .last()
+            .unwrap()
+            .headers
+            .get("x-pw-request")
+            .is_none()
+    );
 }

@@ -133,12 +133,16 @@ async fn serve_until_stopped(
         Some(admin) => Some(admin.local_addr()?),
         None => None,
     };
-    announce(&listeners, admin_addr, demo.as_ref())?;
-
-    let adjust = demo.map(|shown| shown.demo.adjustment());
+    // Signal handlers before the ports are announced: a SIGHUP or SIGTERM
+    // sent as soon as the gateway answers must reload or drain it, never
+    // meet the default action (which ends the process and resets the
+    // connections the listeners already hold).
+    let shutdown = shutdown_signal();
+    let adjust = demo.as_ref().map(|shown| shown.demo.adjustment());
     let reloader = Reloader::adjusted(gateway.clone(), path, from_file, tls.clone(), adjust);
     let _watcher = watch(&reloader, &config);
     spawn_sighup_reloads(reloader.clone());
+    announce(&listeners, admin_addr, demo.as_ref())?;
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(listener) = admin_listener {
         let admin = crate::admin::Admin::new(reloader.clone(), config.admin.token.clone());
@@ -150,7 +154,7 @@ async fn serve_until_stopped(
     let traces = gateway.stores().tracing.clone();
     let serving = crate::server::workers::Workers::start(listeners.per_worker, gateway)?;
     tracing::info!(workers, "serving");
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: no new connections, draining in-flight requests");
     serving.stop().await;
     let _ = stop_admin.send(());
@@ -281,29 +285,35 @@ fn spawn_sighup_reloads(reloader: Arc<Reloader>) {
     let _ = reloader;
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when it is first awaited.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
+        let handlers = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+        );
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            _ => {
-                tracing::warn!("cannot install signal handlers; stop with SIGKILL");
-                std::future::pending::<()>().await;
+                _ => {
+                    tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+                    std::future::pending::<()>().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
