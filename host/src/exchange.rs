@@ -188,6 +188,46 @@ fn authority_of(head: &http::request::Parts) -> Option<String> {
         .or_else(|| head.uri.authority().map(|a| a.as_str().to_string()))
 }
 
+/// What a plugin keeps for one request from its `on-request` to its
+/// `on-response` (a proxy-wasm filter's stream, a `wasi:http` component
+/// waiting for the next stage), by plugin, in the request's extensions.
+/// Dropped with the request when the response hook never comes.
+pub struct Carried<T>(std::marker::PhantomData<T>);
+
+/// The list behind [`Carried`] (extensions need `Clone + Sync`).
+struct CarriedList<T>(Arc<std::sync::Mutex<Vec<(u64, T)>>>);
+
+impl<T> Clone for CarriedList<T> {
+    fn clone(&self) -> Self {
+        CarriedList(self.0.clone())
+    }
+}
+
+impl<T: Send + 'static> Carried<T> {
+    /// Keep `value` for plugin `id` on `req`.
+    pub fn put(req: &mut RequestState, id: u64, value: T) {
+        let list = req
+            .head
+            .extensions
+            .get_or_insert_with(|| CarriedList::<T>(Arc::default()));
+        lock(&list.0).push((id, value));
+    }
+
+    /// Take what plugin `id` kept on `req`, if anything.
+    pub fn take(req: &RequestState, id: u64) -> Option<T> {
+        let list = req.head.extensions.get::<CarriedList<T>>()?;
+        let mut list = lock(&list.0);
+        let at = list.iter().position(|(kept, _)| *kept == id)?;
+        Some(list.remove(at).1)
+    }
+}
+
+/// Lock a carried list; it is only pushed to and taken from, so a panic
+/// while it was locked cannot leave it inconsistent.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A response on its way to the client.
 pub struct ResponseState {
     /// Status, version and headers.

@@ -4,6 +4,18 @@
 //! authorization call that pauses the request, shared data on one Redis
 //! seen by two gateways, metrics, a trap contained to its request, and a
 //! grant refusal.
+//!
+//! Behaviours are those of the proxy-wasm ABI v0.2.1 specification
+//! (proxy-wasm/spec, `abi-versions/v0.2.1/README.md`), by the section of
+//! the function each test relies on: `proxy_on_configure` (configuration
+//! bytes, a `false` return fails the plugin), `proxy_get/set_header_map_*`
+//! and their map types (with `:path` among request headers),
+//! `proxy_send_local_response`, `proxy_get/set_buffer_bytes` with
+//! `proxy_on_request_body`/`proxy_on_response_body`, `proxy_http_call`
+//! with `proxy_on_http_call_response` and `proxy_continue_stream`,
+//! `proxy_get/set_shared_data` (the CAS argument: 0 writes
+//! unconditionally, a stale one answers `CAS_MISMATCH`), and
+//! `proxy_define_metric`/`proxy_increment_metric`/`proxy_record_metric`.
 
 use std::path::PathBuf;
 

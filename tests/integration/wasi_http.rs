@@ -3,6 +3,13 @@
 //! calling only the upstreams it is granted; and middleware whose
 //! outgoing request is the next stage. Handlers are built in Rust
 //! (`tests/fixtures/http-handler`), Python and JavaScript.
+//!
+//! Behaviours are those of the `wasi:http` 0.2 WIT
+//! (`tests/fixtures/wasi-http-wit/deps/http.wit`): `incoming-handler.handle`
+//! with `response-outparam.set` sent before the body is written (so the
+//! body streams after the head), `incoming-body.stream` read while the
+//! answer streams, and `outgoing-handler.handle` whose `error-code` the
+//! guest sees when the host refuses a request (`HTTP-request-denied`).
 
 use std::time::Duration;
 

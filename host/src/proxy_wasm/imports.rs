@@ -516,6 +516,13 @@ fn http_calls(linker: &mut Linker<FilterState>) -> wasmtime::Result<()> {
             let Some(call) = call_of(upstream, pairs, body, timeout_ms) else {
                 return ok(Status::BadArgument);
             };
+            // Calls wait here until the callback returns: no more of them
+            // than the hook's outbound budget, whatever the filter loops.
+            let budget = host.caps.budgets.outbound_calls_per_hook as usize;
+            let queued = cx.data().exchange.dispatched.len();
+            if queued + host.outbound_calls as usize >= budget {
+                return ok(Status::InternalFailure);
+            }
             let exchange = &mut cx.data_mut().exchange;
             exchange.next_token = exchange.next_token.wrapping_add(1).max(1);
             let token = exchange.next_token;

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use wasmtime::{Linker, Module};
 
 use crate::error::PluginFailure;
-use crate::exchange::{HeldRequest, HeldResponse};
+use crate::exchange::{Carried, HeldRequest, HeldResponse};
 use crate::governance::grants::Capability;
 use crate::runtime::bindings::{Action, Hooks, Reply};
 use crate::runtime::budget::PluginBudget;
@@ -94,11 +94,6 @@ pub(crate) fn capability_of(call: &str) -> Option<Capability> {
         _ => return None,
     })
 }
-
-/// Streams open on one request, per filter: carried in the request's
-/// extensions from `on-request` to `on-response`.
-#[derive(Clone, Default)]
-struct OpenStreams(Arc<std::sync::Mutex<Vec<(u64, Open)>>>);
 
 /// One filter's stream, with the instances to give it back to.
 struct Open {
@@ -221,13 +216,8 @@ impl Filter {
     /// Run the request callbacks.
     pub async fn on_request(
         &self,
-        mut req: HeldRequest,
+        req: HeldRequest,
     ) -> Result<(HeldRequest, Action), (PluginFailure, Option<HeldRequest>)> {
-        let streams = req
-            .head
-            .extensions
-            .get_or_insert_default::<OpenStreams>()
-            .clone();
         let mut held = match self.open().await {
             Ok(held) => held,
             Err(failure) => return Err((failure, Some(req))),
@@ -246,16 +236,14 @@ impl Filter {
         match flow {
             Flow::Continue => {
                 let (req, _) = held.take();
-                let Some(req) = req else {
+                let Some(mut req) = req else {
                     return Err((PluginFailure::Trap("the request was lost".into()), None));
                 };
-                lock(&streams.0).push((
-                    self.id,
-                    Open {
-                        held: Some(held),
-                        instances: self.instances.clone(),
-                    },
-                ));
+                let open = Open {
+                    held: Some(held),
+                    instances: self.instances.clone(),
+                };
+                Carried::put(&mut req, self.id, open);
                 Ok((req, Action::Continue))
             }
             Flow::Respond(reply) => {
@@ -283,15 +271,8 @@ impl Filter {
         (HeldRequest, HeldResponse, Action),
         (PluginFailure, Option<(HeldRequest, HeldResponse)>),
     > {
-        let open = req
-            .head
-            .extensions
-            .get::<OpenStreams>()
-            .and_then(|streams| {
-                let mut streams = lock(&streams.0);
-                let at = streams.iter().position(|(id, _)| *id == self.id)?;
-                Some(streams.remove(at).1)
-            });
+        // The stream this filter's `on-request` opened, if it did.
+        let open = Carried::<Open>::take(&req, self.id);
         let held = match open.and_then(|mut open| open.held.take()) {
             Some(mut held) => {
                 let deadline = Instant::now() + self.instances.settings.deadline;
@@ -335,10 +316,6 @@ impl Filter {
         };
         Ok((req, resp, action))
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn reply_of(reply: state::LocalReply) -> Reply {

@@ -34,7 +34,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
 
 use crate::error::PluginFailure;
-use crate::exchange::{HeldRequest, HeldResponse, ResponseState};
+use crate::exchange::{Carried, HeldRequest, HeldResponse, ResponseState};
 use crate::http::body::{BodyState, BoxError};
 use crate::runtime::bindings::{Action, Hooks as HookSet};
 use crate::runtime::budget::PluginBudget;
@@ -69,10 +69,6 @@ struct Pending {
     answer: AnswerRx,
     task: tokio::task::JoinHandle<wasmtime::Result<()>>,
 }
-
-/// Pending components of one request, by plugin, in its extensions.
-#[derive(Clone, Default)]
-struct PendingList(Arc<std::sync::Mutex<Vec<(u64, Pending)>>>);
 
 /// A loaded `wasi:http` component.
 pub struct Handler {
@@ -257,12 +253,7 @@ impl Handler {
                     answer,
                     task,
                 };
-                let list = req
-                    .head
-                    .extensions
-                    .get_or_insert_default::<PendingList>()
-                    .clone();
-                lock(&list.0).push((self.id, pending));
+                Carried::put(&mut req, self.id, pending);
                 Ok((req, Action::Continue))
             }
         }
@@ -277,11 +268,7 @@ impl Handler {
         (HeldRequest, HeldResponse, Action),
         (PluginFailure, Option<(HeldRequest, HeldResponse)>),
     > {
-        let pending = req.head.extensions.get::<PendingList>().and_then(|list| {
-            let mut list = lock(&list.0);
-            let at = list.iter().position(|(id, _)| *id == self.id)?;
-            Some(list.remove(at).1)
-        });
+        let pending = Carried::<Pending>::take(&req, self.id);
         let Some(pending) = pending else {
             // It answered in on-request (or never ran for this request).
             return Ok((req, resp, Action::Continue));
@@ -396,8 +383,4 @@ fn response_state(response: http::Response<WasiBody>) -> ResponseState {
         head,
         body: BodyState::streaming(body),
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
