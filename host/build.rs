@@ -39,7 +39,11 @@ fn main() {
         .expect("host/ lives in the workspace")
         .to_path_buf();
 
-    for dir in WASM_CRATE_DIRS.iter().chain(&["sdk", "wit"]) {
+    // The old contracts' WIT too: the fixtures built for them read it.
+    for dir in WASM_CRATE_DIRS
+        .iter()
+        .chain(&["sdk", "wit", "host/wit-0.1.0", "host/wit-0.2.0"])
+    {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!(

@@ -257,7 +257,7 @@ async fn measure_validate(label: &str, config: &str, files: &[(&str, &str)]) {
             let elapsed = started.elapsed();
             let got = match action {
                 weir::runtime::bindings::Action::Respond(reply) => Some(reply.status),
-                weir::runtime::bindings::Action::Continue => None,
+                _ => None,
             };
             assert_eq!(got, status, "{case}");
             if i >= WARMUP {

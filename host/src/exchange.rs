@@ -145,6 +145,37 @@ impl RequestState {
         }
     }
 
+    /// A copy of a request that has no body, to carry on in the background
+    /// after `respond-then-continue` while the original answers the
+    /// client. `None` when the request has (or may have) a body, which
+    /// cannot be read twice.
+    pub fn fork(&self) -> Option<RequestState> {
+        if self.body.known_len() != Some(0) {
+            return None;
+        }
+        let (mut head, ()) = http::Request::builder()
+            .method(self.head.method.clone())
+            .uri(self.head.uri.clone())
+            .version(self.head.version)
+            .body(())
+            .ok()?
+            .into_parts();
+        head.headers = self.head.headers.clone();
+        Some(RequestState {
+            head,
+            body: BodyState::buffered(bytes::Bytes::new()),
+            client: self.client,
+            context: self.context.clone(),
+            upstream: self.upstream.clone(),
+            original_authority: self.original_authority.clone(),
+            tls: self.tls.clone(),
+            trace: None,
+            canary_failed: self.canary_failed.clone(),
+            response_headers: self.response_headers.clone(),
+            answer: None,
+        })
+    }
+
     /// Keep `headers` for the response (`set-response-headers`): every
     /// name and value is parsed now, and a name given again replaces the
     /// values an earlier call gave it. All or nothing.
@@ -237,6 +268,15 @@ pub struct ResponseState {
 }
 
 impl ResponseState {
+    /// A response the gateway made (an error answer), for the hooks.
+    pub fn from_response(response: http::Response<crate::http::body::Body>) -> Self {
+        let (head, body) = response.into_parts();
+        ResponseState {
+            head,
+            body: BodyState::streaming(body),
+        }
+    }
+
     /// Into a response for hyper.
     pub fn into_response(self) -> http::Response<crate::http::body::Body> {
         http::Response::from_parts(self.head, self.body.into_body())

@@ -224,6 +224,12 @@ pub struct Pipeline {
     /// pipeline serves.
     server: Arc<crate::server::ServerSettings>,
     access_log: bool,
+    /// The `kv` store, for requests parked until a plugin's key goes.
+    kv: Arc<dyn KvStore>,
+    /// Each plugin's requests in the background (`respond-then-continue`),
+    /// by index, and how many it may have.
+    background: Vec<crate::gateway::deferred::Background>,
+    background_limit: u32,
 }
 
 impl Pipeline {
@@ -278,6 +284,7 @@ impl Pipeline {
         });
         let (plugins, governed) = load_plugins(runtime, config, caps, stores).await?;
         let scopes = scopes(config, &plugins, &governed);
+        let background = plugins.iter().map(|_| Default::default()).collect();
         Ok(Pipeline {
             plugins,
             governed,
@@ -286,7 +293,23 @@ impl Pipeline {
             limits: config.limits.clone(),
             server: Arc::new(crate::server::ServerSettings::from_config(config)),
             access_log: config.log.access_log,
+            kv: stores.kv.clone(),
+            background,
+            background_limit: config.budgets.background_per_plugin,
         })
+    }
+
+    /// The `kv` store plugins use.
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.kv
+    }
+
+    /// A background slot for plugin `index`, if it has one free.
+    pub fn background_slot(
+        &self,
+        index: usize,
+    ) -> Option<crate::gateway::deferred::BackgroundSlot> {
+        self.background.get(index)?.try_take(self.background_limit)
     }
 
     /// The plugins in request order.

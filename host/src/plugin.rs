@@ -49,7 +49,7 @@ pub struct PluginInfo {
     pub sha256: String,
     /// When it was loaded.
     pub loaded_at: SystemTime,
-    /// The contract version it implements, e.g. `0.2.0`, or the ABI of a
+    /// The contract version it implements, e.g. `0.3.0`, or the ABI of a
     /// proxy-wasm filter, e.g. `proxy-wasm 0.2.1`.
     pub contract: &'static str,
     /// The capability interfaces its component imports.
@@ -550,7 +550,9 @@ fn leave_span(req: &mut HeldRequest, spans: Option<(Trace, Trace)>, action: Opti
     if let Some((parent, hook)) = spans {
         let outcome = match action {
             Some(Action::Respond(_)) => "respond",
-            _ => "continue",
+            Some(Action::RespondThenContinue(_)) => "respond-then-continue",
+            Some(Action::Wait(_)) => "wait",
+            Some(Action::Continue) | None => "continue",
         };
         hook.set(opentelemetry::KeyValue::new("weir.outcome", outcome));
         hook.end();

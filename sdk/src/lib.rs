@@ -55,7 +55,33 @@
 //! Plugins have no filesystem, environment or sockets, and the gateway may
 //! grant a plugin fewer capabilities than these.
 //!
-//! This SDK targets the `weir:plugin@0.2.0` contract.
+//! # Answering early and waiting
+//!
+//! Besides [`Action::Continue`] and [`Action::Respond`], `on_request` may
+//! return two more actions (from `on_response` they are a plugin failure):
+//!
+//! - [`Action::RespondThenContinue`]`(reply)` answers the client with the
+//!   reply at once, and carries on with the request in the background as if
+//!   `Continue` had been returned: the later plugins' `on_request`, the
+//!   upstream, then the `on_response` hooks of this plugin and the later
+//!   ones. That background response reaches no client; the plugins before
+//!   this one see only the reply. It is for refreshing what a plugin keeps
+//!   (a cache's stale-while-revalidate). The gateway answers with the reply
+//!   alone (as `Respond`) when the request has a body, or when the plugin
+//!   already has `budgets.background_per_plugin` requests in the background.
+//! - [`Action::Wait`]`(`[`Wait`]` { key, timeout_ms })` parks the request,
+//!   without holding a plugin instance, until the plugin's [`kv`] key `key`
+//!   holds no value (deleted or expired; at once if it holds none already),
+//!   or `timeout_ms` passes, whichever is first; then this plugin's
+//!   `on_request` runs again, on the same request, with the context and
+//!   edits it made. It is for request collapsing: one request takes a lock
+//!   with [`kv::set_if_absent`] and deletes it when done, the others wait for
+//!   the lock to go. The wait is
+//!   capped at `limits.wait_max_ms`, and a request waits at most
+//!   `limits.waits_per_request` times per plugin; a further `Wait` counts as
+//!   `Continue`.
+//!
+//! This SDK targets the `weir:plugin@0.3.0` contract.
 
 pub mod bindings;
 pub mod crypto;
@@ -68,7 +94,7 @@ pub mod rate;
 
 pub use bindings::weir::plugin::types::{
     Action, Address, BodyError, ClientCertificate, EditError, Hooks, Reply, Request, Response,
-    TlsInfo,
+    TlsInfo, Wait,
 };
 pub use http::JsonBodyError;
 
@@ -96,7 +122,10 @@ pub trait Plugin: Sized + 'static {
     }
 
     /// Runs for every response, in reverse order, if this plugin's
-    /// `on_request` returned [`Action::Continue`].
+    /// `on_request` returned [`Action::Continue`] (or
+    /// [`Action::RespondThenContinue`]: then for the background response,
+    /// which reaches no client). Return `Continue` or `Respond` here:
+    /// `RespondThenContinue` and `Wait` are a plugin failure.
     fn on_response(&mut self, req: &Request, resp: &Response) -> Action {
         let _ = (req, resp);
         Action::Continue

@@ -1,5 +1,6 @@
 //! Host capabilities as plugins use them: outbound calls to named upstreams
-//! (single and parallel), the rate limiter and the key-value store.
+//! (single and parallel), the rate limiter and the key-value store (its
+//! `set-if-absent` atomic in memory and on Redis).
 
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,63 @@ async fn kv_state_is_shared_by_instances_and_private_to_the_plugin() {
         assert_eq!(seen.headers["x-count-a"], expected.to_string().as_str());
         assert_eq!(seen.headers["x-count-b"], expected.to_string().as_str());
     }
+}
+
+/// A plugin that takes the kv key `leader` with `set-if-absent` and says
+/// in `x-won` whether it got it.
+fn leader_election(backend: &Backend) -> Setup {
+    Setup::new().upstream("backend", &[backend.url()]).scripted(
+        "10-lock",
+        json!({
+            "on_request": [
+                {"op": "kv_set_if_absent", "key": "leader", "value": "me",
+                 "ttl_ms": 60_000, "header": "x-won"},
+                {"op": "set_upstream", "name": "backend"}],
+            "on_response": [{"op": "context_to_header", "key": "x-won", "header": "x-won"}]
+        }),
+    )
+}
+
+/// Send `count` requests at once, spread over `urls`; the `x-won` values.
+async fn race(urls: &[String], count: usize) -> Vec<String> {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        let reply = task.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        won.push(reply.header("x-won").unwrap().to_string());
+    }
+    won
+}
+
+#[tokio::test]
+async fn kv_set_if_absent_lets_exactly_one_of_concurrent_callers_win() {
+    let backend = Backend::start().await;
+    let gw = leader_election(&backend).serve().await;
+    let won = race(&[gw.url("/")], 24).await;
+    assert_eq!(won.iter().filter(|w| *w == "true").count(), 1, "{won:?}");
+    assert_eq!(won.iter().filter(|w| *w == "false").count(), 23, "{won:?}");
+    // Held: a later caller loses too.
+    assert_eq!(get(&gw.url("/")).await.header("x-won"), Some("false"));
+}
+
+#[tokio::test]
+async fn kv_set_if_absent_lets_exactly_one_caller_win_across_gateways_on_one_redis() {
+    let redis = crate::support::redis::RedisServer::start();
+    let backend = Backend::start().await;
+    let setup = leader_election(&backend)
+        .state("backend = \"redis\"")
+        .state(&format!("url = {:?}", redis.url()))
+        .state("timeout_ms = 500");
+    let (one, two) = (setup.serve().await, setup.serve().await);
+    let won = race(&[one.url("/"), two.url("/")], 40).await;
+    assert_eq!(won.iter().filter(|w| *w == "true").count(), 1, "{won:?}");
+    assert_eq!(won.iter().filter(|w| *w == "false").count(), 39, "{won:?}");
 }
 
 #[tokio::test]

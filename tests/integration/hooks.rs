@@ -238,6 +238,29 @@ async fn an_invalid_reply_is_a_500_naming_the_plugin() {
 }
 
 #[tokio::test]
+async fn respond_then_continue_and_wait_from_on_response_are_plugin_failures() {
+    let backend = Backend::start().await;
+    for action in [
+        json!({"op": "respond_then_continue", "status": 200, "body": "late"}),
+        json!({"op": "wait", "key": "k", "timeout_ms": 10}),
+    ] {
+        let gw = Setup::new()
+            .upstream("backend", &[backend.url()])
+            .scripted(
+                "10-bad",
+                json!({"on_request": [{"op": "set_upstream", "name": "backend"}],
+                       "on_response": [action]}),
+            )
+            .serve()
+            .await;
+        let reply = get(&gw.url("/")).await;
+        assert_eq!(reply.status, 500, "{action}: {}", reply.text());
+        assert_eq!(reply.json()["plugin"], "10-bad");
+        assert_eq!(reply.json()["cause"], "invalid reply");
+    }
+}
+
+#[tokio::test]
 async fn handle_works_without_a_socket() {
     let backend = Backend::start().await;
     let gw = Setup::new()

@@ -81,7 +81,7 @@ async fn a_component_of_another_world_is_refused() {
     let err = load_error(Setup::new().plugin("30-wrong", "fixture_wrong_world", None)).await;
     assert!(
         err.contains(
-            "30-wrong.wasm: does not implement the weir:plugin/plugin@0.2.0 world (nor @0.1.0)"
+            "30-wrong.wasm: does not implement the weir:plugin/plugin@0.3.0 world (nor @0.2.0, nor @0.1.0)"
         ),
         "{err}"
     );
@@ -156,7 +156,7 @@ async fn a_plugin_built_for_contract_0_1_0_loads_and_runs_unchanged() {
         .await;
     let pipeline = gw.gateway.pipeline();
     assert_eq!(pipeline.plugins()[1].info().contract, "0.1.0");
-    assert_eq!(pipeline.plugins()[0].info().contract, "0.2.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.3.0");
 
     // Its request edit reaches the upstream, its response edit the client,
     // and its kv counter works through the adapted capability.
@@ -167,7 +167,7 @@ async fn a_plugin_built_for_contract_0_1_0_loads_and_runs_unchanged() {
         assert_eq!(reply.header("x-v01-hits"), Some(n.to_string().as_str()));
         assert_eq!(backend.last().unwrap().headers["x-v01"], "seen");
     }
-    // Paths it sets follow the same normalization as a 0.2.0 plugin's.
+    // Paths it sets follow the same normalization as a current plugin's.
     let mut path_request = request(http::Method::GET, &gw.url("/json"), bytes::Bytes::new());
     path_request
         .headers_mut()
@@ -183,6 +183,94 @@ async fn a_plugin_built_for_contract_0_1_0_loads_and_runs_unchanged() {
     let reply = send(&crate::support::client::http1(), reply_request).await;
     assert_eq!(reply.status, 418);
     assert_eq!(reply.text(), "answered by a 0.1.0 plugin");
+}
+
+#[tokio::test]
+async fn a_plugin_built_for_contract_0_2_0_loads_and_runs_unchanged() {
+    use crate::support::plugin_metrics::{expected, samples};
+    use weir::runtime::bindings::Hooks;
+
+    let backend = Backend::start().await;
+    let setup = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .plugin("20-old", "fixture_v0_2_plugin", None);
+    let gw = setup.serve().await;
+    let pipeline = gw.gateway.pipeline();
+    assert_eq!(pipeline.plugins()[1].info().contract, "0.2.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.3.0");
+    assert_eq!(pipeline.plugins()[1].hooks(), Hooks::all());
+
+    // Its imports work through the adapter: `set-headers` on the request
+    // (seen upstream) and the response, `set-response-headers`, `kv`,
+    // `rate` and a `metrics` counter.
+    let mut remaining = Vec::new();
+    for n in 1..=2 {
+        let reply = get(&gw.url("/json")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-v02-contract"), Some("0.2.0"));
+        assert_eq!(reply.header("x-v02-on-response"), Some("called"));
+        assert_eq!(reply.header("x-v02-hits"), Some(n.to_string().as_str()));
+        let seen = backend.last().unwrap();
+        assert_eq!(seen.headers["x-v02"], "seen");
+        remaining.push(
+            seen.headers["x-v02-remaining"]
+                .to_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap(),
+        );
+    }
+    assert_eq!(remaining[0], remaining[1] + 1, "{remaining:?}");
+    assert_eq!(
+        samples(&gw, "weir_plugin_old_requests_total"),
+        expected(&[(r#"{plugin="20-old",path="/json"}"#, 2.0)])
+    );
+    // A reply it builds is answered as such.
+    let mut reply_request = request(http::Method::GET, &gw.url("/json"), bytes::Bytes::new());
+    reply_request
+        .headers_mut()
+        .insert("x-v02-reply", "1".parse().unwrap());
+    let reply = send(&crate::support::client::http1(), reply_request).await;
+    assert_eq!(reply.status, 418);
+    assert_eq!(reply.header("x-v02-replied"), Some("yes"));
+    assert_eq!(reply.text(), "answered by a 0.2.0 plugin");
+
+    // `weir check` names its contract.
+    let config = setup.write();
+    let (ok, out, err) =
+        crate::support::process::run_to_end(&["check", "--config", config.to_str().unwrap()]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("plugin 20-old ok (") && out.contains(", weir:plugin@0.2.0) imports: "),
+        "{out}"
+    );
+    assert!(out.contains(", weir:plugin@0.3.0) imports: "), "{out}");
+
+    // The hooks its `init` declares are the ones called.
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [{"op": "set_upstream", "name": "backend"}]}),
+        )
+        .plugin(
+            "20-old",
+            "fixture_v0_2_plugin",
+            Some(json!("on-request-only")),
+        )
+        .serve()
+        .await;
+    let pipeline = gw.gateway.pipeline();
+    assert_eq!(pipeline.plugins()[1].hooks(), Hooks::ON_REQUEST);
+    assert_eq!(pipeline.response_chain(), &[0]);
+    let reply = get(&gw.url("/json")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-v02-contract"), Some("0.2.0"));
+    assert_eq!(reply.header("x-v02-on-response"), None);
 }
 
 #[tokio::test]

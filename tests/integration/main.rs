@@ -6,6 +6,7 @@ mod admin_listener;
 mod aggregate;
 mod auth;
 mod cache;
+mod cache_rfc;
 mod capabilities;
 mod cli;
 mod containment;

@@ -104,6 +104,44 @@ async fn the_kit_stubs_outbound_calls_and_records_them() {
 }
 
 #[tokio::test]
+async fn the_kit_reports_respond_then_continue_and_wait_as_returned() {
+    let load = |script: serde_json::Value| async move {
+        PluginUnderTest::load(
+            &wasm("fixture_scripted"),
+            &script.to_string(),
+            Stubs::default(),
+            Some(&cache()),
+        )
+        .await
+        .unwrap()
+    };
+    let kit = load(json!({"on_request": [
+        {"op": "respond_then_continue", "status": 203, "body": "stale"}]}))
+    .await;
+    let outcome = kit.on_request(&TestRequest::default()).await.unwrap();
+    let TestAction::RespondThenContinue { reply } = &outcome.action else {
+        panic!("{:?}", outcome.action)
+    };
+    assert_eq!(reply.status, 203);
+    let json = serde_json::to_value(&outcome).unwrap();
+    assert_eq!(json["action"], "respond_then_continue");
+    assert_eq!(json["reply"]["body"], "stale");
+
+    let kit = load(json!({"on_request": [{"op": "wait", "key": "fill", "timeout_ms": 250}]})).await;
+    let outcome = kit.on_request(&TestRequest::default()).await.unwrap();
+    assert_eq!(
+        outcome.action,
+        TestAction::Wait {
+            key: "fill".into(),
+            timeout_ms: 250
+        }
+    );
+    let json = serde_json::to_value(&outcome).unwrap();
+    assert_eq!(json["action"], "wait");
+    assert_eq!(json["timeout_ms"], 250);
+}
+
+#[tokio::test]
 async fn test_plugin_on_the_command_line_checks_an_expectation() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, value: serde_json::Value| {

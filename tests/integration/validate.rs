@@ -436,7 +436,10 @@ async fn weir_init_ships_validate_and_cache_with_sample_configs_that_work() {
     let dir = tempfile::tempdir().unwrap();
     let config = init_demo(&dir.path().join("gw"), &users, &orders).await;
     let process = Process::start(&config).await;
-    // The cache keeps `GET /users/{id}` (route `user`) for 30 s.
+    // The cache keeps `GET /users/{id}` (route `user`) for as long as the
+    // origin says; with nothing said, it keeps nothing (RFC-safe default).
+    users.serve_http("/7.json", 200, &[("cache-control", "max-age=30")], "{}");
+    users.serve_http("/8.json", 200, &[], "{}");
     let first = call(&process.url("/users/7"), Method::GET, &[], "").await;
     let second = call(&process.url("/users/7"), Method::GET, &[], "").await;
     assert_eq!(
@@ -444,6 +447,12 @@ async fn weir_init_ships_validate_and_cache_with_sample_configs_that_work() {
         (Some("MISS"), Some("HIT"))
     );
     assert_eq!(users.hits(), 1);
+    let unsaid = call(&process.url("/users/8"), Method::GET, &[], "").await;
+    let again = call(&process.url("/users/8"), Method::GET, &[], "").await;
+    assert_eq!(
+        (unsaid.header("x-cache"), again.header("x-cache")),
+        (Some("BYPASS"), Some("BYPASS"))
+    );
     // Validation checks `POST /orders` bodies, after auth.
     let key = ("x-api-key", "weir-demo-key");
     let anonymous = call(&process.url("/orders"), Method::POST, &[JSON], "{}").await;

@@ -270,7 +270,11 @@ fn test_plugin(
         let on_request = kit.on_request(&request).await?;
         let mut output = serde_json::Map::new();
         output.insert("on_request".into(), serde_json::to_value(&on_request)?);
-        if let (TestAction::Continue, Some(response)) = (&on_request.action, &response) {
+        // `respond-then-continue` carries on to this plugin's `on-response`
+        // (in the background, in a gateway); `respond` and `wait` do not.
+        if let (TestAction::Continue | TestAction::RespondThenContinue { .. }, Some(response)) =
+            (&on_request.action, &response)
+        {
             let on_response = kit.on_response(&on_request.request, response).await?;
             output.insert("on_response".into(), serde_json::to_value(&on_response)?);
         }
@@ -297,7 +301,7 @@ fn test_plugin(
     Ok(())
 }
 
-/// How `weir check` names what a plugin implements: `weir:plugin@0.2.0`,
+/// How `weir check` names what a plugin implements: `weir:plugin@0.3.0`,
 /// or the proxy-wasm ABI a filter declares.
 fn contract_label(contract: &str) -> String {
     if contract.starts_with("proxy-wasm") {

@@ -27,6 +27,12 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Wall-clock limit of one hook call, including the host calls it makes.
     pub hook_deadline_ms: u64,
+    /// Longest a request parked by a plugin's `wait` action waits at once
+    /// (the plugin's own timeout is cut to this).
+    pub wait_max_ms: u64,
+    /// How many times one plugin may park one request; a further `wait`
+    /// counts as `continue`.
+    pub waits_per_request: u32,
     /// Linear-memory cap of one plugin instance, in MiB. Restart-only: the
     /// engine's instance slots are sized from it at start.
     pub plugin_memory_mb: u64,
@@ -42,6 +48,8 @@ impl Default for Limits {
             max_connections: 10_000,
             max_body_bytes: 10 * 1024 * 1024,
             hook_deadline_ms: 1_000,
+            wait_max_ms: 30_000,
+            waits_per_request: 4,
             plugin_memory_mb: 128,
         }
     }
@@ -94,6 +102,10 @@ pub struct Budgets {
     pub metrics_per_plugin: u32,
     /// Distinct label sets per plugin metric; further ones fold into `other`.
     pub metric_series_per_metric: u32,
+    /// Requests one plugin may have carrying on in the background after
+    /// `respond-then-continue`; past it the action answers with the reply
+    /// alone.
+    pub background_per_plugin: u32,
 }
 
 impl Default for Budgets {
@@ -110,6 +122,7 @@ impl Default for Budgets {
             log_bytes_per_second: 64 * 1024,
             metrics_per_plugin: 64,
             metric_series_per_metric: 200,
+            background_per_plugin: 16,
         }
     }
 }

@@ -181,6 +181,7 @@ impl Config {
             ),
             ("limits.max_body_bytes", self.limits.max_body_bytes),
             ("limits.hook_deadline_ms", self.limits.hook_deadline_ms),
+            ("limits.wait_max_ms", self.limits.wait_max_ms),
             ("limits.plugin_memory_mb", self.limits.plugin_memory_mb),
             (
                 "limits.max_header_count",

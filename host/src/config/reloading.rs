@@ -33,6 +33,8 @@ pub const RULES: &[(&str, OnReload)] = &[
     ("limits.max_connections", Applied),
     ("limits.max_body_bytes", Applied),
     ("limits.hook_deadline_ms", Applied),
+    ("limits.wait_max_ms", Applied),
+    ("limits.waits_per_request", Applied),
     ("limits.plugin_memory_mb", RestartOnly),
     ("runtime.max_instances_per_plugin", Applied),
     ("runtime.max_calls_per_instance", Applied),

@@ -108,6 +108,15 @@ async fn answer(role: Role, request: Request<Incoming>) -> Response<Body> {
         http::HeaderValue::from_static(role.name()),
     );
     if status == StatusCode::OK {
+        // The origin says how long its answers stay fresh: the cache
+        // stores nothing for long on a guess (RFC 9111 §4.2.2's heuristic
+        // would give a user document a tenth of its age).
+        if role == Role::Users {
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("max-age=30"),
+            );
+        }
         for (name, value) in [
             (http::header::ETAG, etag.as_str()),
             (http::header::LAST_MODIFIED, last_modified()),

@@ -4,22 +4,29 @@
 //! Phases, in order:
 //! 1. **admit** (`admit.rs`): refuse oversized header blocks (431), a
 //!    missing, repeated or contradictory `Host` (400); normalize the path.
-//! 2. **on-request**: each plugin that declared the hook and whose scope
-//!    (`[plugins.NAME] hosts`, `routes`: `governance/scope.rs`) takes in the
-//!    request, in file-name order; `respond` stops here with the plugin's
-//!    reply. A failing plugin with `on_failure = "skip"` is passed over.
+//! 2. **on-request** (`hooks.rs`): each plugin that declared the hook and
+//!    whose scope (`[plugins.NAME] hosts`, `routes`: `governance/scope.rs`)
+//!    takes in the request, in file-name order; `respond` stops here with
+//!    the plugin's reply, `respond-then-continue` too while a copy of the
+//!    request carries on in the background, and `wait` parks the request
+//!    and runs the same hook again (`deferred.rs`). A failing plugin with
+//!    `on_failure = "skip"` is passed over.
 //! 3. **proxy** (`proxy.rs`): to the upstream a plugin chose (404 if none),
-//!    streaming the body unless a plugin buffered it.
-//! 4. **on-response**: in reverse order, for the plugins whose `on-request`
-//!    continued (or that have none) and that declared the hook; `respond`
-//!    replaces the response.
+//!    streaming the body unless a plugin buffered it. An upstream that
+//!    fails (502, 503, 504) is answered here, and that answer goes on to
+//!    phase 4 like a response.
+//! 4. **on-response** (`hooks.rs`): in reverse order, for the plugins whose
+//!    `on-request` continued (or that have none) and that declared the
+//!    hook; `respond` replaces the response.
 //!
 //! Any failure becomes a [`GatewayError`], answered in one place; a panic,
 //! should one slip through, becomes that request's 500 and is logged.
 
 mod admit;
+pub(crate) mod deferred;
 mod governed;
 pub mod grpc;
+mod hooks;
 mod proxy;
 pub mod tunnel;
 
@@ -35,14 +42,12 @@ use futures::FutureExt;
 use http::{Request, Response};
 
 use crate::config::Config;
-use crate::error::{GatewayError, PluginFailure};
-use crate::exchange::{HeldRequest, HeldResponse, RequestState, ResponseState, TlsFacts};
-use crate::governance::scope::Place;
+use crate::error::GatewayError;
+use crate::exchange::{RequestState, ResponseState, TlsFacts};
 use crate::http::body::{self, Body, BodyState, BodyWatch, BoxError, ClientBody};
 use crate::pipeline::{Pipeline, Stores};
 use crate::plugin::LoadError;
 use crate::runtime::Runtime;
-use crate::runtime::bindings::Action;
 use crate::telemetry::counted::{Counted, Sink, Tally};
 use crate::telemetry::host_metrics::{AnsweredBy, RequestRecord};
 use crate::telemetry::traces::Trace;
@@ -335,7 +340,7 @@ fn log_failure(error: &GatewayError) {
 }
 
 async fn process<B>(
-    pipeline: &Pipeline,
+    pipeline: &Arc<Pipeline>,
     request: Request<B>,
     peer: Peer,
     drain: crate::server::Drain,
@@ -361,107 +366,39 @@ where
     req.tls = peer.tls;
     req.trace = seen.trace.clone();
 
-    let (mut req, place, reply) = request_hooks(pipeline, req, seen).await?;
+    let start = hooks::Start::first(pipeline, &req);
+    let (mut req, place, reply) = hooks::request_hooks(pipeline, req, seen, start, &drain).await?;
+    let mut failed = false;
     let (answered_by, mut resp, reached) = match reply {
         Some((index, name, resp)) => (Some(name), Box::new(resp), index),
         None => match proxy::proxy(pipeline, &mut req, &drain).await {
             Ok(resp) => (None, Box::new(resp), pipeline.plugins().len()),
-            Err(error) => return Err(watch.blame(error)),
+            Err(error) => {
+                let error = watch.blame(error);
+                // An upstream that failed still gets its answer (502, 503,
+                // 504) through the on-response hooks, so a plugin can stand
+                // in for it (a cache's stale-if-error); anything else ends
+                // here.
+                if !matches!(error, GatewayError::Upstream { .. }) {
+                    return Err(error);
+                }
+                log_failure(&error);
+                failed = true;
+                let resp = ResponseState::from_response(error.to_response());
+                (None, Box::new(resp), pipeline.plugins().len())
+            }
         },
     };
     // Headers plugins set for the response in on-request, before any
     // on-response hook, so those hooks see them.
     req.apply_response_headers(&mut resp, limits.header_limits());
     let (req, resp, answered_by) =
-        response_hooks(pipeline, place, reached, req, resp, answered_by).await?;
+        hooks::response_hooks(pipeline, place, 0..reached, req, resp, answered_by).await?;
 
     Ok(Outcome {
         response: ResponseState::into_response(*resp),
         upstream: req.upstream.clone(),
+        failed: failed && answered_by.is_none(),
         answered_by,
-        failed: false,
     })
-}
-
-/// A plugin's answer in `on-request`: its index, name and response.
-type Reply = (usize, String, ResponseState);
-
-/// Phase 2, **on-request**: the plugins of the request's chain in order,
-/// until one answers. The chain is the one for the request's host and, once
-/// a plugin (the router) names it, its route; each place runs under its
-/// governance (`governed.rs`: canary, quarantine, failure policy).
-async fn request_hooks(
-    pipeline: &Pipeline,
-    mut req: HeldRequest,
-    seen: &mut Seen,
-) -> Result<(HeldRequest, Place, Option<Reply>), GatewayError> {
-    let scopes = pipeline.scopes();
-    let plugins = pipeline.plugins();
-    let limits = pipeline.limits();
-    let mut place = scopes.place(req.original_authority.as_deref());
-    let mut chain = scopes.request_chain(place);
-    let mut next = 0;
-    while let Some(&index) = chain.get(next) {
-        next += 1;
-        let (edited, action, ran) = governed::on_request(pipeline, index, req).await?;
-        req = edited;
-        if let Some(answer) = req.answer.take() {
-            let name = plugins
-                .get(ran)
-                .map_or_else(String::new, |p| p.name().to_string());
-            return Ok((req, place, Some((index, name, *answer))));
-        }
-        if seen.route.is_none()
-            && let Some(route) = req.context.get("route")
-        {
-            seen.route = Some(route.clone());
-            // The route's chain from here on: plugins scoped to it join,
-            // the ones already run are not run again.
-            place = scopes.routed(place, route);
-            chain = scopes.request_chain(place);
-            next = chain.partition_point(|&i| i <= index);
-        }
-        if let Action::Respond(r) = action {
-            let Some(plugin) = plugins.get(ran) else {
-                continue;
-            };
-            let resp = crate::runtime::reply_to_response(r, limits.header_limits())
-                .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
-            return Ok((req, place, Some((index, plugin.name().to_string(), resp))));
-        }
-    }
-    Ok((req, place, None))
-}
-
-/// Phase 4, **on-response**: in reverse, the plugins of the request's chain
-/// before `reached` (the one that answered, if one did).
-async fn response_hooks(
-    pipeline: &Pipeline,
-    place: Place,
-    reached: usize,
-    mut req: HeldRequest,
-    mut resp: HeldResponse,
-    mut answered_by: Option<String>,
-) -> Result<(HeldRequest, HeldResponse, Option<String>), GatewayError> {
-    let scopes = pipeline.scopes();
-    let plugins = pipeline.plugins();
-    let limits = pipeline.limits();
-    for &index in scopes
-        .response_chain(place)
-        .iter()
-        .filter(|&&i| i < reached)
-    {
-        let ((next_req, next_resp), action, ran) =
-            governed::on_response(pipeline, index, req, resp).await?;
-        (req, resp) = (next_req, next_resp);
-        if let Action::Respond(r) = action
-            && let Some(plugin) = plugins.get(ran)
-        {
-            resp = crate::runtime::reply_to_response(r, limits.header_limits())
-                .map(Box::new)
-                .map_err(|why| plugin.failed(PluginFailure::BadAction(why)))?;
-            answered_by = Some(plugin.name().to_string());
-        }
-    }
-    Ok((req, resp, answered_by))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::bindings::weir::plugin::{crypto, kv, log, metrics, rate};
 use super::budget::clip_log_line;
 use super::host::{HostState, LogLine, within};
-use crate::state::{RateLimit, StoreError, Take};
+use crate::state::{Expect, RateLimit, StoreError, Take};
 use crate::telemetry::plugin_metrics::{
     CounterHandle, Definition, GaugeHandle, HistogramHandle, Kind,
 };
@@ -124,6 +124,24 @@ impl kv::Host for HostState {
         let ttl = ttl_ms.map(Duration::from_millis);
         let quota = self.caps.kv_quota();
         let set = self.caps.kv.set(&self.plugin, &key, value, ttl, quota);
+        Ok(within(self.deadline, set).await?.map_err(kv_error))
+    }
+
+    /// The store's conditional write, so the check and the write are one
+    /// atomic step (a lock, or one Redis script) on every gateway sharing
+    /// the store: of several callers at once exactly one wins.
+    async fn set_if_absent(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Res<Result<bool, kv::KvError>> {
+        let ttl = ttl_ms.map(Duration::from_millis);
+        let quota = self.caps.kv_quota();
+        let set = self
+            .caps
+            .kv
+            .set_if(&self.plugin, &key, Expect::Absent, value, ttl, quota);
         Ok(within(self.deadline, set).await?.map_err(kv_error))
     }
 

@@ -1,58 +1,71 @@
 //! The contract versions a plugin may implement: a compiled component is
-//! checked against `weir:plugin/plugin@0.2.0` first, then `@0.1.0`, and the
-//! instance is driven through whichever it implements. The gateway sees
-//! one shape: 0.2.0 actions and the hooks `init` declared (all of them,
-//! for a 0.1.0 plugin).
+//! checked against `weir:plugin/plugin@0.3.0` first, then `@0.2.0`, then
+//! `@0.1.0`, and the instance is driven through whichever it implements
+//! (old versions through `compat/`). The gateway sees one shape: 0.3.0
+//! actions and the hooks `init` declared (all of them, for a 0.1.0 plugin,
+//! whose `init` declares none).
 
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker, Resource};
 
-use super::bindings::{self, Action, Hooks, v0_1};
+use super::bindings::{self, Action, Hooks, v0_1, v0_2};
 use super::compat;
 use super::host::HostState;
 use crate::exchange::{HeldRequest, HeldResponse};
 
 /// The current contract version.
-pub const CURRENT: &str = "0.2.0";
+pub const CURRENT: &str = "0.3.0";
 
 /// A component checked against a contract version, ready to instantiate.
 pub enum PluginPre {
+    /// `weir:plugin/plugin@0.3.0`.
+    V3(bindings::PluginPre<HostState>),
     /// `weir:plugin/plugin@0.2.0`.
-    V2(bindings::PluginPre<HostState>),
+    V2(v0_2::PluginPre<HostState>),
     /// `weir:plugin/plugin@0.1.0`.
     V1(v0_1::PluginPre<HostState>),
 }
 
 /// One instance of a plugin.
 pub enum Instance {
+    /// A 0.3.0 plugin.
+    V3(bindings::Plugin),
     /// A 0.2.0 plugin.
-    V2(bindings::Plugin),
+    V2(v0_2::Plugin),
     /// A 0.1.0 plugin.
     V1(v0_1::Plugin),
 }
 
 impl PluginPre {
     /// Check `component` against the worlds the host implements, newest
-    /// first. The error says what is missing.
+    /// first. The error names every version and says what the current one
+    /// misses (a component of none of them is most likely meant for the
+    /// current one).
     pub fn new(linker: &Linker<HostState>, component: &Component) -> Result<PluginPre, String> {
-        let world =
-            format!("does not implement the weir:plugin/plugin@{CURRENT} world (nor @0.1.0)");
+        let world = format!(
+            "does not implement the weir:plugin/plugin@{CURRENT} world (nor @0.2.0, nor @0.1.0)"
+        );
         let instance_pre = linker
             .instantiate_pre(component)
             .map_err(|e| format!("{world}: {e:#}"))?;
-        match bindings::PluginPre::new(instance_pre.clone()) {
-            Ok(pre) => Ok(PluginPre::V2(pre)),
-            Err(current) => match v0_1::PluginPre::new(instance_pre) {
-                Ok(pre) => Ok(PluginPre::V1(pre)),
-                Err(_) => Err(format!("{world}: {current:#}")),
-            },
+        let current = match bindings::PluginPre::new(instance_pre.clone()) {
+            Ok(pre) => return Ok(PluginPre::V3(pre)),
+            Err(current) => current,
+        };
+        if let Ok(pre) = v0_2::PluginPre::new(instance_pre.clone()) {
+            return Ok(PluginPre::V2(pre));
+        }
+        match v0_1::PluginPre::new(instance_pre) {
+            Ok(pre) => Ok(PluginPre::V1(pre)),
+            Err(_) => Err(format!("{world}: {current:#}")),
         }
     }
 
     /// The contract version the plugin implements.
     pub fn version(&self) -> &'static str {
         match self {
-            PluginPre::V2(_) => CURRENT,
+            PluginPre::V3(_) => CURRENT,
+            PluginPre::V2(_) => "0.2.0",
             PluginPre::V1(_) => "0.1.0",
         }
     }
@@ -60,6 +73,7 @@ impl PluginPre {
     /// A new instance in `store`.
     pub async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
         Ok(match self {
+            PluginPre::V3(pre) => Instance::V3(pre.instantiate_async(store).await?),
             PluginPre::V2(pre) => Instance::V2(pre.instantiate_async(store).await?),
             PluginPre::V1(pre) => Instance::V1(pre.instantiate_async(store).await?),
         })
@@ -74,7 +88,13 @@ impl Instance {
         config: &str,
     ) -> wasmtime::Result<Result<Hooks, String>> {
         match self {
-            Instance::V2(p) => p.weir_plugin_handler().call_init(store, config).await,
+            Instance::V3(p) => p.weir_plugin_handler().call_init(store, config).await,
+            // The same two flags as 0.3.0's: its hooks as declared.
+            Instance::V2(p) => Ok(p
+                .weir_plugin_handler()
+                .call_init(store, config)
+                .await?
+                .map(compat::v0_2::hooks)),
             Instance::V1(p) => Ok(p
                 .weir_plugin_handler()
                 .call_init(store, config)
@@ -90,12 +110,17 @@ impl Instance {
         req: Resource<HeldRequest>,
     ) -> wasmtime::Result<Action> {
         match self {
-            Instance::V2(p) => p.weir_plugin_handler().call_on_request(store, req).await,
+            Instance::V3(p) => p.weir_plugin_handler().call_on_request(store, req).await,
+            Instance::V2(p) => p
+                .weir_plugin_handler()
+                .call_on_request(store, req)
+                .await
+                .map(compat::v0_2::action),
             Instance::V1(p) => p
                 .weir_plugin_handler()
                 .call_on_request(store, req)
                 .await
-                .map(compat::action),
+                .map(compat::v0_1::action),
         }
     }
 
@@ -107,16 +132,21 @@ impl Instance {
         resp: Resource<HeldResponse>,
     ) -> wasmtime::Result<Action> {
         match self {
-            Instance::V2(p) => {
+            Instance::V3(p) => {
                 p.weir_plugin_handler()
                     .call_on_response(store, req, resp)
                     .await
             }
+            Instance::V2(p) => p
+                .weir_plugin_handler()
+                .call_on_response(store, req, resp)
+                .await
+                .map(compat::v0_2::action),
             Instance::V1(p) => p
                 .weir_plugin_handler()
                 .call_on_response(store, req, resp)
                 .await
-                .map(compat::action),
+                .map(compat::v0_1::action),
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct MemoryKvStore {
     usage: Mutex<HashMap<Arc<str>, Usage>>,
     /// When a refused write last swept.
     last_sweep: Mutex<Option<Instant>>,
+    /// Woken whenever keys are deleted, for requests parked until a key
+    /// goes (`wait`).
+    deleted: tokio::sync::Notify,
 }
 
 /// What a namespace holds, and how much of it can expire.
@@ -61,6 +64,7 @@ impl Default for MemoryKvStore {
             entries: Sharded::new(),
             usage: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(None),
+            deleted: tokio::sync::Notify::new(),
         }
     }
 }
@@ -257,15 +261,15 @@ impl KvStore for MemoryKvStore {
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, StoreError> {
         let now = Instant::now();
         let full = full_key(ns, key);
-        Ok(self
-            .entries
-            .with(&full, |shard| match shard.map.remove(&full) {
-                Some(entry) => {
-                    self.forget(&entry);
-                    entry.live(now)
-                }
-                None => false,
-            }))
+        let removed = self.entries.with(&full, |shard| shard.map.remove(&full));
+        Ok(match removed {
+            Some(entry) => {
+                self.forget(&entry);
+                self.deleted.notify_waiters();
+                entry.live(now)
+            }
+            None => false,
+        })
     }
 
     async fn purge(&self, ns: &str, pattern: &str) -> Result<u64, StoreError> {
@@ -284,7 +288,14 @@ impl KvStore for MemoryKvStore {
                 !matches
             });
         }
+        if removed > 0 {
+            self.deleted.notify_waiters();
+        }
         Ok(removed)
+    }
+
+    fn deletions(&self) -> Option<&tokio::sync::Notify> {
+        Some(&self.deleted)
     }
 
     async fn usage(&self, ns: &str) -> Result<KvUsage, StoreError> {
@@ -384,6 +395,43 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         kv.set("p", "c", vec![1], ttl, quota).await.unwrap();
         assert_eq!(kv.usage("p").await.unwrap().keys, 1);
+    }
+
+    /// `kv.set-if-absent` of the plugin contract: of concurrent callers on
+    /// several threads exactly one stores its value; once it expires, the
+    /// key is free again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn set_if_absent_has_exactly_one_winner_until_the_entry_expires() {
+        let kv = std::sync::Arc::new(MemoryKvStore::new());
+        let ttl = Some(Duration::from_millis(50));
+        let tasks: Vec<_> = (0..32u8)
+            .map(|i| {
+                let kv = kv.clone();
+                tokio::spawn(async move {
+                    kv.set_if("p", "lock", Expect::Absent, vec![i], ttl, NO_QUOTA)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            winners += usize::from(task.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+        let held = kv.get("p", "lock").await.unwrap().unwrap();
+        assert!(
+            !kv.set_if("p", "lock", Expect::Absent, vec![99], ttl, NO_QUOTA)
+                .await
+                .unwrap()
+        );
+        assert_eq!(kv.get("p", "lock").await.unwrap(), Some(held));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(
+            kv.set_if("p", "lock", Expect::Absent, vec![99], ttl, NO_QUOTA)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

@@ -198,6 +198,12 @@ pub trait KvStore: Send + Sync + 'static {
     async fn purge(&self, ns: &str, pattern: &str) -> Result<u64, StoreError>;
     /// What `ns` holds.
     async fn usage(&self, ns: &str) -> Result<KvUsage, StoreError>;
+    /// Notified whenever this store deletes keys, when it can tell (the
+    /// in-memory store can; Redis, shared with other gateways, cannot, and
+    /// waiters poll).
+    fn deletions(&self) -> Option<&tokio::sync::Notify> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -181,6 +181,21 @@ pub enum TestAction {
         /// The reply.
         reply: TestResponse,
     },
+    /// `respond-then-continue(reply)`: answer with the reply, and carry on
+    /// with the request in the background (`on-request` only).
+    RespondThenContinue {
+        /// The reply.
+        reply: TestResponse,
+    },
+    /// `wait(wait)`: park the request until the plugin's `kv` key `key`
+    /// changes or `timeout_ms` passes, then run `on-request` again
+    /// (`on-request` only).
+    Wait {
+        /// The key waited for.
+        key: String,
+        /// The longest wait, in milliseconds.
+        timeout_ms: u32,
+    },
 }
 
 /// The outcome of `on-request`.

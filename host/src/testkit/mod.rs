@@ -283,15 +283,23 @@ fn test_response(response: ResponseState) -> TestResponse {
     }
 }
 
+/// What the hook returned, as it returned it: the testkit does not act on
+/// `respond-then-continue` or `wait` (nor judge them in `on-response`,
+/// where the gateway counts them as a failure); a test asserts on them.
 fn test_action(action: crate::runtime::bindings::Action) -> TestAction {
+    use crate::runtime::bindings::{Action, Reply};
+    let reply = |reply: Reply| TestResponse {
+        status: reply.status,
+        headers: Headers(reply.headers),
+        body: BodyText::from_bytes(&reply.body),
+    };
     match action {
-        crate::runtime::bindings::Action::Continue => TestAction::Continue,
-        crate::runtime::bindings::Action::Respond(reply) => TestAction::Respond {
-            reply: TestResponse {
-                status: reply.status,
-                headers: Headers(reply.headers),
-                body: BodyText::from_bytes(&reply.body),
-            },
+        Action::Continue => TestAction::Continue,
+        Action::Respond(r) => TestAction::Respond { reply: reply(r) },
+        Action::RespondThenContinue(r) => TestAction::RespondThenContinue { reply: reply(r) },
+        Action::Wait(wait) => TestAction::Wait {
+            key: wait.key,
+            timeout_ms: wait.timeout_ms,
         },
     }
 }

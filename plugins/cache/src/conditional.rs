@@ -46,6 +46,14 @@ pub struct Conditions {
 }
 
 impl Conditions {
+    /// A request's conditional headers.
+    pub fn of(headers: &crate::headers::Headers) -> Conditions {
+        Conditions {
+            if_none_match: headers.get("if-none-match").map(str::to_string),
+            if_modified_since: headers.get("if-modified-since").map(str::to_string),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.if_none_match.is_none() && self.if_modified_since.is_none()
     }

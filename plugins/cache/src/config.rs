@@ -20,16 +20,27 @@ pub struct Config {
     /// Response header saying what the cache did; `null` for none.
     #[serde(default = "default_status_header")]
     pub status_header: Option<String>,
+    /// This cache's name in the `Cache-Status` response field (RFC 9211);
+    /// `null` for no `Cache-Status`.
+    #[serde(default = "default_cache_status")]
+    pub cache_status: Option<String>,
 }
 
 /// How one route is cached.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
-    /// Freshness, in seconds, of responses that state none (no `max-age`,
-    /// `s-maxage` or `Expires`); 0 stores them only to revalidate.
-    #[serde(default = "default_ttl")]
-    pub default_ttl_s: u64,
+    /// A fixed freshness, in seconds, for responses that state none but
+    /// may be given one heuristically (RFC 9111 §4.2.2: heuristically
+    /// cacheable statuses, or `public`), in place of the heuristic below.
+    #[serde(default)]
+    pub default_ttl_s: Option<u64>,
+    /// The heuristic: this percentage of the time since `Last-Modified`.
+    #[serde(default = "default_heuristic_percent")]
+    pub heuristic_percent: u64,
+    /// ... at most this many seconds.
+    #[serde(default = "default_heuristic_max")]
+    pub heuristic_max_s: u64,
     /// Bodies larger than this stream through uncached.
     #[serde(default = "default_max_object")]
     pub max_object_bytes: u64,
@@ -46,13 +57,50 @@ pub struct RuleConfig {
     /// Keep one entry per consumer (the `consumer` context value from auth).
     #[serde(default)]
     pub per_consumer: bool,
-    /// Statuses that may be stored.
-    #[serde(default = "default_statuses")]
-    pub statuses: Vec<u16>,
+    /// Only these statuses are stored; by default any RFC 9111 §3 allows.
+    #[serde(default)]
+    pub statuses: Option<Vec<u16>>,
     /// Honour the client's `Cache-Control` (`no-store`, `no-cache`,
-    /// `max-age`, `min-fresh`, `only-if-cached`) and `Pragma: no-cache`.
+    /// `max-age`, `min-fresh`, `max-stale`, `only-if-cached`) and
+    /// `Pragma: no-cache`.
     #[serde(default = "yes")]
     pub request_directives: bool,
+    /// Seconds past freshness a response without `stale-while-revalidate`
+    /// may be served while it is revalidated in the background.
+    #[serde(default)]
+    pub stale_while_revalidate_s: u64,
+    /// Seconds past freshness a response without `stale-if-error` may be
+    /// served when the upstream fails (5xx, or unreachable).
+    #[serde(default)]
+    pub stale_if_error_s: u64,
+    /// Concurrent misses for one key send one request upstream; the others
+    /// wait for its answer (at most `collapse_timeout_ms`).
+    #[serde(default = "yes")]
+    pub collapse: bool,
+    /// How long a collapsed request waits before going upstream itself.
+    #[serde(default = "default_collapse_timeout")]
+    pub collapse_timeout_ms: u32,
+    /// Responses with `Set-Cookie`: `"refuse"` (not stored), `"strip"`
+    /// (stored without it; the client that caused the miss still gets its
+    /// cookie) or `"store"` (stored and replayed to every client, as RFC
+    /// 9111 §3 allows).
+    #[serde(default)]
+    pub set_cookie: SetCookie,
+    /// Targeted cache-control fields (RFC 9213) this cache obeys, in order
+    /// of preference; the first one present and valid replaces
+    /// `Cache-Control` and `Expires`.
+    #[serde(default = "default_targeted")]
+    pub targeted_fields: Vec<String>,
+}
+
+/// `set_cookie`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SetCookie {
+    #[default]
+    Refuse,
+    Strip,
+    Store,
 }
 
 /// `query`.
@@ -68,34 +116,47 @@ pub enum QueryConfig {
 /// A checked rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub default_ttl_s: u64,
+    pub default_ttl_s: Option<u64>,
+    pub heuristic_percent: u64,
+    pub heuristic_max_s: u64,
     pub max_object_bytes: u64,
     pub keep_stale_s: u64,
     pub query: QuerySpec,
     pub headers: Vec<String>,
     pub per_consumer: bool,
-    pub statuses: Vec<u16>,
+    pub statuses: Option<Vec<u16>>,
     pub request_directives: bool,
+    pub stale_while_revalidate_s: u64,
+    pub stale_if_error_s: u64,
+    pub collapse: bool,
+    pub collapse_timeout_ms: u32,
+    pub set_cookie: SetCookie,
+    pub targeted_fields: Vec<String>,
 }
-
-/// RFC 9111 §4.2.2's heuristically cacheable statuses, without 206 (this
-/// cache does not store partial content).
-const CACHEABLE: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
 fn default_status_header() -> Option<String> {
     Some("x-cache".to_string())
 }
-fn default_ttl() -> u64 {
-    60
+fn default_cache_status() -> Option<String> {
+    Some("weir".to_string())
+}
+fn default_heuristic_percent() -> u64 {
+    10
+}
+fn default_heuristic_max() -> u64 {
+    86_400
+}
+fn default_collapse_timeout() -> u32 {
+    5_000
+}
+fn default_targeted() -> Vec<String> {
+    vec!["cdn-cache-control".to_string()]
 }
 fn default_max_object() -> u64 {
     1024 * 1024
 }
 fn default_keep_stale() -> u64 {
     300
-}
-fn default_statuses() -> Vec<u16> {
-    CACHEABLE.to_vec()
 }
 fn yes() -> bool {
     true
@@ -130,18 +191,30 @@ impl RuleConfig {
             }
             headers.push(name.to_ascii_lowercase());
         }
-        for status in &self.statuses {
-            if !(200..=599).contains(status) || matches!(status, 206 | 304) {
+        for status in self.statuses.iter().flatten() {
+            if !(200..=999).contains(status) || matches!(status, 206 | 304) {
                 return Err(format!(
-                    "statuses: {status} cannot be stored (200-599, not 206 or 304)"
+                    "statuses: {status} cannot be stored (200-999, not 206 or 304)"
                 ));
             }
         }
         if self.max_object_bytes == 0 {
             return Err("max_object_bytes must be greater than 0".into());
         }
+        if self.heuristic_percent > 100 {
+            return Err("heuristic_percent must be at most 100".into());
+        }
+        let mut targeted_fields = Vec::new();
+        for name in self.targeted_fields {
+            if !is_token(&name) {
+                return Err(format!("targeted_fields: `{name}` is not a header name"));
+            }
+            targeted_fields.push(name.to_ascii_lowercase());
+        }
         Ok(Rule {
             default_ttl_s: self.default_ttl_s,
+            heuristic_percent: self.heuristic_percent,
+            heuristic_max_s: self.heuristic_max_s,
             max_object_bytes: self.max_object_bytes,
             keep_stale_s: self.keep_stale_s,
             query,
@@ -149,6 +222,12 @@ impl RuleConfig {
             per_consumer: self.per_consumer,
             statuses: self.statuses,
             request_directives: self.request_directives,
+            stale_while_revalidate_s: self.stale_while_revalidate_s,
+            stale_if_error_s: self.stale_if_error_s,
+            collapse: self.collapse,
+            collapse_timeout_ms: self.collapse_timeout_ms,
+            set_cookie: self.set_cookie,
+            targeted_fields,
         })
     }
 }
@@ -167,8 +246,12 @@ mod tests {
     fn defaults_and_query_forms() {
         let r = rule("{}").unwrap();
         assert_eq!(r.query, QuerySpec::All);
-        assert_eq!((r.default_ttl_s, r.max_object_bytes), (60, 1 << 20));
-        assert!(r.statuses.contains(&200) && !r.statuses.contains(&206));
+        assert_eq!((r.default_ttl_s, r.max_object_bytes), (None, 1 << 20));
+        assert_eq!((r.heuristic_percent, r.heuristic_max_s), (10, 86_400));
+        assert_eq!(r.statuses, None);
+        assert_eq!(r.set_cookie, SetCookie::Refuse);
+        assert!(r.collapse);
+        assert_eq!(r.targeted_fields, vec!["cdn-cache-control"]);
         assert_eq!(rule(r#"{"query": "none"}"#).unwrap().query, QuerySpec::None);
         assert_eq!(
             rule(r#"{"query": ["id"]}"#).unwrap().query,
@@ -188,6 +271,9 @@ mod tests {
             (r#"{"statuses": [206]}"#, "statuses"),
             (r#"{"statuses": [304]}"#, "statuses"),
             (r#"{"max_object_bytes": 0}"#, "max_object_bytes"),
+            (r#"{"heuristic_percent": 101}"#, "heuristic_percent"),
+            (r#"{"set_cookie": "keep"}"#, "unknown variant"),
+            (r#"{"targeted_fields": ["a b"]}"#, "targeted_fields"),
             (r#"{"ttl": 5}"#, "unknown field"),
         ] {
             let err = rule(json).unwrap_err();

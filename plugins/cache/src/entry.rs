@@ -3,14 +3,19 @@
 //!
 //! An entry is `WC1\n`, one line of JSON metadata, `\n`, then the body as
 //! raw bytes, so a hit copies the body once and never base64-decodes it. A
-//! Vary list is `WV1\n` and a JSON array of header names.
+//! Vary list is `WV2\n` and JSON: the header names, and a generation that
+//! is part of its variants' keys, so variants stored under an earlier list
+//! (since invalidated) are never found again (`WV1\n`, a bare array, is
+//! still read).
 
 use serde::{Deserialize, Serialize};
 
-use crate::directives::{self, CacheControl, Timing};
+use crate::config::Rule;
+use crate::freshness::{Freshness, StaleRules};
 
 const ENTRY_MAGIC: &[u8] = b"WC1\n";
-const VARY_MAGIC: &[u8] = b"WV1\n";
+const VARY_MAGIC: &[u8] = b"WV2\n";
+const VARY_MAGIC_V1: &[u8] = b"WV1\n";
 
 /// Headers never stored: hop-by-hop ones, framing the host sets from the
 /// body, and `Age`, which is computed on every hit.
@@ -26,8 +31,11 @@ const NOT_STORED: &[&str] = &[
     "age",
 ];
 
-/// Headers a 304 may not change in the stored response (RFC 9111 §3.2).
-const NOT_UPDATED: &[&str] = &["content-length", "content-encoding", "content-range"];
+/// Headers a 304 may not change in the stored response (RFC 9111 §3.2):
+/// only `Content-Length`, which describes the stored body. The cache keeps
+/// the body as received, so every other field, `ETag` and
+/// `Content-Encoding` included, is updated.
+const NOT_UPDATED: &[&str] = &["content-length"];
 
 /// A stored response's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +48,17 @@ pub struct Meta {
     pub initial_age_s: u64,
     /// How long it stays fresh from its origin, in ms (§4.2.1).
     pub lifetime_ms: u64,
+    /// When it may be served stale.
+    #[serde(default)]
+    pub stale: StaleRules,
+}
+
+/// The header names a URL's responses vary on, and the generation of the
+/// list (part of each variant's key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaryList {
+    pub names: Vec<String>,
+    pub generation: String,
 }
 
 /// What one key holds.
@@ -47,7 +66,7 @@ pub struct Meta {
 pub enum Stored {
     Entry(Meta, Vec<u8>),
     /// The request headers the responses under this key vary on.
-    Vary(Vec<String>),
+    Vary(VaryList),
 }
 
 /// An entry's bytes.
@@ -62,9 +81,9 @@ pub fn encode_entry(meta: &Meta, body: &[u8]) -> Vec<u8> {
 }
 
 /// A Vary list's bytes.
-pub fn encode_vary(names: &[String]) -> Vec<u8> {
+pub fn encode_vary(list: &VaryList) -> Vec<u8> {
     let mut out = VARY_MAGIC.to_vec();
-    out.extend_from_slice(&serde_json::to_vec(names).unwrap_or_default());
+    out.extend_from_slice(&serde_json::to_vec(list).unwrap_or_default());
     out
 }
 
@@ -73,6 +92,13 @@ pub fn encode_vary(names: &[String]) -> Vec<u8> {
 pub fn decode(mut bytes: Vec<u8>) -> Option<Stored> {
     if let Some(rest) = bytes.strip_prefix(VARY_MAGIC) {
         return serde_json::from_slice(rest).ok().map(Stored::Vary);
+    }
+    if let Some(rest) = bytes.strip_prefix(VARY_MAGIC_V1) {
+        let names = serde_json::from_slice(rest).ok()?;
+        return Some(Stored::Vary(VaryList {
+            names,
+            generation: String::new(),
+        }));
     }
     let rest = bytes.strip_prefix(ENTRY_MAGIC)?;
     let newline = rest.iter().position(|b| *b == b'\n')?;
@@ -103,17 +129,10 @@ impl Meta {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Every value of header `name`.
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    pub fn cache_control(&self) -> CacheControl {
-        CacheControl::parse(&self.header_all("cache-control"))
+    /// What `If-Modified-Since` is compared with (RFC 9111 §4.3.2): its
+    /// `Last-Modified`, or else its `Date`.
+    pub fn modified(&self) -> Option<&str> {
+        self.header("last-modified").or_else(|| self.header("date"))
     }
 
     /// §4.2.3's current age, in ms.
@@ -121,6 +140,11 @@ impl Meta {
         self.initial_age_s
             .saturating_mul(1000)
             .saturating_add(now_ms.saturating_sub(self.stored_at_ms))
+    }
+
+    /// How far past its freshness it is, in ms (0 while fresh).
+    pub fn staleness_ms(&self, now_ms: u64) -> u64 {
+        self.age_ms(now_ms).saturating_sub(self.lifetime_ms)
     }
 
     /// Fresh time left, in ms (0 when stale).
@@ -139,7 +163,7 @@ impl Meta {
         headers: Vec<(String, String)>,
         age: Option<&str>,
         now_ms: u64,
-        default_ttl_s: u64,
+        rule: &Rule,
     ) -> Meta {
         let mut meta = Meta {
             status,
@@ -147,21 +171,22 @@ impl Meta {
             stored_at_ms: now_ms,
             initial_age_s: 0,
             lifetime_ms: 0,
+            stale: StaleRules::default(),
         };
-        meta.retime(age, now_ms, default_ttl_s);
+        meta.retime(age, now_ms, rule);
         meta
     }
 
-    fn retime(&mut self, age: Option<&str>, now_ms: u64, default_ttl_s: u64) {
-        let timing = Timing {
-            date: self.header("date"),
-            expires: self.header("expires"),
-            age,
-        };
-        let lifetime =
-            directives::lifetime_ms(&self.cache_control(), timing, now_ms, default_ttl_s);
-        self.initial_age_s = directives::initial_age_s(timing, now_ms);
-        self.lifetime_ms = lifetime;
+    /// The freshness its headers give at `now_ms`.
+    pub fn freshness(&self, age: Option<&str>, now_ms: u64, rule: &Rule) -> Freshness {
+        Freshness::of(self.status, &self.headers, age, now_ms, rule)
+    }
+
+    fn retime(&mut self, age: Option<&str>, now_ms: u64, rule: &Rule) {
+        let freshness = self.freshness(age, now_ms, rule);
+        self.initial_age_s = freshness.initial_age_s;
+        self.lifetime_ms = freshness.lifetime_ms;
+        self.stale = freshness.stale;
         self.stored_at_ms = now_ms;
     }
 
@@ -171,13 +196,15 @@ impl Meta {
         &mut self,
         update: &[(String, String)],
         now_ms: u64,
-        default_ttl_s: u64,
+        rule: &Rule,
         status_header: &str,
     ) {
-        let age = update
+        let ages: Vec<String> = update
             .iter()
-            .find(|(n, _)| n == "age")
-            .map(|(_, v)| v.clone());
+            .filter(|(n, _)| n == "age")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let age = (!ages.is_empty()).then(|| ages.join(", "));
         let replaced: Vec<&str> = update
             .iter()
             .map(|(n, _)| n.as_str())
@@ -190,13 +217,21 @@ impl Meta {
                 self.headers.push((name.clone(), value.clone()));
             }
         }
-        self.retime(age.as_deref(), now_ms, default_ttl_s);
+        self.retime(age.as_deref(), now_ms, rule);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RuleConfig;
+
+    fn rule() -> Rule {
+        serde_json::from_str::<RuleConfig>(r#"{"default_ttl_s": 60}"#)
+            .unwrap()
+            .check()
+            .unwrap()
+    }
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -212,13 +247,24 @@ mod tests {
             h(&[("etag", "\"a\""), ("x", "line\nbreak")]),
             None,
             5_000,
-            60,
+            &rule(),
         );
         let body = b"body\nwith\nnewlines".to_vec();
         let bytes = encode_entry(&meta, &body);
         assert_eq!(decode(bytes), Some(Stored::Entry(meta, body)));
-        let names = vec!["accept-language".to_string()];
-        assert_eq!(decode(encode_vary(&names)), Some(Stored::Vary(names)));
+        let list = VaryList {
+            names: vec!["accept-language".to_string()],
+            generation: "7".into(),
+        };
+        assert_eq!(decode(encode_vary(&list)), Some(Stored::Vary(list)));
+        let v1 = b"WV1\n[\"accept\"]".to_vec();
+        assert_eq!(
+            decode(v1),
+            Some(Stored::Vary(VaryList {
+                names: vec!["accept".into()],
+                generation: String::new()
+            }))
+        );
         assert_eq!(decode(b"something else".to_vec()), None);
         assert_eq!(decode(b"WC1\n{not json\nbody".to_vec()), None);
     }
@@ -250,7 +296,7 @@ mod tests {
             h(&[("cache-control", "max-age=10")]),
             Some("4"),
             now,
-            0,
+            &rule(),
         );
         assert_eq!(meta.initial_age_s, 4);
         assert_eq!(meta.lifetime_ms, 10_000);
@@ -273,18 +319,19 @@ mod tests {
             ]),
             None,
             1_000,
-            0,
+            &rule(),
         );
         meta.refresh(
             &h(&[
                 ("cache-control", "max-age=60"),
-                ("etag", "\"a\""),
+                ("etag", "\"b\""),
+                ("content-encoding", "gzip"),
                 ("content-length", "0"),
                 ("x-cache", "MISS"),
                 ("age", "2"),
             ]),
             50_000,
-            0,
+            &rule(),
             "x-cache",
         );
         assert_eq!(meta.header("cache-control"), Some("max-age=60"));
@@ -292,7 +339,11 @@ mod tests {
         assert_eq!(meta.header("x-old"), Some("1"));
         assert_eq!(meta.header("content-length"), None);
         assert_eq!(meta.header("x-cache"), None);
-        assert_eq!(meta.header_all("etag"), vec!["\"a\""]);
+        // RFC 9111 §3.2: ETag and Content-Encoding are updated too.
+        let etags: Vec<&(String, String)> =
+            meta.headers.iter().filter(|(n, _)| n == "etag").collect();
+        assert_eq!(etags, vec![&("etag".to_string(), "\"b\"".to_string())]);
+        assert_eq!(meta.header("content-encoding"), Some("gzip"));
         assert_eq!((meta.stored_at_ms, meta.initial_age_s), (50_000, 2));
         assert_eq!(meta.fresh_ms(50_000), 58_000);
     }

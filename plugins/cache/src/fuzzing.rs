@@ -33,7 +33,8 @@ pub fn response(
         let _ = directives::split_list(value);
     }
     Freshness {
-        lifetime_ms: directives::lifetime_ms(&cc, timing, now_ms, default_s),
+        lifetime_ms: directives::explicit_lifetime_ms(&cc, timing, now_ms)
+            .unwrap_or(default_s * 1000),
         initial_age_s: directives::initial_age_s(timing, now_ms),
         vary: policy::vary_names(vary),
         directives: cc,
@@ -44,7 +45,7 @@ pub fn response(
 /// for `method`.
 pub fn request(method: &str, cache_control: &[String], pragma: &[String]) -> policy::Plan {
     let cc = policy::request_directives(cache_control, pragma);
-    policy::plan(method, &cc, false)
+    policy::plan(method, &cc)
 }
 
 /// An HTTP date, parsed and formatted back.

@@ -18,6 +18,12 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether the message has a body (RFC 9112 §6.1).
+    pub fn has_body(&self) -> bool {
+        self.get("transfer-encoding").is_some()
+            || self.get("content-length").is_some_and(|l| l.trim() != "0")
+    }
+
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0

@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! ROUTE|UPSTREAM|CONSUMER|PATH?QUERY|HEADERS          the entry, or its Vary list
-//! ROUTE|UPSTREAM|CONSUMER|PATH?QUERY|HEADERS|VARIED   one variant
+//! ROUTE|UPSTREAM|CONSUMER|PATH?QUERY|HEADERS|GEN|VARIED   one variant
 //! ```
 //!
 //! `PATH` is the path the upstream gets (after the router's rewrite),
 //! `QUERY` the parameters that form the key, sorted by name, `HEADERS` and
-//! `VARIED` are `name=value` pairs joined with `&`. An absent part is empty.
+//! `VARIED` are `name=value` pairs joined with `&`, `GEN` the generation of
+//! the Vary list the variant was stored under. An absent part is empty.
 //! Route, upstream, consumer and header values are percent-escaped where
 //! they hold `%`, `|`, `&` or `=`, and the path and query where they hold
 //! `|`, so a part can never pass for a separator: two different requests
@@ -120,9 +121,9 @@ pub fn base_key(parts: &KeyParts<'_>) -> String {
     )
 }
 
-/// The key of one variant of `base`.
-pub fn variant_key(base: &str, varied: &[(String, String)]) -> String {
-    format!("{base}|{}", header_pairs(varied))
+/// The key of one variant of `base`, under the Vary list of `generation`.
+pub fn variant_key(base: &str, generation: &str, varied: &[(String, String)]) -> String {
+    format!("{base}|{}|{}", escape(generation), header_pairs(varied))
 }
 
 #[cfg(test)]
@@ -146,8 +147,8 @@ mod tests {
         );
         let varied = vec![("accept-language".to_string(), "fr".to_string())];
         assert_eq!(
-            variant_key(&key, &varied),
-            format!("{key}|accept-language=fr")
+            variant_key(&key, "7", &varied),
+            format!("{key}|7|accept-language=fr")
         );
     }
 

@@ -4,52 +4,77 @@
 //!
 //! It runs after auth and rate limiting (it reads `route` and `consumer`
 //! from the context) and before aggregate, whose replies it can keep. On a
-//! request it looks the key up: a fresh entry answers at once (`Age`, and
-//! 304 to a client's own conditional request), a stale one with validators
-//! is revalidated (`If-None-Match` / `If-Modified-Since` go upstream, and a
-//! 304 refreshes it), anything else goes upstream. On the response it
-//! stores what RFC 9111 lets a shared cache store, within the route's size
-//! limit and the plugin's `kv` quota. Keys are documented in [`key`] and in
-//! `docs/cache.md`, so operators can purge by pattern.
+//! request ([`request`]) it looks the key up: a fresh entry answers at once
+//! (`Age`, a 304 to a client's own conditional request, a 206 to a
+//! `Range`), a stale one within `stale-while-revalidate` answers at once
+//! while one background request revalidates it, a stale one with
+//! validators is revalidated, anything else goes upstream, and concurrent
+//! misses for one key collapse into one upstream request. On the response
+//! ([`response`]) it stores what RFC 9111 lets a shared cache store,
+//! within the route's size limit and the plugin's `kv` quota, serves a
+//! stale entry in place of an error within `stale-if-error`, and
+//! invalidates after unsafe requests. Keys are documented in [`key`] and
+//! in `docs/cache.md`, so operators can purge by pattern.
 
 mod conditional;
 mod config;
 mod directives;
 mod entry;
+mod freshness;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod headers;
+mod invalidate;
 mod key;
 mod lookup;
 mod policy;
+mod range;
+mod request;
+mod response;
+mod status;
+mod targeted;
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use conditional::{Conditions, not_modified};
 use config::{Config, Rule};
-use directives::CacheControl;
-use entry::{Meta, Stored};
-use headers::Headers;
-use lookup::{Lookup, base_key, find, stash, stashed, varied};
-use policy::{Candidate, NotStored, Plan};
-use weir_sdk::kv::{self, KvError};
+use status::CacheStatus;
 use weir_sdk::metrics::Counter;
-use weir_sdk::{Action, BodyError, Plugin, Reply, Request, Response, export_plugin};
+use weir_sdk::{Action, Plugin, Request, Response, export_plugin};
 
 /// The plugin.
 pub struct Cache {
     default: Option<Rule>,
     routes: BTreeMap<String, Rule>,
     status_header: Option<String>,
+    cache_status: Option<String>,
     outcomes: Counter,
 }
 
-/// Context keys carrying the lookup's outcome to `on_response`.
-const STATE: &str = "cache.state";
-const BASE: &str = "cache.base";
-const KEY: &str = "cache.key";
-const CREDENTIALED: &str = "cache.credentialed";
+/// Context keys carrying a request's state from `on_request` to
+/// `on_response` (and across a `wait`).
+mod ctx {
+    /// What the lookup decided: `bypass`, `invalidate`, `miss`,
+    /// `revalidate`, `head` or `pass`.
+    pub const STATE: &str = "cache.state";
+    pub const BASE: &str = "cache.base";
+    /// The key of the stored entry being revalidated or kept for
+    /// stale-if-error.
+    pub const KEY: &str = "cache.key";
+    pub const CREDENTIALED: &str = "cache.credentialed";
+    /// The collapse lock this request holds.
+    pub const LOCK: &str = "cache.lock";
+    /// The background-revalidation lock this request holds.
+    pub const REVALIDATING: &str = "cache.revalidating";
+    /// Set once the request waited for another's answer.
+    pub const WAITED: &str = "cache.waited";
+    /// The stored entry under `KEY` may stand in for an upstream error.
+    pub const STALE_IF_ERROR: &str = "cache.stale-if-error";
+    /// The `Cache-Status` reason the request went forward.
+    pub const FWD: &str = "cache.fwd";
+    /// The client's URI, for the invalidation index.
+    pub const TARGET: &str = "cache.target";
+}
 
 /// Keys longer than this (a huge query, say) are not cached: they would
 /// eat the quota and make purge patterns unwieldy.
@@ -62,6 +87,9 @@ enum Outcome {
     Miss,
     Bypass,
     Revalidated,
+    /// A stale entry was served (`max-stale`, stale-while-revalidate,
+    /// stale-if-error).
+    Stale,
 }
 
 impl Outcome {
@@ -71,24 +99,7 @@ impl Outcome {
             Outcome::Miss => "MISS",
             Outcome::Bypass => "BYPASS",
             Outcome::Revalidated => "REVALIDATED",
-        }
-    }
-}
-
-/// Why a response was not stored.
-#[derive(Debug)]
-enum Skip {
-    Policy(NotStored),
-    Body(String),
-    Store(KvError),
-}
-
-impl std::fmt::Display for Skip {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Skip::Policy(why) => write!(f, "{why:?}"),
-            Skip::Body(why) => write!(f, "body read failed: {why}"),
-            Skip::Store(e) => write!(f, "kv: {e}"),
+            Outcome::Stale => "STALE",
         }
     }
 }
@@ -122,83 +133,31 @@ impl Plugin for Cache {
             }
             other => other.map(|h| h.to_ascii_lowercase()),
         };
+        if let Some(name) = &config.cache_status
+            && !config::is_token(name)
+        {
+            return Err(format!("cache_status: `{name}` is not a token"));
+        }
         let outcomes = Counter::define(
             "requests",
-            "Requests on cached routes by route and outcome (HIT, MISS, BYPASS, REVALIDATED)",
+            "Requests on cached routes by route and outcome (HIT, MISS, BYPASS, REVALIDATED, STALE)",
             &["route", "outcome"],
         )?;
         Ok(Cache {
             default,
             routes,
             status_header,
+            cache_status: config.cache_status,
             outcomes,
         })
     }
 
     fn on_request(&mut self, req: &Request) -> Action {
-        let route = req.get_context("route");
-        let Some(rule) = self.rule(route.as_deref()) else {
-            return Action::Continue;
-        };
-        let headers = Headers::new(req.headers());
-        let directives = if rule.request_directives {
-            policy::request_directives(&headers.all("cache-control"), &headers.all("pragma"))
-        } else {
-            CacheControl::default()
-        };
-        let plan = policy::plan(&req.method(), &directives, headers.get("range").is_some());
-        if plan == Plan::Bypass {
-            req.set_context(STATE, "bypass");
-            return Action::Continue;
-        }
-        let consumer = req.get_context("consumer");
-        let keyed_consumer = consumer.as_deref().filter(|_| rule.per_consumer);
-        let base = base_key(req, &headers, rule, route.as_deref(), keyed_consumer);
-        if base.len() > MAX_KEY_BYTES {
-            req.set_context(STATE, "bypass");
-            return Action::Continue;
-        }
-        if plan == Plan::Invalidate {
-            req.set_context(BASE, &base);
-            req.set_context(STATE, "invalidate");
-            return Action::Continue;
-        }
-        // Auth removes the credential it checked, so an authenticated
-        // consumer counts as a credential unless entries are per consumer.
-        let credentialed =
-            headers.get("authorization").is_some() || (consumer.is_some() && !rule.per_consumer);
-        let lookup = Lookup {
-            base: &base,
-            plan,
-            directives: &directives,
-            credentialed,
-        };
-        self.lookup(req, &headers, &lookup, route.as_deref())
+        self.request(req)
     }
 
     fn on_response(&mut self, req: &Request, resp: &Response) -> Action {
-        let Some(state) = req.get_context(STATE) else {
-            return Action::Continue;
-        };
-        let route = req.get_context("route");
-        let outcome = match state.as_str() {
-            "miss" | "revalidate" => {
-                return self.complete(req, resp, state == "revalidate", route.as_deref());
-            }
-            "head" => Outcome::Miss,
-            "invalidate" => {
-                if resp.status() < 400
-                    && let Some(base) = req.get_context(BASE)
-                {
-                    let _ = kv::delete(&base);
-                }
-                Outcome::Bypass
-            }
-            _ => Outcome::Bypass,
-        };
-        self.count(route.as_deref(), outcome);
-        self.label(resp, outcome);
-        Action::Continue
+        self.response(req, resp)
     }
 }
 
@@ -213,221 +172,26 @@ impl Cache {
         self.outcomes.inc(&[route.unwrap_or(""), outcome.label()]);
     }
 
-    fn label(&self, resp: &Response, outcome: Outcome) {
-        if let Some(header) = &self.status_header {
-            let _ = resp.set_header(header, outcome.label());
-        }
-    }
-
-    /// Headers added to every reply the cache builds.
-    fn reply_headers(&self, age_ms: u64, outcome: Outcome) -> Vec<(String, String)> {
-        let mut headers = vec![("age".to_string(), (age_ms / 1000).to_string())];
+    /// The headers saying what the cache did, for a reply it builds.
+    fn status_headers(&self, outcome: Outcome, status: &CacheStatus) -> Vec<(String, String)> {
+        let mut headers = Vec::with_capacity(2);
         if let Some(header) = &self.status_header {
             headers.push((header.clone(), outcome.label().to_string()));
+        }
+        if let Some(name) = &self.cache_status {
+            headers.push(("cache-status".to_string(), status.member(name)));
         }
         headers
     }
 
-    /// A reply from a stored response: 304 when the client's conditions
-    /// hold, the whole response otherwise.
-    fn answer(
-        &self,
-        meta: Meta,
-        body: Vec<u8>,
-        conditions: &Conditions,
-        now: u64,
-        outcome: Outcome,
-    ) -> Action {
-        let extra = self.reply_headers(meta.age_ms(now), outcome);
-        if !conditions.is_empty()
-            && is_success(meta.status)
-            && conditions.not_modified(meta.header("etag"), meta.header("last-modified"))
-        {
-            return not_modified(&meta.headers, extra).into();
+    /// Say what the cache did on a response from upstream.
+    fn label(&self, resp: &Response, outcome: Outcome, status: &CacheStatus) {
+        if let Some(header) = &self.status_header {
+            let _ = resp.set_header(header, outcome.label());
         }
-        let mut headers = meta.headers;
-        headers.extend(extra);
-        Reply {
-            status: meta.status,
-            headers,
-            body,
+        if let Some(name) = &self.cache_status {
+            let _ = resp.append_header("cache-status", &status.member(name));
         }
-        .into()
-    }
-
-    fn lookup(
-        &self,
-        req: &Request,
-        headers: &Headers,
-        lookup: &Lookup<'_>,
-        route: Option<&str>,
-    ) -> Action {
-        let found = match find(headers, lookup.base) {
-            Ok(found) => found,
-            Err(e) => {
-                weir_sdk::debug!("cache lookup failed, bypassing: {e}");
-                req.set_context(STATE, "bypass");
-                return Action::Continue;
-            }
-        };
-        let now = now_ms();
-        let conditions = Conditions {
-            if_none_match: headers.get("if-none-match").map(str::to_string),
-            if_modified_since: headers.get("if-modified-since").map(str::to_string),
-        };
-        let found = match found {
-            Some((_, meta, body)) if policy::usable(&meta, now, lookup.directives) => {
-                self.count(route, Outcome::Hit);
-                return self.answer(meta, body, &conditions, now, Outcome::Hit);
-            }
-            // RFC 9111 §5.2.1.7: nothing usable stored.
-            _ if lookup.directives.only_if_cached => return Reply::new(504).into(),
-            found => found,
-        };
-        // Going upstream: tell `on_response` what to do with the answer.
-        req.set_context(BASE, lookup.base);
-        if lookup.credentialed {
-            req.set_context(CREDENTIALED, "1");
-        }
-        match found {
-            _ if lookup.plan == Plan::LookupHead => req.set_context(STATE, "head"),
-            Some((key, meta, _)) if meta.has_validators() => {
-                stash(req, &conditions);
-                if let Some(etag) = meta.header("etag") {
-                    let _ = req.set_header("if-none-match", etag);
-                }
-                if let Some(modified) = meta.header("last-modified") {
-                    let _ = req.set_header("if-modified-since", modified);
-                }
-                req.set_context(KEY, &key);
-                req.set_context(STATE, "revalidate");
-            }
-            _ => {
-                stash(req, &conditions);
-                req.set_context(STATE, "miss");
-            }
-        }
-        Action::Continue
-    }
-
-    /// The response to a lookup that went upstream.
-    fn complete(
-        &self,
-        req: &Request,
-        resp: &Response,
-        revalidating: bool,
-        route: Option<&str>,
-    ) -> Action {
-        let Some(rule) = self.rule(route) else {
-            return Action::Continue;
-        };
-        let now = now_ms();
-        let conditions = stashed(req);
-        if revalidating && resp.status() == 304 {
-            self.count(route, Outcome::Revalidated);
-            return self.refreshed(req, resp, rule, now, &conditions);
-        }
-        let outcome = match self.store(req, resp, rule, now) {
-            Ok(()) => Outcome::Miss,
-            Err(Skip::Policy(why)) => {
-                weir_sdk::debug!("not stored: {why:?}");
-                Outcome::Bypass
-            }
-            Err(why) => {
-                weir_sdk::debug!("not stored: {why}");
-                Outcome::Miss
-            }
-        };
-        self.count(route, outcome);
-        if !conditions.is_empty()
-            && is_success(resp.status())
-            && conditions.not_modified(
-                resp.header("etag").as_deref(),
-                resp.header("last-modified").as_deref(),
-            )
-        {
-            let mut extra = Vec::new();
-            if let Some(header) = &self.status_header {
-                extra.push((header.clone(), outcome.label().to_string()));
-            }
-            return not_modified(&resp.headers(), extra).into();
-        }
-        self.label(resp, outcome);
-        Action::Continue
-    }
-
-    /// Store a response from upstream if RFC 9111 and the rule allow it.
-    fn store(&self, req: &Request, resp: &Response, rule: &Rule, now: u64) -> Result<(), Skip> {
-        let status = resp.status();
-        let cc = CacheControl::parse(&resp.header_all("cache-control"));
-        let vary = policy::vary_names(&resp.header_all("vary"));
-        let candidate = Candidate {
-            status,
-            cc: &cc,
-            vary: &vary,
-            set_cookie: resp.header("set-cookie").is_some(),
-            content_length: resp
-                .header("content-length")
-                .and_then(|v| v.trim().parse().ok()),
-            credentialed: req.get_context(CREDENTIALED).is_some(),
-        };
-        policy::may_store(rule, &candidate).map_err(Skip::Policy)?;
-        // Past max_body_bytes the host refuses and the body streams on.
-        let body = resp.body().map_err(|e| match e {
-            BodyError::TooLarge(_) => Skip::Policy(NotStored::TooLarge),
-            BodyError::ReadFailed(why) => Skip::Body(why),
-        })?;
-        if body.len() as u64 > rule.max_object_bytes {
-            return Err(Skip::Policy(NotStored::TooLarge));
-        }
-        let status_header = self.status_header.as_deref().unwrap_or("");
-        let headers = entry::storable_headers(resp.headers(), status_header);
-        let age = resp.header("age");
-        let meta = Meta::timed(status, headers, age.as_deref(), now, rule.default_ttl_s);
-        let ttl = policy::keep_ms(&meta, now, rule).ok_or(Skip::Policy(NotStored::Useless))?;
-        let base = req.get_context(BASE).unwrap_or_default();
-        let key = if vary.is_empty() {
-            base
-        } else {
-            kv::set(&base, &entry::encode_vary(&vary), Some(ttl)).map_err(Skip::Store)?;
-            key::variant_key(&base, &varied(&Headers::new(req.headers()), &vary))
-        };
-        kv::set(&key, &entry::encode_entry(&meta, &body), Some(ttl)).map_err(Skip::Store)
-    }
-
-    /// A 304 validated the stored entry: refresh it and answer from it.
-    fn refreshed(
-        &self,
-        req: &Request,
-        resp: &Response,
-        rule: &Rule,
-        now: u64,
-        conditions: &Conditions,
-    ) -> Action {
-        let key = req.get_context(KEY).unwrap_or_default();
-        let Ok(Some(Stored::Entry(mut meta, body))) =
-            kv::get(&key).map(|v| v.and_then(entry::decode))
-        else {
-            // Evicted or purged while the request was upstream; the 304 is
-            // no answer to a client that asked unconditionally.
-            weir_sdk::warn!("cache entry `{key}` vanished during revalidation");
-            return Reply::json(
-                502,
-                &serde_json::json!({"error": "cache entry lost during revalidation"}),
-            )
-            .into();
-        };
-        let status_header = self.status_header.as_deref().unwrap_or("");
-        meta.refresh(&resp.headers(), now, rule.default_ttl_s, status_header);
-        let keep = policy::keep_ms(&meta, now, rule).filter(|_| !meta.cache_control().no_store);
-        let stored = match keep {
-            Some(ttl) => kv::set(&key, &entry::encode_entry(&meta, &body), Some(ttl)),
-            None => kv::delete(&key).map(|_| ()),
-        };
-        if let Err(e) = stored {
-            weir_sdk::debug!("refreshed entry not stored: {e:?}");
-        }
-        self.answer(meta, body, conditions, now, Outcome::Revalidated)
     }
 }
 

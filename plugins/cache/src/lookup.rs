@@ -7,23 +7,13 @@ use weir_sdk::kv::{self, KvError};
 
 use crate::conditional::Conditions;
 use crate::config::Rule;
-use crate::directives::CacheControl;
-use crate::entry::{self, Meta, Stored};
+use crate::entry::{self, Meta, Stored, VaryList};
 use crate::headers::Headers;
 use crate::key;
-use crate::policy::Plan;
 
 /// Context keys of the client's conditions while the upstream is asked.
 const IF_NONE_MATCH: &str = "cache.if-none-match";
 const IF_MODIFIED_SINCE: &str = "cache.if-modified-since";
-
-/// What a request looks up.
-pub struct Lookup<'a> {
-    pub base: &'a str,
-    pub plan: Plan,
-    pub directives: &'a CacheControl,
-    pub credentialed: bool,
-}
 
 /// The base key of a request under `rule`.
 pub fn base_key(
@@ -57,19 +47,35 @@ pub fn varied(headers: &Headers, names: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What a lookup found under a base key.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The entry: `(key, meta, body)`.
+    pub entry: Option<(String, Meta, Vec<u8>)>,
+    /// The Vary list, when the base holds one.
+    pub vary: Option<VaryList>,
+}
+
 /// The entry for a request: under the base key, or under its variant key
-/// when the base holds a Vary list. `(key, meta, body)`.
-pub fn find(headers: &Headers, base: &str) -> Result<Option<(String, Meta, Vec<u8>)>, KvError> {
+/// when the base holds a Vary list.
+pub fn find(headers: &Headers, base: &str) -> Result<Found, KvError> {
     match kv::get(base)?.and_then(entry::decode) {
-        Some(Stored::Entry(meta, body)) => Ok(Some((base.to_string(), meta, body))),
-        Some(Stored::Vary(names)) => {
-            let key = key::variant_key(base, &varied(headers, &names));
-            Ok(match kv::get(&key)?.and_then(entry::decode) {
+        Some(Stored::Entry(meta, body)) => Ok(Found {
+            entry: Some((base.to_string(), meta, body)),
+            vary: None,
+        }),
+        Some(Stored::Vary(list)) => {
+            let key = key::variant_key(base, &list.generation, &varied(headers, &list.names));
+            let entry = match kv::get(&key)?.and_then(entry::decode) {
                 Some(Stored::Entry(meta, body)) => Some((key, meta, body)),
                 _ => None,
+            };
+            Ok(Found {
+                entry,
+                vary: Some(list),
             })
         }
-        None => Ok(None),
+        None => Ok(Found::default()),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The decisions of a shared cache (RFC 9111), apart from any I/O: what a
 //! request may take from the cache, and which responses may be stored.
 
-use crate::config::Rule;
+use crate::config::{Rule, SetCookie};
 use crate::directives::CacheControl;
 use crate::entry::Meta;
+use crate::freshness::{Freshness, Refusal};
 
 /// What to do with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,15 +19,16 @@ pub enum Plan {
     Bypass,
 }
 
-/// The plan for `method` with the request's directives; `ranged` when it
-/// asks for a range (partial content is not cached).
-pub fn plan(method: &str, cc: &CacheControl, ranged: bool) -> Plan {
+/// The plan for `method` with the request's directives. Safe methods
+/// (RFC 9110 §9.2.1) other than GET and HEAD pass by; every other method,
+/// unknown ones included, is unsafe and invalidates (RFC 9111 §4.4).
+pub fn plan(method: &str, cc: &CacheControl) -> Plan {
     match method {
-        "GET" | "HEAD" if cc.no_store || ranged => Plan::Bypass,
+        "GET" | "HEAD" if cc.no_store => Plan::Bypass,
         "GET" => Plan::Lookup,
         "HEAD" => Plan::LookupHead,
-        "POST" | "PUT" | "PATCH" | "DELETE" => Plan::Invalidate,
-        _ => Plan::Bypass,
+        "OPTIONS" | "TRACE" | "CONNECT" => Plan::Bypass,
+        _ => Plan::Invalidate,
     }
 }
 
@@ -46,26 +48,59 @@ pub fn request_directives(cache_control: &[String], pragma: &[String]) -> CacheC
     CacheControl::parse(cache_control)
 }
 
-/// Whether a stored response may answer a request with these directives
-/// without asking the upstream: fresh, and as fresh as the client wants.
-pub fn usable(meta: &Meta, now_ms: u64, cc: &CacheControl) -> bool {
-    let fresh_ms = meta.fresh_ms(now_ms);
-    fresh_ms > 0
-        && !cc.no_cache
-        && cc
+/// How a stored response may answer a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Fresh, and as fresh as the client wants (§4.2).
+    Fresh,
+    /// Stale, but within the client's `max-stale` (§5.2.1.2) and not
+    /// forbidden to be served stale (§4.2.4).
+    Stale,
+    /// Not without the upstream.
+    No,
+}
+
+/// How a stored response may answer a request with these directives.
+pub fn usable(meta: &Meta, now_ms: u64, cc: &CacheControl) -> Use {
+    if cc.no_cache
+        || cc
             .max_age
-            .is_none_or(|max| meta.age_ms(now_ms) <= max.saturating_mul(1000))
-        && cc
+            .is_some_and(|max| meta.age_ms(now_ms) > max.saturating_mul(1000))
+    {
+        return Use::No;
+    }
+    let fresh_ms = meta.fresh_ms(now_ms);
+    if fresh_ms > 0 {
+        let fresh_enough = cc
             .min_fresh
-            .is_none_or(|min| fresh_ms >= min.saturating_mul(1000))
+            .is_none_or(|min| fresh_ms >= min.saturating_mul(1000));
+        return if fresh_enough { Use::Fresh } else { Use::No };
+    }
+    match cc.max_stale {
+        Some(max)
+            if !meta.stale.forbidden && meta.staleness_ms(now_ms) <= max.saturating_mul(1000) =>
+        {
+            Use::Stale
+        }
+        _ => Use::No,
+    }
+}
+
+/// Whether a stale entry is within a window of `window_s` seconds past
+/// its freshness, and may be served stale at all.
+pub fn within_stale_window(meta: &Meta, now_ms: u64, window_s: u64) -> bool {
+    !meta.stale.forbidden
+        && window_s > 0
+        && meta.staleness_ms(now_ms) <= window_s.saturating_mul(1000)
 }
 
 /// Why a response is not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotStored {
+    /// §3 refuses it.
+    Rfc(Refusal),
+    /// Not in the rule's `statuses`.
     Status,
-    NoStore,
-    Private,
     /// The request carried credentials and the response does not allow a
     /// shared cache to keep it (`public`, `s-maxage`, `must-revalidate`).
     Credentials,
@@ -80,7 +115,7 @@ pub enum NotStored {
 #[derive(Debug, Clone)]
 pub struct Candidate<'a> {
     pub status: u16,
-    pub cc: &'a CacheControl,
+    pub freshness: &'a Freshness,
     /// The `Vary` header names, lower-case.
     pub vary: &'a [String],
     pub set_cookie: bool,
@@ -91,24 +126,23 @@ pub struct Candidate<'a> {
 }
 
 /// Whether a response may be stored under `rule` (§3), checked before the
-/// body is read. Freshness is checked later, with [`worth_storing`].
+/// body is read. Whether it is worth keeping is [`keep_ms`].
 pub fn may_store(rule: &Rule, c: &Candidate<'_>) -> Result<(), NotStored> {
-    if !rule.statuses.contains(&c.status) {
+    if rule
+        .statuses
+        .as_ref()
+        .is_some_and(|s| !s.contains(&c.status))
+    {
         return Err(NotStored::Status);
     }
-    if c.cc.no_store {
-        return Err(NotStored::NoStore);
-    }
-    if c.cc.private {
-        return Err(NotStored::Private);
-    }
-    if c.credentialed && !c.cc.allows_credentials() {
+    c.freshness.storable(c.status).map_err(NotStored::Rfc)?;
+    if c.credentialed && !c.freshness.cc.allows_credentials() {
         return Err(NotStored::Credentials);
     }
     if c.vary.iter().any(|v| v == "*") {
         return Err(NotStored::VaryStar);
     }
-    if c.set_cookie {
+    if c.set_cookie && rule.set_cookie == SetCookie::Refuse {
         return Err(NotStored::SetCookie);
     }
     if c.content_length
@@ -119,16 +153,28 @@ pub fn may_store(rule: &Rule, c: &Candidate<'_>) -> Result<(), NotStored> {
     Ok(())
 }
 
-/// How long (ms) `kv` should keep an entry: its fresh time, plus
-/// `keep_stale_s` when it can be revalidated; `None` when not worth it.
+/// How long (ms) `kv` should keep an entry: its fresh time, plus the
+/// longest time it may still be of use stale: `keep_stale_s` when it can
+/// be revalidated, its stale-while-revalidate and stale-if-error windows
+/// when it may be served stale. `None` when not worth storing.
 pub fn keep_ms(meta: &Meta, now_ms: u64, rule: &Rule) -> Option<u64> {
     let fresh = meta.fresh_ms(now_ms);
-    let extra = if meta.has_validators() {
-        rule.keep_stale_s.saturating_mul(1000)
+    let mut extra_s = 0;
+    if meta.has_validators() {
+        extra_s = rule.keep_stale_s;
+    }
+    if !meta.stale.forbidden {
+        extra_s = extra_s
+            .max(meta.stale.while_revalidate_s)
+            .max(meta.stale.if_error_s);
+    }
+    let keep = if extra_s == 0 {
+        fresh
     } else {
-        0
+        // Stale windows count from the end of freshness.
+        let stale_ms = meta.staleness_ms(now_ms);
+        fresh.saturating_add(extra_s.saturating_mul(1000).saturating_sub(stale_ms))
     };
-    let keep = fresh.saturating_add(extra);
     (keep > 0).then_some(keep)
 }
 
@@ -151,8 +197,8 @@ mod tests {
     use super::*;
     use crate::config::RuleConfig;
 
-    fn rule() -> Rule {
-        serde_json::from_str::<RuleConfig>(r#"{"max_object_bytes": 100, "keep_stale_s": 30}"#)
+    fn rule(json: &str) -> Rule {
+        serde_json::from_str::<RuleConfig>(json)
             .unwrap()
             .check()
             .unwrap()
@@ -162,10 +208,15 @@ mod tests {
         CacheControl::parse(&[v])
     }
 
-    fn candidate<'a>(status: u16, cc: &'a CacheControl, vary: &'a [String]) -> Candidate<'a> {
+    fn fresh(status: u16, cache_control: &str) -> Freshness {
+        let headers = vec![("cache-control".to_string(), cache_control.to_string())];
+        Freshness::of(status, &headers, None, 0, &rule("{}"))
+    }
+
+    fn candidate<'a>(status: u16, f: &'a Freshness, vary: &'a [String]) -> Candidate<'a> {
         Candidate {
             status,
-            cc,
+            freshness: f,
             vary,
             set_cookie: false,
             content_length: None,
@@ -174,14 +225,22 @@ mod tests {
     }
 
     #[test]
-    fn only_get_and_head_are_looked_up() {
+    fn safe_methods_pass_and_every_other_method_invalidates() {
+        // RFC 9110 §9.2.1, RFC 9111 §4.4.
         let none = CacheControl::default();
-        assert_eq!(plan("GET", &none, false), Plan::Lookup);
-        assert_eq!(plan("HEAD", &none, false), Plan::LookupHead);
-        assert_eq!(plan("GET", &none, true), Plan::Bypass);
-        assert_eq!(plan("GET", &cc("no-store"), false), Plan::Bypass);
-        assert_eq!(plan("DELETE", &none, false), Plan::Invalidate);
-        assert_eq!(plan("OPTIONS", &none, false), Plan::Bypass);
+        assert_eq!(plan("GET", &none), Plan::Lookup);
+        assert_eq!(plan("HEAD", &none), Plan::LookupHead);
+        assert_eq!(plan("GET", &cc("no-store")), Plan::Bypass);
+        for safe in ["OPTIONS", "TRACE"] {
+            assert_eq!(plan(safe, &none), Plan::Bypass);
+        }
+        for unsafe_method in ["POST", "PUT", "PATCH", "DELETE", "M-SEARCH", "PURGE"] {
+            assert_eq!(
+                plan(unsafe_method, &none),
+                Plan::Invalidate,
+                "{unsafe_method}"
+            );
+        }
     }
 
     #[test]
@@ -193,22 +252,26 @@ mod tests {
 
     #[test]
     fn storing_follows_section_3() {
-        let r = rule();
-        let (plain, none) = (cc("max-age=60"), Vec::new());
+        let r = rule(r#"{"max_object_bytes": 100}"#);
+        let none = Vec::new();
+        let plain = fresh(200, "max-age=60");
         assert_eq!(may_store(&r, &candidate(200, &plain, &none)), Ok(()));
+        let error = fresh(500, "max-age=60");
+        assert_eq!(may_store(&r, &candidate(500, &error, &none)), Ok(()));
+        let only = rule(r#"{"statuses": [200]}"#);
         assert_eq!(
-            may_store(&r, &candidate(500, &plain, &none)),
+            may_store(&only, &candidate(500, &error, &none)),
             Err(NotStored::Status)
         );
-        let no_store = cc("no-store, max-age=60");
+        let no_store = fresh(200, "no-store, max-age=60");
         assert_eq!(
             may_store(&r, &candidate(200, &no_store, &none)),
-            Err(NotStored::NoStore)
+            Err(NotStored::Rfc(Refusal::NoStore))
         );
-        let private = cc("private, max-age=60");
+        let private = fresh(200, "private, max-age=60");
         assert_eq!(
             may_store(&r, &candidate(200, &private, &none)),
-            Err(NotStored::Private)
+            Err(NotStored::Rfc(Refusal::Private))
         );
         let star = vec!["*".to_string()];
         assert_eq!(
@@ -221,8 +284,8 @@ mod tests {
             may_store(&r, &with_credentials),
             Err(NotStored::Credentials)
         );
-        let public = cc("public, max-age=60");
-        with_credentials.cc = &public;
+        let public = fresh(200, "public, max-age=60");
+        with_credentials.freshness = &public;
         assert_eq!(may_store(&r, &with_credentials), Ok(()));
         let mut large = candidate(200, &plain, &none);
         large.content_length = Some(101);
@@ -230,44 +293,63 @@ mod tests {
         let mut cookie = candidate(200, &plain, &none);
         cookie.set_cookie = true;
         assert_eq!(may_store(&r, &cookie), Err(NotStored::SetCookie));
+        let store_cookies = rule(r#"{"set_cookie": "store"}"#);
+        assert_eq!(may_store(&store_cookies, &cookie), Ok(()));
     }
 
-    fn meta(headers: &[(&str, &str)], now: u64) -> Meta {
+    fn meta(headers: &[(&str, &str)], now: u64, r: &Rule) -> Meta {
         let headers = headers
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        Meta::timed(200, headers, None, now, 0)
+        Meta::timed(200, headers, None, now, r)
     }
 
     #[test]
-    fn entries_are_kept_past_freshness_only_with_validators() {
-        let r = rule();
+    fn entries_are_kept_past_freshness_only_while_of_use() {
+        let r = rule(r#"{"keep_stale_s": 30}"#);
+        let m = |h: &[(&str, &str)]| keep_ms(&meta(h, 0, &r), 0, &r);
+        assert_eq!(m(&[("cache-control", "max-age=10")]), Some(10_000));
         assert_eq!(
-            keep_ms(&meta(&[("cache-control", "max-age=10")], 0), 0, &r),
-            Some(10_000)
+            m(&[("cache-control", "max-age=10"), ("etag", "\"a\"")]),
+            Some(40_000)
         );
-        let validated = meta(&[("cache-control", "max-age=10"), ("etag", "\"a\"")], 0);
-        assert_eq!(keep_ms(&validated, 0, &r), Some(40_000));
-        let stale = meta(&[("cache-control", "no-cache"), ("etag", "\"a\"")], 0);
-        assert_eq!(keep_ms(&stale, 0, &r), Some(30_000));
         assert_eq!(
-            keep_ms(&meta(&[("cache-control", "max-age=0")], 0), 0, &r),
-            None
+            m(&[("cache-control", "no-cache"), ("etag", "\"a\"")]),
+            Some(30_000)
+        );
+        assert_eq!(m(&[("cache-control", "max-age=0")]), None);
+        assert_eq!(
+            m(&[("cache-control", "max-age=10, stale-if-error=100")]),
+            Some(110_000)
+        );
+        assert_eq!(
+            m(&[(
+                "cache-control",
+                "max-age=10, must-revalidate, stale-if-error=100"
+            )]),
+            Some(10_000)
         );
     }
 
     #[test]
     fn client_directives_narrow_what_is_usable() {
-        let m = meta(&[("cache-control", "max-age=60")], 0);
+        // RFC 9111 §5.2.1.
+        let r = rule("{}");
+        let m = meta(&[("cache-control", "max-age=60")], 0, &r);
         let none = CacheControl::default();
-        assert!(usable(&m, 10_000, &none));
-        assert!(!usable(&m, 60_000, &none));
-        assert!(!usable(&m, 10_000, &cc("no-cache")));
-        assert!(usable(&m, 10_000, &cc("max-age=10")));
-        assert!(!usable(&m, 10_001, &cc("max-age=10")));
-        assert!(usable(&m, 10_000, &cc("min-fresh=50")));
-        assert!(!usable(&m, 10_001, &cc("min-fresh=50")));
+        assert_eq!(usable(&m, 10_000, &none), Use::Fresh);
+        assert_eq!(usable(&m, 60_000, &none), Use::No);
+        assert_eq!(usable(&m, 10_000, &cc("no-cache")), Use::No);
+        assert_eq!(usable(&m, 10_000, &cc("max-age=10")), Use::Fresh);
+        assert_eq!(usable(&m, 10_001, &cc("max-age=10")), Use::No);
+        assert_eq!(usable(&m, 10_000, &cc("min-fresh=50")), Use::Fresh);
+        assert_eq!(usable(&m, 10_001, &cc("min-fresh=50")), Use::No);
+        assert_eq!(usable(&m, 65_000, &cc("max-stale=10")), Use::Stale);
+        assert_eq!(usable(&m, 75_000, &cc("max-stale=10")), Use::No);
+        assert_eq!(usable(&m, 999_000, &cc("max-stale")), Use::Stale);
+        let strict = meta(&[("cache-control", "max-age=60, must-revalidate")], 0, &r);
+        assert_eq!(usable(&strict, 65_000, &cc("max-stale")), Use::No);
     }
 
     #[test]

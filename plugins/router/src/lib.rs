@@ -137,6 +137,13 @@ impl Plugin for Router {
             _ => None,
         };
         if let Some(path) = new_path {
+            // The client's target, for plugins that speak of the resource
+            // as the client names it (the cache invalidates by it).
+            let original = match &facts.query {
+                Some(q) => format!("{}?{q}", facts.path),
+                None => facts.path.clone(),
+            };
+            req.set_context("route.original_target", &original);
             let target = match &facts.query {
                 Some(q) if path.contains('?') => format!("{path}&{q}"),
                 Some(q) => format!("{path}?{q}"),

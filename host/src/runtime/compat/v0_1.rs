@@ -1,22 +1,26 @@
-//! The 0.1.0 contract, adapted to the host's 0.2.0 implementation, so
+//! The 0.1.0 contract, adapted to the host's 0.3.0 implementation, so
 //! plugins built for 0.1.0 load and run unchanged. Each 0.1.0 import calls
-//! its 0.2.0 twin and converts the values; where 0.2.0 added a case, the
-//! nearest 0.1.0 case stands in (documented in docs/plugins.md):
+//! its 0.3.0 twin and converts the values; where a later version added an
+//! error case, the nearest 0.1.0 case stands in (documented in
+//! docs/plugins.md):
 //!
 //! - `edit-error.limit-exceeded` → `invalid-header-value`;
 //! - `call-error.not-granted` → `unknown-upstream`,
 //!   `call-error.budget-exceeded` → `failed`;
 //! - `kv-error.quota-exceeded` → `unavailable`.
+//!
+//! 0.1.0 has no `hooks` (its `init` returns nothing: the gateway calls
+//! both hooks), no `tls`, `set-headers`, `set-response-headers`,
+//! `kv.set-if-absent` nor `metrics`: a 0.1.0 plugin never reaches those.
 
 use wasmtime::component::Resource;
 
-use super::bindings::v0_1::weir::plugin as old;
-use super::bindings::weir::plugin as new;
-use super::host::HostState;
+use super::Res;
 use crate::exchange::{HeldRequest, HeldResponse};
 use crate::jose::VerifyingKey;
-
-type Res<T> = wasmtime::Result<T>;
+use crate::runtime::HostState;
+use crate::runtime::bindings::v0_1::weir::plugin as old;
+use crate::runtime::bindings::weir::plugin as new;
 
 fn edit(result: Result<(), new::types::EditError>) -> Result<(), old::types::EditError> {
     use new::types::EditError as N;
@@ -39,7 +43,8 @@ fn body(result: Result<Vec<u8>, new::types::BodyError>) -> Result<Vec<u8>, old::
     })
 }
 
-/// A 0.1.0 action as the 0.2.0 one the gateway acts on.
+/// A 0.1.0 action as the 0.3.0 one the gateway acts on: the same case
+/// (0.1.0 has only `continue` and `respond`).
 pub fn action(action: old::types::Action) -> new::types::Action {
     match action {
         old::types::Action::Continue => new::types::Action::Continue,

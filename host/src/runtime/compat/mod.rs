@@ -1,0 +1,69 @@
+//! Adapters from the previous contract versions to the host's current
+//! (0.3.0) implementation, so plugins built for 0.2.0 or 0.1.0 load and run
+//! unchanged. The WIT of each old version (`host/wit-0.2.0/`,
+//! `host/wit-0.1.0/`) generates its own Rust types and host traits; each
+//! adapter implements those traits for [`HostState`](super::HostState) by
+//! calling the 0.3.0 implementation and converting the values, so a
+//! capability is written once and every version gets the same behaviour
+//! (grants, budgets, deadlines, namespacing).
+//!
+//! One file per version, each adapting straight to 0.3.0 rather than to
+//! the version after it: a call crosses one conversion whatever the
+//! plugin's age, and dropping support for a version deletes one file.
+//! What an old plugin cannot express (a later error case, a later action)
+//! is listed in each file and in docs/plugins.md.
+
+pub mod v0_1;
+pub mod v0_2;
+
+/// What a host function returns: a trap (`Err`) or the WIT result.
+type Res<T> = wasmtime::Result<T>;
+
+#[cfg(test)]
+mod tests {
+    use crate::runtime::bindings::{Action, Hooks, Reply, v0_1, v0_2};
+
+    #[test]
+    fn old_actions_and_hooks_map_to_the_same_cases() {
+        use v0_2::weir::plugin::types as old;
+        assert_eq!(
+            super::v0_2::hooks(old::Hooks::ON_REQUEST),
+            Hooks::ON_REQUEST
+        );
+        assert_eq!(
+            super::v0_2::hooks(old::Hooks::ON_REQUEST | old::Hooks::ON_RESPONSE),
+            Hooks::all()
+        );
+        assert_eq!(super::v0_2::hooks(old::Hooks::empty()), Hooks::empty());
+        assert!(matches!(
+            super::v0_2::action(old::Action::Continue),
+            Action::Continue
+        ));
+        let reply = old::Reply {
+            status: 418,
+            headers: vec![("x".into(), "y".into())],
+            body: b"teapot".to_vec(),
+        };
+        let Action::Respond(Reply {
+            status,
+            headers,
+            body,
+        }) = super::v0_2::action(old::Action::Respond(reply))
+        else {
+            panic!("not a respond")
+        };
+        assert_eq!(
+            (status, headers.len(), body.as_slice()),
+            (418, 1, &b"teapot"[..])
+        );
+        let reply = v0_1::weir::plugin::types::Reply {
+            status: 204,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        assert!(matches!(
+            super::v0_1::action(v0_1::weir::plugin::types::Action::Respond(reply)),
+            Action::Respond(Reply { status: 204, .. })
+        ));
+    }
+}
