@@ -121,67 +121,162 @@ impl CacheControl {
 }
 
 /// Seconds since the epoch of an HTTP-date (RFC 9110 §5.6.7: IMF-fixdate,
-/// RFC 850 or asctime), or `None` when it is not one. Read as a cache
-/// recipient should (RFC 9111 §4.2): names case-insensitively, and the
-/// weekday, which only repeats the date, is not checked.
+/// RFC 850 or asctime), or `None` when it is not one. The grammar is held
+/// to exactly (two-digit day and hour, single spaces, `GMT`, one value),
+/// since RFC 9111 §5.3 has a cache take an invalid date as the past, and
+/// guessing at a malformed one could keep a response fresh for years. Only
+/// the names are read case-insensitively, and the weekday, which only
+/// repeats the date, is not checked against it.
 pub fn http_date_s(text: &str) -> Option<u64> {
-    let text = text.trim();
-    if let Some((_weekday, rest)) = text.split_once(',') {
-        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-        let (date, time, zone) = match fields[..] {
-            // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
-            [day, month, year, time, zone] => ([day, month, year], time, zone),
-            // RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`.
-            [date, time, zone] => {
-                let parts: Vec<&str> = date.split('-').collect();
-                let [day, month, year] = parts[..] else {
-                    return None;
-                };
-                ([day, month, year], time, zone)
-            }
-            _ => return None,
-        };
-        if !zone.eq_ignore_ascii_case("GMT") {
-            return None;
-        }
-        let [day, month, year] = date;
-        return epoch_seconds(day, month, year, time);
-    }
-    // asctime: `Sun Nov  6 08:49:37 1994`.
-    let fields: Vec<&str> = text.split_ascii_whitespace().collect();
-    let [_weekday, month, day, time, year] = fields[..] else {
-        return None;
-    };
-    epoch_seconds(day, month, year, time)
+    let text = text.trim_matches([' ', '\t']).as_bytes();
+    imf_fixdate(text)
+        .or_else(|| rfc850_date(text))
+        .or_else(|| asctime_date(text))
 }
 
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
+const DAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
-fn epoch_seconds(day: &str, month: &str, year: &str, time: &str) -> Option<u64> {
-    let number = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u64 + 1;
-    let day = number(day).filter(|d| (1..=31).contains(d))?;
-    let mut year = number(year)?;
-    if year < 100 {
-        // RFC 9110 §5.6.7: a two-digit year that would be more than 50
-        // years ahead is the most recent past year with those digits.
-        let this_year = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(2026, |d| 1970 + d.as_secs() / 31_556_952);
-        year += 2000;
-        if year > this_year + 50 {
-            year -= 100;
-        }
+/// A cursor over a date's bytes that either matches the next token or
+/// fails the whole parse.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn byte(&mut self, b: u8) -> Option<()> {
+        let (&first, rest) = self.0.split_first()?;
+        (first == b).then(|| self.0 = rest)
     }
-    let mut clock = time.split(':').map(number);
-    let (h, m, sec) = (clock.next()??, clock.next()??, clock.next()??);
-    if clock.next().is_some() || h > 23 || m > 59 || sec > 60 || year < 1970 {
+
+    fn digits(&mut self, n: usize) -> Option<u64> {
+        let digits = self.0.get(..n)?;
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        self.0 = &self.0[n..];
+        Some(digits.iter().fold(0, |v, d| v * 10 + u64::from(d - b'0')))
+    }
+
+    /// One of `names`, case-insensitively; its index.
+    fn name(&mut self, names: &[&str], len: Option<usize>) -> Option<usize> {
+        names.iter().position(|name| {
+            let name = len.map_or(*name, |n| &name[..n]);
+            let hit = self
+                .0
+                .get(..name.len())
+                .is_some_and(|b| b.eq_ignore_ascii_case(name.as_bytes()));
+            if hit {
+                self.0 = &self.0[name.len()..];
+            }
+            hit
+        })
+    }
+
+    fn month(&mut self) -> Option<u64> {
+        self.name(&MONTHS, None).map(|i| i as u64 + 1)
+    }
+
+    /// `hour ":" minute ":" second`, two digits each.
+    fn time(&mut self) -> Option<(u64, u64, u64)> {
+        let h = self.digits(2)?;
+        self.byte(b':')?;
+        let m = self.digits(2)?;
+        self.byte(b':')?;
+        let s = self.digits(2)?;
+        Some((h, m, s))
+    }
+
+    fn gmt(&mut self) -> Option<()> {
+        self.name(&["gmt"], None).map(drop)
+    }
+
+    fn end(&self) -> Option<()> {
+        self.0.is_empty().then_some(())
+    }
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn imf_fixdate(text: &[u8]) -> Option<u64> {
+    let mut c = Cursor(text);
+    c.name(&DAYS, Some(3))?;
+    c.byte(b',')?;
+    c.byte(b' ')?;
+    let day = c.digits(2)?;
+    c.byte(b' ')?;
+    let month = c.month()?;
+    c.byte(b' ')?;
+    let year = c.digits(4)?;
+    c.byte(b' ')?;
+    let time = c.time()?;
+    c.byte(b' ')?;
+    c.gmt()?;
+    c.end()?;
+    epoch_seconds(year, month, day, time)
+}
+
+/// `Sunday, 06-Nov-94 08:49:37 GMT` (obsolete).
+fn rfc850_date(text: &[u8]) -> Option<u64> {
+    let mut c = Cursor(text);
+    c.name(&DAYS, None)?;
+    c.byte(b',')?;
+    c.byte(b' ')?;
+    let day = c.digits(2)?;
+    c.byte(b'-')?;
+    let month = c.month()?;
+    c.byte(b'-')?;
+    let year = c.digits(2)?;
+    c.byte(b' ')?;
+    let time = c.time()?;
+    c.byte(b' ')?;
+    c.gmt()?;
+    c.end()?;
+    epoch_seconds(full_year(year), month, day, time)
+}
+
+/// `Sun Nov  6 08:49:37 1994` (obsolete).
+fn asctime_date(text: &[u8]) -> Option<u64> {
+    let mut c = Cursor(text);
+    c.name(&DAYS, Some(3))?;
+    c.byte(b' ')?;
+    let month = c.month()?;
+    c.byte(b' ')?;
+    let day = match c.byte(b' ') {
+        Some(()) => c.digits(1)?,
+        None => c.digits(2)?,
+    };
+    c.byte(b' ')?;
+    let time = c.time()?;
+    c.byte(b' ')?;
+    let year = c.digits(4)?;
+    c.end()?;
+    epoch_seconds(year, month, day, time)
+}
+
+/// RFC 9110 §5.6.7: a two-digit year that would be more than 50 years
+/// ahead is the most recent past year with those digits.
+fn full_year(two_digits: u64) -> u64 {
+    let this_year = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(2026, |d| 1970 + d.as_secs() / 31_556_952);
+    let year = 2000 + two_digits;
+    if year > this_year + 50 {
+        year - 100
+    } else {
+        year
+    }
+}
+
+fn epoch_seconds(year: u64, month: u64, day: u64, (h, m, sec): (u64, u64, u64)) -> Option<u64> {
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || year < 1970 {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -253,19 +348,24 @@ pub fn heuristic_lifetime_ms(
 }
 
 /// The `Age` a response carries (§5.1), in seconds, given its field lines
-/// joined with commas. `Age` is a single delta-seconds; anything else (a
-/// list, a repeated line, a parameter, a sign, a fraction, a word) is not
-/// an age the cache can trust, and the response is taken as already stale
-/// (2^31, §1.2.2) rather than as fresh: guessing low could serve a stale
-/// response, guessing high costs only a fetch. Too large is 2^31 too.
+/// joined with commas. §5.1: a list (or several lines) counts by its first
+/// member; a first member that is not a non-negative integer is ignored,
+/// as if no `Age` had come (the age then comes from `Date` alone, §4.2.3).
+/// Parameters (`7200;foo=bar`) are read as the integer before them, the
+/// cautious reading: it can only make a response older. Too large is 2^31
+/// (§1.2.2).
 pub fn age_value(age: Option<&str>) -> u64 {
-    let Some(text) = age.map(str::trim) else {
+    let Some(first) = age.and_then(|text| text.split(',').next()) else {
         return 0;
     };
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return DELTA_MAX;
+    let first = first.trim();
+    let number = first.split_once(';').map_or(first, |(n, _)| n.trim_end());
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
     }
-    text.parse::<u64>().map_or(DELTA_MAX, |n| n.min(DELTA_MAX))
+    number
+        .parse::<u64>()
+        .map_or(DELTA_MAX, |n| n.min(DELTA_MAX))
 }
 
 /// §4.2.3's corrected initial age, in whole seconds: the larger of the
@@ -363,20 +463,27 @@ mod tests {
     }
 
     #[test]
-    fn an_age_that_is_not_one_delta_seconds_makes_the_response_stale() {
-        // RFC 9111 §5.1 and §1.2.2. Several field lines arrive joined.
+    fn age_counts_by_its_first_member_and_an_invalid_one_is_ignored() {
+        // RFC 9111 §5.1 (first member of a list; an invalid value is
+        // ignored) and §1.2.2 (too large is 2^31). Several field lines
+        // arrive joined with commas.
         for (value, expected) in [
             ("7200", 7200),
             (" 0 ", 0),
             ("2147483647", 2_147_483_647),
-            ("7200, 0", DELTA_MAX),
-            ("0, 7200", DELTA_MAX),
-            ("0, 0", DELTA_MAX),
-            ("7200;foo=bar", DELTA_MAX),
-            ("abc", DELTA_MAX),
-            ("-7200", DELTA_MAX),
-            ("7200.0", DELTA_MAX),
-            ("", DELTA_MAX),
+            ("7200, 0", 7200),
+            ("0, 7200", 0),
+            ("0,7200", 0),
+            ("0, 0", 0),
+            ("3600, 3600", 3600),
+            ("7200;foo=bar", 7200),
+            ("7200 ; foo=111", 7200),
+            ("abc", 0),
+            ("-7200", 0),
+            ("7200.0", 0),
+            ("+5", 0),
+            ("", 0),
+            (", 7200", 0),
             ("2147483649", DELTA_MAX),
             ("99999999999999999999999", DELTA_MAX),
         ] {
@@ -457,14 +564,39 @@ mod tests {
             http_date_s("Thu Aug  8 02:01:18 2050"),
             Some(aug18 - 10 * 86_400)
         );
+    }
+
+    #[test]
+    fn http_dates_off_the_grammar_are_invalid() {
+        // RFC 9110 §5.6.7 grammar; RFC 9111 §5.3 takes such an Expires as
+        // the past. Two lines arrive joined with a comma.
         for bad in [
             "Thu, 18 Aug 2050 02:01:18 UTC",
+            "Thu, 18 Aug 2050 02:01:18 AEST",
             "Thu, 32 Aug 2050 02:01:18 GMT",
+            "Thu, 18 Aug 50 02:01:18 GMT",
+            "Thu 18 Aug 2050 02:01:18 GMT",
+            "Thu, 18  Aug  2050 02:01:18 GMT",
+            "Thu, 18-Aug-2050 02:01:18 GMT",
+            "Thu, 18 Aug 2050 02.01.18 GMT",
+            "Thu, 18 Aug 2050 2:01:18 GMT",
+            "Thu, 8 Aug 2050 02:01:18 GMT",
+            "Thu, 18 Aug 2050 02:01:18 GMT, Thu, 18 Aug 2050 02:01:19 GMT",
+            "Thu, 18 Aug 2050 02:01:18 GMT x",
+            "Thu, 18 Aug 2050 24:01:18 GMT",
+            "Thu, 18-Aug-50 02:01:18 GMT",
+            "Thursday, 18 Aug 2050 02:01:18 GMT",
+            "Thu Aug 8 02:01:18 2050",
+            "Thu Aug  8 02:01:18 50",
+            "Thu, 18 Aug 1969 02:01:18 GMT",
             "0",
+            "-1",
             "",
         ] {
             assert_eq!(http_date_s(bad), None, "{bad}");
         }
+        let aug18 = http_date_s("Thu, 18 Aug 2050 02:01:18 GMT");
+        assert_eq!(http_date_s(" Thu, 18 Aug 2050 02:01:18 GMT\t"), aug18);
     }
 
     #[test]

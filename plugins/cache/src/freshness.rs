@@ -49,11 +49,18 @@ pub fn response_directives(headers: &[(String, String)], rule: &Rule) -> (CacheC
     (CacheControl::parse(&lines), false)
 }
 
+/// The value of a singleton field (`Date`, `Expires`). Several lines of
+/// one make it invalid (RFC 9110 §5.3), so they read as an empty value,
+/// which is no HTTP-date: an `Expires` in the past (RFC 9111 §5.3), a
+/// `Date` ignored.
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+    let mut lines = headers.iter().filter(|(n, _)| n == name);
+    let first = lines.next()?;
+    Some(if lines.next().is_some() {
+        ""
+    } else {
+        first.1.as_str()
+    })
 }
 
 /// What a response's fields give.
