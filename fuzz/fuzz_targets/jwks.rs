@@ -8,7 +8,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use weir::jose::VerifyingKey;
+use weir::runtime::jose::VerifyingKey;
 
 #[derive(Arbitrary, Debug)]
 struct Input {

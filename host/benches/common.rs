@@ -111,3 +111,39 @@ pub async fn backend(delay: Duration, body: &'static [u8]) -> std::net::SocketAd
     });
     addr
 }
+
+/// One `on-request` call, as the gateway makes it (without governance):
+/// the request back and the action.
+pub async fn on_request(
+    plugin: &weir::plugin::LoadedPlugin,
+    req: weir::exchange::HeldRequest,
+) -> (weir::exchange::HeldRequest, weir::runtime::bindings::Action) {
+    let (ex, action) = match plugin
+        .call(weir::exchange::Exchange::request(req))
+        .await
+        .outcome
+    {
+        Ok(done) => done,
+        Err(failed) => panic!("on_request: {}", failed.error),
+    };
+    (ex.req, action)
+}
+
+/// One `on-response` call: the request, the response and the action.
+pub async fn on_response(
+    plugin: &weir::plugin::LoadedPlugin,
+    req: weir::exchange::HeldRequest,
+    resp: weir::exchange::HeldResponse,
+) -> (
+    weir::exchange::HeldRequest,
+    weir::exchange::HeldResponse,
+    weir::runtime::bindings::Action,
+) {
+    let exchange = weir::exchange::Exchange::response(req, resp);
+    let (ex, action) = match plugin.call(exchange).await.outcome {
+        Ok(done) => done,
+        Err(failed) => panic!("on_response: {}", failed.error),
+    };
+    let resp = ex.resp.expect("on-response gives the response back");
+    (ex.req, resp, action)
+}

@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench -p weir --bench hooks`. Prints median and p99 per hook
 //! call, measured one call at a time through the same path requests take
-//! (`LoadedPlugin::on_request` / `on_response`).
+//! (`LoadedPlugin::call`, `on-request` then `on-response`).
 
 mod common;
 
@@ -51,13 +51,10 @@ async fn measure(label: &str, max_calls_per_instance: u64, samples: usize) -> (f
     for i in 0..(WARMUP + samples) {
         let req = request();
         let started = Instant::now();
-        let (req, _) = plugin.on_request(req).await.expect("on_request");
+        let (req, _) = common::on_request(plugin, req).await;
         let t1 = started.elapsed();
         let started = Instant::now();
-        let (_, resp, _) = plugin
-            .on_response(req, common::response())
-            .await
-            .expect("on_response");
+        let (_, resp, _) = common::on_response(plugin, req, common::response()).await;
         let t2 = started.elapsed();
         assert_eq!(resp.head.headers["x-hello"], "weir");
         if i >= WARMUP {
@@ -120,7 +117,7 @@ async fn measure_router(n: usize) {
         for i in 0..(WARMUP + SAMPLES) {
             let req = request_to(&path);
             let started = Instant::now();
-            let (_, _) = plugin.on_request(req).await.expect("on_request");
+            let (_, _) = common::on_request(plugin, req).await;
             if i >= WARMUP {
                 samples.push(started.elapsed());
             }
@@ -245,7 +242,7 @@ async fn measure_auth() {
                 value.parse().expect("header value"),
             );
             let started = Instant::now();
-            let (req, action) = plugin.on_request(req).await.expect("on_request");
+            let (req, action) = common::on_request(plugin, req).await;
             if i >= warmup {
                 samples.push(started.elapsed());
             }
@@ -291,7 +288,7 @@ async fn measure_rate_limit() {
             let mut samples = Vec::with_capacity(samples_n);
             for i in 0..(WARMUP + samples_n) {
                 let started = Instant::now();
-                let (_, action) = plugin.on_request(request()).await.expect("on_request");
+                let (_, action) = common::on_request(plugin, request()).await;
                 if i >= WARMUP {
                     samples.push(started.elapsed());
                 }

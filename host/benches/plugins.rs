@@ -201,15 +201,15 @@ async fn measure_cache_hook(label: &str, state: &str) {
         req
     };
     // Fill the entry: a miss, then the response.
-    let (req, _) = cache.on_request(routed()).await.expect("on_request");
+    let (req, _) = common::on_request(cache, routed()).await;
     let mut response = common::response();
     response.body = BodyState::buffered(body.clone());
-    cache.on_response(req, response).await.expect("on_response");
+    common::on_response(cache, req, response).await;
     let mut samples = Vec::with_capacity(SAMPLES);
     for i in 0..(WARMUP + SAMPLES) {
         let req = routed();
         let started = Instant::now();
-        let (_, action) = cache.on_request(req).await.expect("on_request");
+        let (_, action) = common::on_request(cache, req).await;
         let elapsed = started.elapsed();
         assert!(
             matches!(action, weir::runtime::bindings::Action::Respond(_)),
@@ -253,7 +253,7 @@ async fn measure_validate(label: &str, config: &str, files: &[(&str, &str)]) {
         for i in 0..(WARMUP + SAMPLES) {
             let req = request(method, "/orders", BodyState::buffered(body.to_string()));
             let started = Instant::now();
-            let (_, action) = plugin.on_request(req).await.expect("on_request");
+            let (_, action) = common::on_request(plugin, req).await;
             let elapsed = started.elapsed();
             let got = match action {
                 weir::runtime::bindings::Action::Respond(reply) => Some(reply.status),

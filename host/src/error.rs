@@ -152,6 +152,18 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// `self`, unless the client's body failed first (`watch`): then that
+    /// failure (400 or 408), which is the client's, not the upstream's.
+    pub fn blamed(self, watch: &body::BodyWatch) -> GatewayError {
+        match watch.failure() {
+            Some(body::ClientBodyError::Idle(after)) => DownstreamError::BodyTimeout(*after).into(),
+            Some(body::ClientBodyError::Malformed(why)) => {
+                DownstreamError::BadBody(why.clone()).into()
+            }
+            None => self,
+        }
+    }
+
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {

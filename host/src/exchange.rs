@@ -18,6 +18,70 @@ pub type HeldRequest = Box<RequestState>;
 /// A response as the hook path carries it (see [`HeldRequest`]).
 pub type HeldResponse = Box<ResponseState>;
 
+/// Which hook a call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `on-request`: the request, before the upstream.
+    Request,
+    /// `on-response`: the request and the response, after it.
+    Response,
+}
+
+impl Hook {
+    /// The name spans and logs give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Request => "on_request",
+            Hook::Response => "on_response",
+        }
+    }
+}
+
+/// What a hook call is lent and gives back: the request, and in
+/// `on-response` the response too. Every layer of a hook call (the
+/// gateway, governance, the plugin, its instance pool, the contract
+/// version) takes and returns one of these, so a hook is called along one
+/// path whichever it is.
+pub struct Exchange {
+    /// The request.
+    pub req: HeldRequest,
+    /// The response, in `on-response` only.
+    pub resp: Option<HeldResponse>,
+}
+
+impl Exchange {
+    /// What `on-request` is lent.
+    pub fn request(req: HeldRequest) -> Exchange {
+        Exchange { req, resp: None }
+    }
+
+    /// What `on-response` is lent.
+    pub fn response(req: HeldRequest, resp: HeldResponse) -> Exchange {
+        Exchange {
+            req,
+            resp: Some(resp),
+        }
+    }
+
+    /// The hook this exchange is for.
+    pub fn hook(&self) -> Hook {
+        match self.resp {
+            None => Hook::Request,
+            Some(_) => Hook::Response,
+        }
+    }
+}
+
+/// A hook call that failed: why, and the exchange when it still exists
+/// (for `on_failure = "skip"` and for a canary's fallback to its stable
+/// version).
+pub struct HookFailure<E> {
+    /// Why.
+    pub error: E,
+    /// What the call was lent, if the plugin did not lose it.
+    pub kept: Option<Exchange>,
+}
+
 /// One client request travelling through the pipeline.
 pub struct RequestState {
     /// Method, URI, version and headers, as edited so far.

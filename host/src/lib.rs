@@ -17,33 +17,30 @@
     )
 )]
 
-pub mod admin;
-pub mod affinity;
-pub mod cli;
+// Serving: what a request passes through, from the listener down.
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod exchange;
 pub mod gateway;
 pub mod governance;
 pub mod http;
-pub mod init;
-pub mod jose;
-pub mod logging;
+pub mod lifecycle;
 pub mod pipeline;
 pub mod plugin;
-pub mod plugin_config;
 pub mod proxy_wasm;
-pub mod reload;
 pub mod runtime;
-pub mod scaffold;
 pub mod server;
 pub mod state;
-pub mod telemetry;
-pub mod testkit;
-pub mod timefmt;
 pub mod upstream;
 pub mod wasi_http;
+// Operating it: reloads, the admin API, logs, metrics and traces.
+pub mod admin;
+pub mod logging;
+pub mod reload;
+pub mod telemetry;
+// Tooling around it: the `weir` commands, the demo, `weir init`,
+// `weir new plugin` and the plugin test kit.
+pub mod tooling;
 
 pub use config::Config;
 pub use error::GatewayError;

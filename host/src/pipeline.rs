@@ -222,7 +222,7 @@ pub struct Pipeline {
     limits: Limits,
     /// What the listeners use for connections accepted while this
     /// pipeline serves.
-    server: Arc<crate::server::ServerSettings>,
+    server: Arc<crate::config::ServerSettings>,
     access_log: bool,
     /// The `kv` store, for requests parked until a plugin's key goes.
     kv: Arc<dyn KvStore>,
@@ -247,7 +247,7 @@ impl Pipeline {
                     .into(),
             });
         }
-        let workers = crate::server::workers::worker_count(config.runtime.worker_threads);
+        let workers = config.runtime.worker_count();
         let upstreams = Arc::new(
             Upstreams::new(
                 &config.upstreams,
@@ -265,23 +265,23 @@ impl Pipeline {
             config.budgets.metrics_per_plugin as usize,
             config.budgets.metric_series_per_metric as usize,
         );
-        let caps = Arc::new(Capabilities {
-            outbound: upstreams.clone(),
-            rate: stores.rate.clone(),
-            kv: stores.kv.clone(),
-            metrics: stores.metrics.clone(),
-            telemetry: stores.telemetry.clone(),
-            max_body_bytes: config.limits.max_body_bytes,
-            header_limits: config.limits.header_limits(),
-            budgets: config.budgets.clone(),
-            log_sink: None,
-            grants: crate::governance::grants::GrantTable::from_config(config).map_err(
-                |message| LoadError {
+        let grants =
+            crate::governance::grants::GrantTable::from_config(config).map_err(|message| {
+                LoadError {
                     file: config.source.clone(),
                     message,
-                },
-            )?,
-        });
+                }
+            })?;
+        let caps = Arc::new(
+            Capabilities::new(upstreams.clone(), &config.limits, &config.budgets)
+                .with_stores(
+                    stores.rate.clone(),
+                    stores.kv.clone(),
+                    stores.metrics.clone(),
+                    stores.telemetry.clone(),
+                )
+                .with_grants(grants),
+        );
         let (plugins, governed) = load_plugins(runtime, config, caps, stores).await?;
         let scopes = scopes(config, &plugins, &governed);
         let background = plugins.iter().map(|_| Default::default()).collect();
@@ -291,7 +291,7 @@ impl Pipeline {
             scopes,
             upstreams,
             limits: config.limits.clone(),
-            server: Arc::new(crate::server::ServerSettings::from_config(config)),
+            server: Arc::new(crate::config::ServerSettings::from_config(config)),
             access_log: config.log.access_log,
             kv: stores.kv.clone(),
             background,
@@ -351,7 +351,7 @@ impl Pipeline {
     }
 
     /// The listeners' settings.
-    pub fn server(&self) -> &Arc<crate::server::ServerSettings> {
+    pub fn server(&self) -> &Arc<crate::config::ServerSettings> {
         &self.server
     }
 

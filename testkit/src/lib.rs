@@ -26,8 +26,8 @@
 //! # }
 //! ```
 //!
-//! It re-exports `weir::testkit`, so the kit the CLI uses and the one tests
+//! It re-exports `weir::tooling::testkit`, so the kit the CLI uses and the one tests
 //! use cannot drift apart.
 
 pub use weir::runtime::LogLine;
-pub use weir::testkit::*;
+pub use weir::tooling::testkit::*;

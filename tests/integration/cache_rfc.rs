@@ -53,7 +53,7 @@ fn date(offset_s: i64) -> String {
     } else {
         now + Duration::from_secs(offset_s.unsigned_abs())
     };
-    weir::timefmt::http_date(at)
+    weir::http::timefmt::http_date(at)
 }
 
 /// Whether a second GET of `path` is answered from the cache.

@@ -106,7 +106,7 @@ async fn the_dashboard_queries_only_families_the_gateway_exposes() {
             "10-trap",
             json!({"on_request": [{"op": "when_path", "path": "/trap", "then": [{"op": "trap"}]}]}),
         );
-    for plugin in weir::init::DEFAULT_PLUGINS {
+    for plugin in weir::tooling::init::DEFAULT_PLUGINS {
         setup = setup
             .raw_file(&format!("{}.wasm", plugin.stem), plugin.wasm)
             .raw_file(&format!("{}.json", plugin.stem), plugin.config.as_bytes());

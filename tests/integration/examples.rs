@@ -325,10 +325,10 @@ async fn c_method_guard_answers_405_with_allow_and_passes_listed_methods() {
 
 #[tokio::test]
 async fn c_method_guard_refuses_a_bad_config_naming_the_problem() {
-    let kit = weir::testkit::PluginUnderTest::load(
+    let kit = weir::tooling::testkit::PluginUnderTest::load(
         toolchains::c_method_guard(),
         r#"{"allow": "GET"}"#,
-        weir::testkit::Stubs::default(),
+        weir::tooling::testkit::Stubs::default(),
         None,
     )
     .await;
@@ -345,20 +345,20 @@ async fn c_method_guard_refuses_a_bad_config_naming_the_problem() {
 
 #[tokio::test]
 async fn c_method_guard_logs_each_refusal_through_the_log_capability() {
-    let kit = weir::testkit::PluginUnderTest::load(
+    let kit = weir::tooling::testkit::PluginUnderTest::load(
         toolchains::c_method_guard(),
         r#"{"allow": ["get"]}"#,
-        weir::testkit::Stubs::default(),
+        weir::tooling::testkit::Stubs::default(),
         None,
     )
     .await
     .expect("the guard loads");
-    let delete = weir::testkit::TestRequest {
+    let delete = weir::tooling::testkit::TestRequest {
         method: "DELETE".into(),
         ..Default::default()
     };
     let outcome = kit.on_request(&delete).await.expect("on-request runs");
-    let weir::testkit::TestAction::Respond { reply } = outcome.action else {
+    let weir::tooling::testkit::TestAction::Respond { reply } = outcome.action else {
         panic!("DELETE was not refused: {:?}", outcome.action)
     };
     // The config's methods are upper-cased.
@@ -373,9 +373,9 @@ async fn c_method_guard_logs_each_refusal_through_the_log_capability() {
         ("info", "refused method DELETE")
     );
 
-    let get = weir::testkit::TestRequest::default();
+    let get = weir::tooling::testkit::TestRequest::default();
     let outcome = kit.on_request(&get).await.expect("on-request runs");
-    assert_eq!(outcome.action, weir::testkit::TestAction::Continue);
+    assert_eq!(outcome.action, weir::tooling::testkit::TestAction::Continue);
     assert!(kit.take_logs().is_empty(), "an allowed method was logged");
 }
 

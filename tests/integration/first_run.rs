@@ -22,12 +22,12 @@ fn readme_shows_the_demo_command_and_its_walkthrough() {
         "the README's quick start runs `./weir demo`"
     );
     assert!(
-        README.contains(weir::demo::WALKTHROUGH),
-        "the README shows host/src/demo/walkthrough.sh verbatim"
+        README.contains(weir::tooling::demo::WALKTHROUGH),
+        "the README shows host/src/tooling/demo/walkthrough.sh verbatim"
     );
     assert!(
-        README.contains(weir::demo::MORE),
-        "the README shows host/src/demo/more.sh verbatim"
+        README.contains(weir::tooling::demo::MORE),
+        "the README shows host/src/tooling/demo/more.sh verbatim"
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weir");
     let text = std::fs::read_to_string(&script).expect("./weir exists");
@@ -58,7 +58,7 @@ async fn every_command_of_the_demo_walkthrough_answers_as_shown() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let printed = tokio::time::timeout(Duration::from_secs(60), async {
         let (mut proxy, mut admin, mut text) = (None, None, String::new());
-        let expected_lines = weir::demo::WALKTHROUGH.lines().count();
+        let expected_lines = weir::tooling::demo::WALKTHROUGH.lines().count();
         let mut walkthrough = None;
         while let Some(line) = stdout.next_line().await.unwrap() {
             if let Some(a) = line.strip_prefix("listening on http://") {
@@ -86,11 +86,16 @@ async fn every_command_of_the_demo_walkthrough_answers_as_shown() {
     assert!(dir.path().join("demo/weir.toml").exists());
     assert_eq!(
         text,
-        weir::demo::walkthrough(Path::new("demo"), proxy, Some(admin)),
+        weir::tooling::demo::walkthrough(Path::new("demo"), proxy, Some(admin)),
         "the demo prints the README's walk-through for its own addresses"
     );
 
-    let more = weir::demo::for_addresses(weir::demo::MORE, Path::new("demo"), proxy, Some(admin));
+    let more = weir::tooling::demo::for_addresses(
+        weir::tooling::demo::MORE,
+        Path::new("demo"),
+        proxy,
+        Some(admin),
+    );
     let steps: Vec<_> = steps(&text).into_iter().chain(steps(&more)).collect();
     assert!(steps.len() >= 15, "{steps:?}");
     for (command, expected) in steps {

@@ -305,7 +305,7 @@ async fn weir_check_shows_imports_against_grants_and_init_grants_exactly_the_imp
     );
     std::fs::write(&config, text).unwrap();
     let checked = weir_check(&config).await;
-    for plugin in weir::init::DEFAULT_PLUGINS {
+    for plugin in weir::tooling::init::DEFAULT_PLUGINS {
         let (imports, grants) = imports_and_grants(&checked, plugin.stem);
         // Each default plugin is granted what it imports, no more (the
         // upstreams of an `outbound:` grant aside).

@@ -4,6 +4,7 @@
 
 mod admin_listener;
 mod aggregate;
+mod architecture;
 mod auth;
 mod cache;
 mod cache_rfc;

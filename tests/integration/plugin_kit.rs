@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use weir::testkit::{PluginUnderTest, Stubs, TestAction, TestRequest, TestResponse};
+use weir::tooling::testkit::{PluginUnderTest, Stubs, TestAction, TestRequest, TestResponse};
 
 use crate::support::process::WEIR;
 use crate::support::toolchains;
@@ -45,7 +45,7 @@ async fn the_kit_runs_a_python_plugin_and_shows_its_reply_and_logs() {
     let request = TestRequest {
         method: "POST".into(),
         path: "/orders".into(),
-        body: weir::testkit::BodyText::Text(r#"{"item": "tea"}"#.into()),
+        body: weir::tooling::testkit::BodyText::Text(r#"{"item": "tea"}"#.into()),
         ..TestRequest::default()
     };
     let outcome = kit.on_request(&request).await.unwrap();
@@ -93,7 +93,7 @@ async fn the_kit_stubs_outbound_calls_and_records_them() {
         panic!("aggregate did not answer")
     };
     let body: serde_json::Value = match &reply.body {
-        weir::testkit::BodyText::Text(text) => serde_json::from_str(text).unwrap(),
+        weir::tooling::testkit::BodyText::Text(text) => serde_json::from_str(text).unwrap(),
         other => panic!("{other:?}"),
     };
     assert_eq!(body["plan"]["price"], 10);

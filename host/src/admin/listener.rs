@@ -32,8 +32,8 @@ use tokio::sync::Notify;
 
 use super::Admin;
 use crate::config::AdminConfig;
+use crate::lifecycle::slots::Slots;
 use crate::server::accept::Acceptor;
-use crate::server::slots::Slots;
 
 /// The admin listener's limits.
 #[derive(Debug, Clone, Copy)]

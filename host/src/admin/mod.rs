@@ -42,8 +42,8 @@ use serde_json::{Value, json};
 
 use crate::error::json_response;
 use crate::http::body::Body;
+use crate::http::timefmt::rfc3339;
 use crate::reload::Reloader;
-use crate::timefmt::rfc3339;
 
 /// What the admin API serves.
 pub struct Admin {
@@ -306,31 +306,12 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     })
 }
 
+/// Percent-decode (`+` is a space, as in forms); invalid UTF-8 is replaced.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b, hex) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    // `+` first: a `%2B` decodes to a `+` that stays one.
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn hook_names(hooks: crate::runtime::bindings::Hooks) -> Vec<&'static str> {

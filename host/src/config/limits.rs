@@ -147,6 +147,16 @@ pub struct RuntimeSettings {
     pub worker_threads: usize,
 }
 
+impl RuntimeSettings {
+    /// How many workers `worker_threads` means: 0 is one per core.
+    pub fn worker_count(&self) -> usize {
+        if self.worker_threads > 0 {
+            return self.worker_threads;
+        }
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
+}
+
 impl Default for RuntimeSettings {
     fn default() -> Self {
         RuntimeSettings {

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod grants;
 mod limits;
 mod operations;
+mod plugins;
 pub mod reloading;
 #[cfg(test)]
 mod reloading_tests;
+mod server;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -24,6 +27,8 @@ pub use operations::{
     AdminConfig, LogFormat, LogSettings, MetricsConfig, OtlpProtocol, ReloadConfig, StateBackend,
     StateConfig, TracingConfig,
 };
+pub use plugins::{CanaryConfig, OnFailure, PluginPolicy, PluginRole, QuarantineConfig, Sticky};
+pub use server::ServerSettings;
 pub use tls::{CertificateFiles, ClientAuth, TlsConfig, TlsVersion, UpstreamTls};
 use upstream::validate_upstream;
 pub use upstream::{
@@ -99,9 +104,9 @@ pub struct Config {
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Per plugin (by file stem): capability grants, the routes and hosts
-    /// it runs for, and its failure policy (`governance/policy.rs`).
+    /// it runs for, and its failure policy (`config/plugins.rs`).
     #[serde(default)]
-    pub plugins: BTreeMap<String, crate::governance::PluginPolicy>,
+    pub plugins: BTreeMap<String, PluginPolicy>,
     /// An HTTPS listener; none when absent. Restart-only: the socket is
     /// bound at start (the certificate and key files themselves are
     /// reloaded when they change).
@@ -170,9 +175,7 @@ impl Config {
         validate_tracing(&self.tracing)?;
         for (name, policy) in &self.plugins {
             policy.validate(name)?;
-            crate::governance::grants::Grants::from_policy(name, Some(policy), |u| {
-                self.upstreams.contains_key(u)
-            })?;
+            grants::Grants::from_policy(name, Some(policy), |u| self.upstreams.contains_key(u))?;
         }
         let positive = [
             (

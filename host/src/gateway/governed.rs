@@ -4,135 +4,117 @@
 //! a failure is passed over when the plugin's policy is `skip`.
 
 use crate::error::{GatewayError, PluginFailure};
-use crate::exchange::{HeldRequest, HeldResponse};
+use crate::exchange::{Exchange, Hook, HookFailure};
 use crate::governance::OnFailure;
 use crate::governance::health::{Admit, Health};
 use crate::pipeline::Pipeline;
 use crate::plugin::LoadedPlugin;
 use crate::runtime::bindings::{Action, Hooks};
 
-/// A hook's outcome and the index of the plugin version that ran it.
-pub(super) type Ran<T> = Result<(T, Action, usize), GatewayError>;
+/// One governed hook call: the exchange back, the plugin's action, and
+/// the index of the plugin version that ran it (the canary's or the
+/// stable one's).
+pub(super) struct Turn {
+    /// The request (and in `on-response` the response) after the hook.
+    pub exchange: Exchange,
+    /// What the plugin asked for.
+    pub action: Action,
+    /// The index of the version that ran.
+    pub ran: usize,
+}
 
-/// Run `on-request` at chain position `index` (a stable plugin).
-pub(super) async fn on_request(
+/// Run the hook `ex` is for at chain position `index` (a stable plugin):
+/// in its canary when the canary takes this request, falling back to the
+/// stable version when the canary fails; not at all when the version does
+/// not declare the hook; with a failure passed over when the plugin's
+/// policy is `skip`. In `on-response` the version `on-request` chose is
+/// kept: a request whose canary failed stays with the stable version.
+pub(super) async fn call(
     pipeline: &Pipeline,
     index: usize,
-    mut req: HeldRequest,
-) -> Ran<HeldRequest> {
+    mut ex: Exchange,
+) -> Result<Turn, GatewayError> {
+    let hook = ex.hook();
+    let declared = match hook {
+        Hook::Request => Hooks::ON_REQUEST,
+        Hook::Response => Hooks::ON_RESPONSE,
+    };
+    let skip = |exchange, ran| Turn {
+        exchange,
+        action: Action::Continue,
+        ran,
+    };
     let plugins = pipeline.plugins();
     let policy = pipeline.scopes().on_failure(index);
     let (Some(stable), Some(governed)) = (plugins.get(index), pipeline.governed(index)) else {
-        return Ok((req, Action::Continue, index));
+        return Ok(skip(ex, index));
     };
     if let Some(canary) = &governed.canary
-        && canary.takes(&req)
+        && !ex.req.canary_failed.contains(&index)
+        && canary.takes(&ex.req)
         && let Some(version) = plugins.get(canary.index)
     {
-        if !version.hooks().contains(Hooks::ON_REQUEST) {
-            return Ok((req, Action::Continue, canary.index));
+        if !version.hooks().contains(declared) {
+            return Ok(skip(ex, canary.index));
         }
-        match attempt_request(version, &canary.health, req).await {
-            Ok((req, action)) => return Ok((req, action, canary.index)),
+        match attempt(version, &canary.health, ex).await {
+            Ok((exchange, action)) => {
+                return Ok(Turn {
+                    exchange,
+                    action,
+                    ran: canary.index,
+                });
+            }
             // The canary failed (or is quarantined): this request goes to
             // the stable version instead, and the canary is judged.
-            Err((error, Some(kept))) => {
+            Err(HookFailure {
+                error,
+                kept: Some(kept),
+            }) => {
                 canary_failed(&error, canary, &governed.health);
-                req = kept;
-                req.canary_failed.push(index);
+                ex = kept;
+                ex.req.canary_failed.push(index);
             }
-            Err((error, None)) => return Err(error),
+            Err(HookFailure { error, kept: None }) => return Err(error),
         }
     }
-    if !stable.hooks().contains(Hooks::ON_REQUEST) {
-        return Ok((req, Action::Continue, index));
+    if !stable.hooks().contains(declared) {
+        return Ok(skip(ex, index));
     }
-    match attempt_request(stable, &governed.health, req).await {
-        Ok((req, action)) => Ok((req, action, index)),
-        Err((error, Some(kept))) if policy == OnFailure::Skip => {
+    match attempt(stable, &governed.health, ex).await {
+        Ok((exchange, action)) => Ok(Turn {
+            exchange,
+            action,
+            ran: index,
+        }),
+        Err(HookFailure {
+            error,
+            kept: Some(kept),
+        }) if policy == OnFailure::Skip => {
             skipped(&error);
-            Ok((kept, Action::Continue, index))
+            Ok(skip(kept, index))
         }
-        Err((error, _)) => Err(error),
+        Err(HookFailure { error, .. }) => Err(error),
     }
 }
 
-/// Run `on-response` at chain position `index` (a stable plugin), with the
-/// version `on_request` chose for this request.
-pub(super) async fn on_response(
-    pipeline: &Pipeline,
-    index: usize,
-    mut req: HeldRequest,
-    mut resp: HeldResponse,
-) -> Ran<(HeldRequest, HeldResponse)> {
-    let plugins = pipeline.plugins();
-    let policy = pipeline.scopes().on_failure(index);
-    let (Some(stable), Some(governed)) = (plugins.get(index), pipeline.governed(index)) else {
-        return Ok(((req, resp), Action::Continue, index));
-    };
-    if let Some(canary) = &governed.canary
-        && !req.canary_failed.contains(&index)
-        && canary.takes(&req)
-        && let Some(version) = plugins.get(canary.index)
-    {
-        if !version.hooks().contains(Hooks::ON_RESPONSE) {
-            return Ok(((req, resp), Action::Continue, canary.index));
-        }
-        match attempt_response(version, &canary.health, req, resp).await {
-            Ok((states, action)) => return Ok((states, action, canary.index)),
-            Err((error, Some(kept))) => {
-                canary_failed(&error, canary, &governed.health);
-                (req, resp) = kept;
-            }
-            Err((error, None)) => return Err(error),
-        }
-    }
-    if !stable.hooks().contains(Hooks::ON_RESPONSE) {
-        return Ok(((req, resp), Action::Continue, index));
-    }
-    match attempt_response(stable, &governed.health, req, resp).await {
-        Ok((states, action)) => Ok((states, action, index)),
-        Err((error, Some(kept))) if policy == OnFailure::Skip => {
-            skipped(&error);
-            Ok((kept, Action::Continue, index))
-        }
-        Err((error, _)) => Err(error),
-    }
-}
-
-/// A failure that may hand the states back.
-type Attempt<T> = Result<(T, Action), (GatewayError, Option<T>)>;
-
-/// Call `plugin`'s `on-request` unless its record says it is quarantined,
-/// and record the outcome.
-async fn attempt_request(
+/// Call `plugin`'s hook unless its record says it is quarantined, and
+/// record the outcome.
+async fn attempt(
     plugin: &LoadedPlugin,
     health: &Health,
-    req: HeldRequest,
-) -> Attempt<HeldRequest> {
+    ex: Exchange,
+) -> Result<(Exchange, Action), HookFailure<GatewayError>> {
     let admitted = health.admit();
     if admitted == Admit::Quarantined {
-        return Err((quarantined(plugin), Some(req)));
+        return Err(HookFailure {
+            error: quarantined(plugin),
+            kept: Some(ex),
+        });
     }
-    let (outcome, took) = plugin.timed_on_request(req).await;
-    health.record(admitted, outcome.is_ok(), took);
-    outcome
-}
-
-/// [`attempt_request`] for `on-response`.
-async fn attempt_response(
-    plugin: &LoadedPlugin,
-    health: &Health,
-    req: HeldRequest,
-    resp: HeldResponse,
-) -> Attempt<(HeldRequest, HeldResponse)> {
-    let admitted = health.admit();
-    if admitted == Admit::Quarantined {
-        return Err((quarantined(plugin), Some((req, resp))));
-    }
-    let (outcome, took) = plugin.timed_on_response(req, resp).await;
-    health.record(admitted, outcome.is_ok(), took);
-    outcome.map(|(req, resp, action)| ((req, resp), action))
+    let ran = plugin.call(ex).await;
+    health.record(admitted, ran.outcome.is_ok(), ran.took);
+    ran.outcome
 }
 
 fn quarantined(plugin: &LoadedPlugin) -> GatewayError {

@@ -13,11 +13,11 @@ use std::time::Duration;
 use super::deferred::{self, BackgroundSlot};
 use super::{Seen, governed, proxy};
 use crate::error::{GatewayError, PluginFailure};
-use crate::exchange::{HeldRequest, HeldResponse, ResponseState};
+use crate::exchange::{Exchange, HeldRequest, HeldResponse, ResponseState};
 use crate::governance::scope::Place;
+use crate::lifecycle::Drain;
 use crate::pipeline::Pipeline;
 use crate::runtime::bindings::{Action, Reply as PluginReply, Wait};
-use crate::server::Drain;
 
 /// A plugin's answer in `on-request`: its index, name and response.
 pub type Reply = (usize, String, ResponseState);
@@ -67,8 +67,12 @@ pub async fn request_hooks(
     let mut waits: Vec<(usize, u32)> = Vec::new();
     while let Some(&index) = chain.get(next) {
         next += 1;
-        let (edited, action, ran) = governed::on_request(pipeline, index, req).await?;
-        req = edited;
+        let governed::Turn {
+            exchange,
+            action,
+            ran,
+        } = governed::call(pipeline, index, Exchange::request(req)).await?;
+        req = exchange.req;
         if let Some(answer) = req.answer.take() {
             let name = plugins
                 .get(ran)
@@ -255,9 +259,20 @@ pub async fn response_hooks(
         .iter()
         .filter(|&&i| range.contains(&i))
     {
-        let ((next_req, next_resp), action, ran) =
-            governed::on_response(pipeline, index, req, resp).await?;
-        (req, resp) = (next_req, next_resp);
+        let governed::Turn {
+            exchange,
+            action,
+            ran,
+        } = governed::call(pipeline, index, Exchange::response(req, resp)).await?;
+        req = exchange.req;
+        resp = match exchange.resp {
+            Some(resp) => resp,
+            None => {
+                return Err(GatewayError::Internal(
+                    "on-response gave no response back".into(),
+                ));
+            }
+        };
         let Some(plugin) = plugins.get(ran) else {
             continue;
         };

@@ -59,9 +59,9 @@ pub struct Gateway {
     stores: Stores,
     current: ArcSwap<Pipeline>,
     /// Open connections and tunnels, for a graceful shutdown.
-    drain: crate::server::Drain,
+    drain: crate::lifecycle::Drain,
     /// The connection cap every listener shares; follows reloads.
-    slots: Arc<crate::server::Slots>,
+    slots: Arc<crate::lifecycle::Slots>,
 }
 
 /// How a request ended, for the access log and the metrics.
@@ -117,9 +117,9 @@ impl Gateway {
         Ok(Gateway {
             runtime,
             stores,
-            slots: crate::server::Slots::new(pipeline.server().max_connections),
+            slots: crate::lifecycle::Slots::new(pipeline.server().max_connections),
             current: ArcSwap::from_pointee(pipeline),
-            drain: crate::server::Drain::default(),
+            drain: crate::lifecycle::Drain::default(),
         })
     }
 
@@ -139,12 +139,12 @@ impl Gateway {
     }
 
     /// Open connections and WebSocket tunnels.
-    pub fn drain(&self) -> &crate::server::Drain {
+    pub fn drain(&self) -> &crate::lifecycle::Drain {
         &self.drain
     }
 
     /// The connection cap of every listener serving this gateway.
-    pub fn slots(&self) -> &Arc<crate::server::Slots> {
+    pub fn slots(&self) -> &Arc<crate::lifecycle::Slots> {
         &self.slots
     }
 
@@ -343,7 +343,7 @@ async fn process<B>(
     pipeline: &Arc<Pipeline>,
     request: Request<B>,
     peer: Peer,
-    drain: crate::server::Drain,
+    drain: crate::lifecycle::Drain,
     seen: &mut Seen,
 ) -> Result<Outcome, GatewayError>
 where
@@ -374,7 +374,7 @@ where
         None => match proxy::proxy(pipeline, &mut req, &drain).await {
             Ok(resp) => (None, Box::new(resp), pipeline.plugins().len()),
             Err(error) => {
-                let error = watch.blame(error);
+                let error = error.blamed(&watch);
                 // An upstream that failed still gets its answer (502, 503,
                 // 504) through the on-response hooks, so a plugin can stand
                 // in for it (a cache's stale-if-error); anything else ends

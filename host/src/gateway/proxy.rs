@@ -13,8 +13,8 @@ use crate::error::{GatewayError, UpstreamFailure};
 use crate::exchange::{RequestState, ResponseState};
 use crate::http::body::BodyState;
 use crate::http::headers;
+use crate::lifecycle::Drain;
 use crate::pipeline::Pipeline;
-use crate::server::Drain;
 use crate::upstream::{Affinity, Head, Outgoing};
 
 /// Send the request to the chosen upstream and return its response head

@@ -17,7 +17,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::server::drain::Guard;
+use crate::lifecycle::drain::Guard;
 
 /// The protocol an HTTP/1.1 request asks to upgrade to, if it does.
 pub fn requested(headers: &HeaderMap, version: http::Version) -> Option<HeaderValue> {

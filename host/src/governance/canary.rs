@@ -10,78 +10,12 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::health::Health;
+pub use crate::config::{CanaryConfig, Sticky};
 use crate::exchange::RequestState;
 
 /// The suffix of a canary's file stem.
 pub const SUFFIX: &str = ".canary";
-
-/// `[plugins.NAME.canary]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CanaryConfig {
-    /// Share of requests (0–1) the canary gets.
-    pub share: f64,
-    /// What keeps a client on one version: `client_ip`, or `header:NAME`
-    /// (the client address when the header is absent).
-    pub sticky: String,
-    /// Roll back when the canary's failure rate passes the stable
-    /// version's by more than this (0–1).
-    pub rollback_margin: f64,
-    /// Fewest canary calls before it is judged.
-    pub min_calls: u64,
-}
-
-impl Default for CanaryConfig {
-    fn default() -> Self {
-        CanaryConfig {
-            share: 0.1,
-            sticky: "client_ip".into(),
-            rollback_margin: 0.05,
-            min_calls: 20,
-        }
-    }
-}
-
-impl CanaryConfig {
-    /// Check the values; `name` is the plugin's table.
-    pub fn validate(&self, name: &str) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&self.share) || !(0.0..=1.0).contains(&self.rollback_margin) {
-            return Err(format!(
-                "[plugins.{name}.canary] share and rollback_margin are between 0 and 1"
-            ));
-        }
-        Sticky::parse(&self.sticky).map(|_| ()).ok_or_else(|| {
-            format!(
-                "[plugins.{name}.canary] sticky = {:?}: use \"client_ip\" or \"header:NAME\"",
-                self.sticky
-            )
-        })
-    }
-}
-
-/// What keeps a client on one version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sticky {
-    /// The client's IP address.
-    ClientIp,
-    /// A request header (lower case).
-    Header(String),
-}
-
-impl Sticky {
-    fn parse(text: &str) -> Option<Sticky> {
-        match text.split_once(':') {
-            None if text == "client_ip" => Some(Sticky::ClientIp),
-            Some(("header", name)) if http::HeaderName::try_from(name).is_ok() => {
-                Some(Sticky::Header(name.to_ascii_lowercase()))
-            }
-            _ => None,
-        }
-    }
-}
 
 /// A canary in a pipeline: where it is and how it is judged.
 #[derive(Debug)]

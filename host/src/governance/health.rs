@@ -12,53 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// `[plugins.NAME.quarantine]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QuarantineConfig {
-    /// Share of failed calls (0–1) that quarantines the plugin.
-    pub failure_rate: f64,
-    /// Fewest calls in a window before the rate counts.
-    pub min_calls: u32,
-    /// The window, in seconds.
-    pub window_s: u64,
-    /// First back-off before a probe, in seconds.
-    pub backoff_s: u64,
-    /// Longest back-off, in seconds.
-    pub max_backoff_s: u64,
-}
-
-impl Default for QuarantineConfig {
-    fn default() -> Self {
-        QuarantineConfig {
-            failure_rate: 0.5,
-            min_calls: 20,
-            window_s: 10,
-            backoff_s: 5,
-            max_backoff_s: 60,
-        }
-    }
-}
-
-impl QuarantineConfig {
-    /// Check the values; `name` is the plugin's table.
-    pub fn validate(&self, name: &str) -> Result<(), String> {
-        if !(self.failure_rate > 0.0 && self.failure_rate <= 1.0) {
-            return Err(format!(
-                "[plugins.{name}.quarantine] failure_rate must be above 0 and at most 1"
-            ));
-        }
-        if self.window_s == 0 || self.backoff_s == 0 || self.max_backoff_s < self.backoff_s {
-            return Err(format!(
-                "[plugins.{name}.quarantine] window_s and backoff_s must be positive, \
-                 and max_backoff_s at least backoff_s"
-            ));
-        }
-        Ok(())
-    }
-}
+pub use crate::config::QuarantineConfig;
 
 /// What to do with the next call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

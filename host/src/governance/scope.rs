@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::policy::{OnFailure, PluginPolicy};
+use crate::config::{OnFailure, PluginPolicy};
 use crate::runtime::bindings::Hooks;
 
 /// One plugin as scoping sees it.

@@ -202,17 +202,6 @@ impl BodyWatch {
     fn record(&self, error: ClientBodyError) {
         let _ = self.0.set(error);
     }
-
-    /// `error`, unless the client's body failed first: then that failure
-    /// (400 or 408), which is the client's, not the upstream's.
-    pub fn blame(&self, error: crate::error::GatewayError) -> crate::error::GatewayError {
-        use crate::error::DownstreamError;
-        match self.failure() {
-            Some(ClientBodyError::Idle(after)) => DownstreamError::BodyTimeout(*after).into(),
-            Some(ClientBodyError::Malformed(why)) => DownstreamError::BadBody(why.clone()).into(),
-            None => error,
-        }
-    }
 }
 
 pin_project_lite::pin_project! {

@@ -5,3 +5,4 @@
 pub mod body;
 pub mod headers;
 pub mod normalize;
+pub mod timefmt;

@@ -21,7 +21,7 @@ wasmtime::component::bindgen!({
     with: {
         "weir:plugin/types.request": crate::exchange::HeldRequest,
         "weir:plugin/types.response": crate::exchange::HeldResponse,
-        "weir:plugin/crypto.verifying-key": crate::jose::VerifyingKey,
+        "weir:plugin/crypto.verifying-key": crate::runtime::jose::VerifyingKey,
         "weir:plugin/metrics.counter": crate::telemetry::plugin_metrics::CounterHandle,
         "weir:plugin/metrics.gauge": crate::telemetry::plugin_metrics::GaugeHandle,
         "weir:plugin/metrics.histogram": crate::telemetry::plugin_metrics::HistogramHandle,
@@ -47,7 +47,7 @@ pub mod v0_2 {
         with: {
             "weir:plugin/types.request": crate::exchange::HeldRequest,
             "weir:plugin/types.response": crate::exchange::HeldResponse,
-            "weir:plugin/crypto.verifying-key": crate::jose::VerifyingKey,
+            "weir:plugin/crypto.verifying-key": crate::runtime::jose::VerifyingKey,
             "weir:plugin/metrics.counter": crate::telemetry::plugin_metrics::CounterHandle,
             "weir:plugin/metrics.gauge": crate::telemetry::plugin_metrics::GaugeHandle,
             "weir:plugin/metrics.histogram": crate::telemetry::plugin_metrics::HistogramHandle,
@@ -72,7 +72,7 @@ pub mod v0_1 {
         with: {
             "weir:plugin/types.request": crate::exchange::HeldRequest,
             "weir:plugin/types.response": crate::exchange::HeldResponse,
-            "weir:plugin/crypto.verifying-key": crate::jose::VerifyingKey,
+            "weir:plugin/crypto.verifying-key": crate::runtime::jose::VerifyingKey,
         },
     });
 }

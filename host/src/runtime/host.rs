@@ -10,72 +10,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::weir::plugin::outbound;
 use super::budget::PluginBudget;
-use crate::config::Budgets;
-use crate::governance::grants::{GrantTable, Grants};
-use crate::http::headers::HeaderLimits;
-use crate::state::{KvQuota, KvStore, RateStore};
-use crate::telemetry::plugin_metrics::PluginMetrics;
-
-/// Where `outbound` calls go: the pipeline's upstreams, or stubs in the
-/// plugin test kit.
-#[async_trait::async_trait]
-pub trait OutboundCalls: Send + Sync + 'static {
-    /// Whether `name` is an upstream (`set-upstream` accepts only those).
-    fn knows(&self, name: &str) -> bool;
-
-    /// Make one call; the response body is read up to `max_body` bytes.
-    async fn call(
-        &self,
-        call: outbound::Call,
-        max_body: u64,
-    ) -> Result<outbound::CallResponse, outbound::CallError>;
-}
-
-/// A log line a plugin wrote, kept when the host is asked to (test kit).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LogLine {
-    /// `trace` .. `error`.
-    pub level: String,
-    /// The message.
-    pub message: String,
-}
-
-/// What the host offers plugins of one pipeline.
-pub struct Capabilities {
-    /// Upstreams for `set-upstream` and `outbound`.
-    pub outbound: Arc<dyn OutboundCalls>,
-    /// Limiter state for `rate`.
-    pub rate: Arc<dyn RateStore>,
-    /// Store for `kv`.
-    pub kv: Arc<dyn KvStore>,
-    /// The process's plugin metrics.
-    pub metrics: Arc<PluginMetrics>,
-    /// The gateway's own metrics.
-    pub telemetry: Arc<crate::telemetry::host_metrics::HostMetrics>,
-    /// Largest body buffered for a plugin.
-    pub max_body_bytes: u64,
-    /// The limits plugin header edits and replies are held to.
-    pub header_limits: HeaderLimits,
-    /// Each plugin's share of shared resources.
-    pub budgets: Budgets,
-    /// If set, plugin log lines are also kept here.
-    pub log_sink: Option<Arc<std::sync::Mutex<Vec<LogLine>>>>,
-    /// What each plugin may use (`[plugins.NAME] capabilities`).
-    pub grants: GrantTable,
-}
-
-impl Capabilities {
-    /// The `kv` quota of one plugin.
-    pub fn kv_quota(&self) -> KvQuota {
-        KvQuota {
-            max_keys: self.budgets.kv_max_keys,
-            max_bytes: self.budgets.kv_max_bytes,
-            max_value_bytes: self.budgets.kv_max_value_bytes,
-        }
-    }
-}
+use super::capabilities::Capabilities;
+use crate::governance::grants::Grants;
 
 /// Per-instance store data.
 pub struct HostState {

@@ -4,12 +4,12 @@
 
 pub mod bindings;
 pub mod budget;
-mod capabilities;
+pub mod capabilities;
 mod compat;
 pub mod compile;
 mod host;
-mod outbound;
-pub(crate) use outbound::budgeted_call;
+pub mod jose;
+pub(crate) use capabilities::outbound::budgeted_call;
 pub mod perf_map;
 pub mod pool;
 mod resources;
@@ -26,7 +26,8 @@ use wasmtime::{
     Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
 
-pub use host::{Capabilities, HostState, LogLine, OutboundCalls};
+pub use capabilities::{Capabilities, LogLine, OutboundCalls};
+pub use host::HostState;
 pub(crate) use host::{DeadlineReached, locked_down_wasi, within};
 pub(crate) use pool::bounded;
 

@@ -29,11 +29,16 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::Runtime;
 use super::bindings::{Action, Hooks};
 use super::budget::PluginBudget;
-use super::host::{Capabilities, DeadlineReached, HostState, MemoryLimitExceeded};
+use super::capabilities::Capabilities;
+use super::host::{DeadlineReached, HostState, MemoryLimitExceeded};
 use super::world::{Instance, PluginPre};
 use crate::error::PluginFailure;
-use crate::exchange::{HeldRequest, HeldResponse};
+use crate::exchange::{Exchange, HookFailure};
 use crate::telemetry::host_metrics::PluginMetricsHandles;
+
+/// A hook call's outcome: the exchange back and the plugin's action, or
+/// why it failed.
+pub type Called = Result<(Exchange, Action), HookFailure<PluginFailure>>;
 
 /// Settings of one pool.
 #[derive(Debug, Clone)]
@@ -118,83 +123,49 @@ impl InstancePool {
         &self.budget
     }
 
-    /// Run `on-request`; returns the (edited) request and the action. A
-    /// failure gives the request back when it still exists (so a plugin
-    /// whose failure policy is `skip` can let it go on).
-    pub async fn on_request(
-        &self,
-        req: HeldRequest,
-    ) -> Result<(HeldRequest, Action), (PluginFailure, Option<HeldRequest>)> {
+    /// Run the hook `ex` is for on a warm instance; returns the (edited)
+    /// exchange and the action. A failure gives the exchange back when it
+    /// still exists (so a plugin whose failure policy is `skip` can let the
+    /// request go on).
+    pub async fn call(&self, ex: Exchange) -> Called {
         let (_permit, mut warm) = match self.ready().await {
             Ok(ready) => ready,
-            Err(failure) => return Err((failure, Some(req))),
+            Err(error) => {
+                return Err(HookFailure {
+                    error,
+                    kept: Some(ex),
+                });
+            }
         };
-        warm.store.data_mut().trace = req.trace.clone();
+        warm.store.data_mut().trace = ex.req.trace.clone();
+        let lost = |e| HookFailure {
+            error: table_failure(e),
+            kept: None,
+        };
         let table = &mut warm.store.data_mut().table;
-        let req_res = table.push(req).map_err(|e| (table_failure(e), None))?;
-        let borrowed = Resource::new_borrow(req_res.rep());
+        let req_res = table.push(ex.req).map_err(lost)?;
+        let resp_res = ex.resp.map(|r| table.push(r)).transpose().map_err(lost)?;
+        let req_b = Resource::new_borrow(req_res.rep());
+        let resp_b = resp_res.as_ref().map(|r| Resource::new_borrow(r.rep()));
         let deadline = warm.store.data().deadline;
-        let outcome = bounded(deadline, warm.plugin.on_request(&mut warm.store, borrowed)).await;
-        let req = warm.store.data_mut().table.delete(req_res).ok();
-        let action = match self.settle(&warm.store, outcome) {
-            Ok(action) => action,
-            Err(failure) => return Err((failure, req)),
-        };
-        let req = req.ok_or_else(|| {
-            (
-                PluginFailure::Trap("resource table: request lost".into()),
-                None,
-            )
-        })?;
-        self.checkin(warm);
-        Ok((req, action))
-    }
-
-    /// Run `on-response`; returns the request, the (edited) response and the
-    /// action. A failure gives both back when they still exist.
-    pub async fn on_response(
-        &self,
-        req: HeldRequest,
-        resp: HeldResponse,
-    ) -> Result<
-        (HeldRequest, HeldResponse, Action),
-        (PluginFailure, Option<(HeldRequest, HeldResponse)>),
-    > {
-        let (_permit, mut warm) = match self.ready().await {
-            Ok(ready) => ready,
-            Err(failure) => return Err((failure, Some((req, resp)))),
-        };
-        warm.store.data_mut().trace = req.trace.clone();
+        let outcome = bounded(deadline, warm.plugin.call(&mut warm.store, req_b, resp_b)).await;
         let table = &mut warm.store.data_mut().table;
-        let req_res = table.push(req).map_err(|e| (table_failure(e), None))?;
-        let resp_res = table.push(resp).map_err(|e| (table_failure(e), None))?;
-        let (req_b, resp_b) = (
-            Resource::new_borrow(req_res.rep()),
-            Resource::new_borrow(resp_res.rep()),
-        );
-        let deadline = warm.store.data().deadline;
-        let outcome = bounded(
-            deadline,
-            warm.plugin.on_response(&mut warm.store, req_b, resp_b),
-        )
-        .await;
-        let table = &mut warm.store.data_mut().table;
-        let states = match (table.delete(req_res), table.delete(resp_res)) {
-            (Ok(req), Ok(resp)) => Some((req, resp)),
+        let req = table.delete(req_res).ok();
+        let kept = match (req, resp_res.map(|r| table.delete(r).ok())) {
+            (Some(req), None) => Some(Exchange::request(req)),
+            (Some(req), Some(Some(resp))) => Some(Exchange::response(req, resp)),
             _ => None,
         };
         let action = match self.settle(&warm.store, outcome) {
             Ok(action) => action,
-            Err(failure) => return Err((failure, states)),
+            Err(error) => return Err(HookFailure { error, kept }),
         };
-        let (req, resp) = states.ok_or_else(|| {
-            (
-                PluginFailure::Trap("resource table: request lost".into()),
-                None,
-            )
+        let ex = kept.ok_or_else(|| HookFailure {
+            error: PluginFailure::Trap("resource table: request lost".into()),
+            kept: None,
         })?;
         self.checkin(warm);
-        Ok((req, resp, action))
+        Ok((ex, action))
     }
 
     /// A permit and a warm instance with its deadline armed, for one hook.
@@ -373,7 +344,7 @@ impl IdleLists {
 
     /// This thread's list.
     fn own(&self) -> &Mutex<Vec<Warm>> {
-        match crate::affinity::slot(self.more.len() + 1).checked_sub(1) {
+        match crate::lifecycle::affinity::slot(self.more.len() + 1).checked_sub(1) {
             Some(index) => self.more.get(index).unwrap_or(&self.first),
             None => &self.first,
         }

@@ -103,46 +103,37 @@ impl Instance {
         }
     }
 
-    /// Run `on-request` on a borrowed request.
-    pub async fn on_request(
+    /// Run a hook on a borrowed request: `on-request`, or `on-response`
+    /// when a borrowed response comes too.
+    pub async fn call(
         &self,
         store: &mut Store<HostState>,
         req: Resource<HeldRequest>,
+        resp: Option<Resource<HeldResponse>>,
     ) -> wasmtime::Result<Action> {
-        match self {
-            Instance::V3(p) => p.weir_plugin_handler().call_on_request(store, req).await,
-            Instance::V2(p) => p
-                .weir_plugin_handler()
-                .call_on_request(store, req)
-                .await
-                .map(compat::v0_2::action),
-            Instance::V1(p) => p
-                .weir_plugin_handler()
-                .call_on_request(store, req)
-                .await
-                .map(compat::v0_1::action),
-        }
-    }
-
-    /// Run `on-response` on a borrowed request and response.
-    pub async fn on_response(
-        &self,
-        store: &mut Store<HostState>,
-        req: Resource<HeldRequest>,
-        resp: Resource<HeldResponse>,
-    ) -> wasmtime::Result<Action> {
-        match self {
-            Instance::V3(p) => {
+        match (self, resp) {
+            (Instance::V3(p), None) => p.weir_plugin_handler().call_on_request(store, req).await,
+            (Instance::V3(p), Some(resp)) => {
                 p.weir_plugin_handler()
                     .call_on_response(store, req, resp)
                     .await
             }
-            Instance::V2(p) => p
+            (Instance::V2(p), None) => p
+                .weir_plugin_handler()
+                .call_on_request(store, req)
+                .await
+                .map(compat::v0_2::action),
+            (Instance::V2(p), Some(resp)) => p
                 .weir_plugin_handler()
                 .call_on_response(store, req, resp)
                 .await
                 .map(compat::v0_2::action),
-            Instance::V1(p) => p
+            (Instance::V1(p), None) => p
+                .weir_plugin_handler()
+                .call_on_request(store, req)
+                .await
+                .map(compat::v0_1::action),
+            (Instance::V1(p), Some(resp)) => p
                 .weir_plugin_handler()
                 .call_on_response(store, req, resp)
                 .await

@@ -3,8 +3,8 @@
 //! TLS (`tls.rs`, HTTP/2 by ALPN), or as a plain listener that redirects to
 //! HTTPS — until told to shut down; then stop accepting and let open
 //! connections and WebSocket tunnels finish, up to a drain timeout
-//! (`drain.rs`). At most `max_connections` are open at once (further ones
-//! wait in the kernel's backlog: `slots.rs`), and a client has
+//! (`lifecycle/drain.rs`). At most `max_connections` are open at once (further ones
+//! wait in the kernel's backlog: `lifecycle/slots.rs`), and a client has
 //! `header_read_timeout` to send each request head (and to finish a TLS
 //! handshake), so slowloris-style clients hold little. `weir run` serves
 //! from one thread per core (`workers.rs`).
@@ -15,13 +15,10 @@
 //! with), and the drain timeout is the one current at shutdown.
 
 pub mod accept;
-pub mod drain;
-pub mod slots;
 pub mod tls;
 pub mod workers;
 
-pub use drain::Drain;
-pub use slots::Slots;
+pub use crate::config::ServerSettings;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,36 +32,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::gateway::{Gateway, Peer};
-
-/// What the listeners take from `weir.toml`: `[limits]` and
-/// `drain_timeout_ms`. A pipeline carries the settings it was built with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSettings {
-    /// Largest request head hyper buffers (HTTP/1); larger → 431.
-    pub max_header_bytes: usize,
-    /// Most header fields hyper parses (HTTP/1); more → 431.
-    pub max_header_count: usize,
-    /// How long in-flight requests may take to finish after shutdown begins.
-    pub drain_timeout: Duration,
-    /// Most client connections open at once.
-    pub max_connections: usize,
-    /// Time allowed for a request head to arrive.
-    pub header_read_timeout: Duration,
-}
-
-impl ServerSettings {
-    /// The settings `config` gives.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let limits = &config.limits;
-        ServerSettings {
-            max_header_bytes: limits.max_header_bytes,
-            max_header_count: limits.max_header_count,
-            drain_timeout: Duration::from_millis(config.drain_timeout_ms),
-            max_connections: limits.max_connections,
-            header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
-        }
-    }
-}
+use crate::lifecycle::Drain;
 
 /// What a listener speaks.
 #[derive(Clone)]

@@ -174,7 +174,7 @@ impl TlsState {
         serde_json::json!({
             "listen": self.settings.listen.to_string(),
             "certificates": certificates,
-            "loaded_at": set.loaded_at.map(crate::timefmt::rfc3339),
+            "loaded_at": set.loaded_at.map(crate::http::timefmt::rfc3339),
             "client_auth": self.settings.client_ca.as_ref().map(|_| match self.settings.client_auth {
                 ClientAuth::Required => "required",
                 ClientAuth::Optional => "optional",

@@ -79,14 +79,6 @@ impl Workers {
     }
 }
 
-/// How many workers `configured` means: 0 is one per core.
-pub fn worker_count(configured: usize) -> usize {
-    if configured > 0 {
-        return configured;
-    }
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-}
-
 /// A worker thread: its own runtime, serving each of its listeners until
 /// `stopped` says so.
 fn run_worker(
@@ -95,7 +87,7 @@ fn run_worker(
     gateway: Arc<Gateway>,
     stopped: watch::Receiver<bool>,
 ) {
-    crate::affinity::set_worker(index);
+    crate::lifecycle::affinity::set_worker(index);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -206,7 +206,7 @@ impl Upstream {
 
     /// This thread's connection pool.
     fn client(&self) -> &UpstreamClient {
-        match crate::affinity::slot(self.more.len() + 1).checked_sub(1) {
+        match crate::lifecycle::affinity::slot(self.more.len() + 1).checked_sub(1) {
             Some(index) => self.more.get(index).unwrap_or(&self.first),
             None => &self.first,
         }

@@ -17,10 +17,10 @@ use wasmtime::component::Resource;
 
 use super::Res;
 use crate::exchange::{HeldRequest, HeldResponse};
-use crate::jose::VerifyingKey;
 use crate::runtime::HostState;
 use crate::runtime::bindings::v0_1::weir::plugin as old;
 use crate::runtime::bindings::weir::plugin as new;
+use crate::runtime::jose::VerifyingKey;
 
 fn edit(result: Result<(), new::types::EditError>) -> Result<(), old::types::EditError> {
     use new::types::EditError as N;

@@ -17,10 +17,10 @@ use wasmtime::component::Resource;
 
 use super::Res;
 use crate::exchange::{HeldRequest, HeldResponse};
-use crate::jose::VerifyingKey;
 use crate::runtime::HostState;
 use crate::runtime::bindings::v0_2::weir::plugin as old;
 use crate::runtime::bindings::weir::plugin as new;
+use crate::runtime::jose::VerifyingKey;
 use crate::telemetry::plugin_metrics::{CounterHandle, GaugeHandle, HistogramHandle};
 
 /// A 0.2.0 action as the 0.3.0 one the gateway acts on: the same case.

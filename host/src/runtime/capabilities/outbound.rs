@@ -12,11 +12,12 @@ use futures::StreamExt;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::bindings::weir::plugin::outbound;
-use super::host::{HostState, OutboundCalls, within};
+use super::OutboundCalls;
 use crate::error::UpstreamFailure;
 use crate::http::body::{BodyState, BufferError};
 use crate::http::headers::strip_hop_by_hop;
+use crate::runtime::bindings::weir::plugin::outbound;
+use crate::runtime::host::{HostState, within};
 use crate::telemetry::traces::Trace;
 use crate::upstream::Upstreams;
 use crate::upstream::{Affinity, Head, Outgoing};
@@ -48,7 +49,7 @@ impl HostState {
 /// plugin's budget, the body cap and the hook's span.
 pub(crate) type CallState = (
     Arc<dyn OutboundCalls>,
-    Arc<super::budget::PluginBudget>,
+    Arc<crate::runtime::budget::PluginBudget>,
     u64,
     Option<Trace>,
 );
@@ -93,7 +94,7 @@ pub(crate) async fn budgeted_call(state: CallState, mut call: outbound::Call) ->
 
 async fn budgeted_call_untraced(
     outbound: Arc<dyn OutboundCalls>,
-    budget: Arc<super::budget::PluginBudget>,
+    budget: Arc<crate::runtime::budget::PluginBudget>,
     max_body: u64,
     mut call: outbound::Call,
 ) -> CallResult {

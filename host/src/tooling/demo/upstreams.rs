@@ -65,7 +65,7 @@ pub async fn start(role: Role) -> std::io::Result<SocketAddr> {
 /// When the demo data was last changed: never, so the process's start.
 fn last_modified() -> &'static str {
     static STARTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    STARTED.get_or_init(|| crate::timefmt::http_date(std::time::SystemTime::now()))
+    STARTED.get_or_init(|| crate::http::timefmt::http_date(std::time::SystemTime::now()))
 }
 
 async fn answer(role: Role, request: Request<Incoming>) -> Response<Body> {

@@ -21,7 +21,7 @@ pub(super) fn run(
     log_format: Option<LogFormat>,
 ) -> anyhow::Result<()> {
     if init && !path.exists() {
-        for file in crate::init::write_gateway(path, false)? {
+        for file in crate::tooling::init::write_gateway(path, false)? {
             eprintln!("wrote {}", file.display());
         }
     }
@@ -35,13 +35,13 @@ pub(super) fn demo(
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
-    let (path, written) = crate::demo::prepare(dir)?;
+    let (path, written) = crate::tooling::demo::prepare(dir)?;
     for file in written {
         eprintln!("wrote {}", file.display());
     }
     let (mut config, from_file) = startup_config(&path, listen, admin_listen, None)?;
     tokio_runtime()?.block_on(async {
-        let demo = crate::demo::Demo::start().await?;
+        let demo = crate::tooling::demo::Demo::start().await?;
         demo.apply(&mut config);
         let shown = DemoShown {
             demo,
@@ -53,7 +53,7 @@ pub(super) fn demo(
 
 /// A demo being served, and where its files are.
 struct DemoShown {
-    demo: crate::demo::Demo,
+    demo: crate::tooling::demo::Demo,
     dir: PathBuf,
 }
 
@@ -123,7 +123,7 @@ async fn serve_until_stopped(
         ),
         None => None,
     };
-    let workers = crate::server::workers::worker_count(config.runtime.worker_threads);
+    let workers = config.runtime.worker_count();
     let listeners = bind_listeners(&config, tls.as_ref(), workers)?;
     let admin_listener = match config.admin.enabled {
         true => Some(bind(config.admin.listen, "admin API").await?),

@@ -2,6 +2,8 @@
 //! checked against the `weir:plugin/plugin` world, and initialised with its
 //! config, all before it can serve a request.
 
+pub mod config;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,10 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::error::{GatewayError, PluginFailure};
-use crate::exchange::{HeldRequest, HeldResponse};
+use crate::exchange::{Exchange, HeldRequest, HeldResponse, Hook, HookFailure};
 use crate::governance::grants::{self, Capability, Grants};
 use crate::runtime::bindings::{Action, Hooks};
-use crate::runtime::pool::{InstancePool, PoolSettings};
+use crate::runtime::pool::{Called, InstancePool, PoolSettings};
 use crate::runtime::world::PluginPre;
 use crate::runtime::{Capabilities, Runtime, compile};
 use crate::telemetry::traces::Trace;
@@ -106,7 +108,7 @@ impl PluginSettings {
                 max_memory: config.limits.plugin_memory_bytes(),
                 max_instances: config.runtime.max_instances_per_plugin,
                 max_calls: config.runtime.max_calls_per_instance,
-                idle_lists: crate::server::workers::worker_count(config.runtime.worker_threads) + 1,
+                idle_lists: config.runtime.worker_count() + 1,
             },
             cache_dir: Some(config.cache_dir()),
         }
@@ -403,126 +405,60 @@ impl LoadedPlugin {
         }
     }
 
-    /// Run the `on-request` hook.
-    pub async fn on_request(
-        &self,
-        req: HeldRequest,
-    ) -> Result<(HeldRequest, Action), GatewayError> {
-        self.try_on_request(req).await.map_err(|(error, _)| error)
-    }
-
-    /// Run the `on-request` hook; a failure gives the request back when it
-    /// still exists (for the `skip` failure policy).
-    pub async fn try_on_request(
-        &self,
-        req: HeldRequest,
-    ) -> Result<(HeldRequest, Action), (GatewayError, Option<HeldRequest>)> {
-        self.timed_on_request(req).await.0
-    }
-
-    /// [`Self::try_on_request`], and how long the hook took (one clock
-    /// reading serves the metrics and governance's record).
-    pub async fn timed_on_request(
-        &self,
-        req: HeldRequest,
-    ) -> (
-        Result<(HeldRequest, Action), (GatewayError, Option<HeldRequest>)>,
-        Duration,
-    ) {
-        let metrics = self.metrics();
+    /// Run the hook `ex` is for (`on-request`, or `on-response` when it
+    /// carries a response) on whichever kind of plugin this is, with its
+    /// span and its latency histogram. A failure is attributed to the
+    /// plugin, and gives the exchange back when it still exists (for the
+    /// `skip` failure policy and a canary's fallback).
+    pub async fn call(&self, ex: Exchange) -> Ran {
+        let hook = ex.hook();
         let started = Instant::now();
-        let (req, request_span) = self.enter_span(req, "on_request");
+        let (ex, request_span) = self.enter_span(ex, hook);
         let outcome = match &self.runner {
-            Runner::Component(pool) => pool.on_request(req).await,
-            Runner::ProxyWasm(filter) => filter.on_request(req).await,
-            Runner::WasiHttp(handler) => handler.on_request(req).await,
+            Runner::Component(pool) => pool.call(ex).await,
+            Runner::ProxyWasm(filter) => match ex.resp {
+                None => requested(filter.on_request(ex.req).await),
+                Some(resp) => responded(filter.on_response(ex.req, resp).await),
+            },
+            Runner::WasiHttp(handler) => match ex.resp {
+                None => requested(handler.on_request(ex.req).await),
+                Some(resp) => responded(handler.on_response(ex.req, resp).await),
+            },
         };
         let took = started.elapsed();
-        if metrics.enabled {
-            metrics.on_request.observe(took.as_secs_f64());
-        }
-        let outcome = match outcome {
-            Ok((mut req, action)) => {
-                leave_span(&mut req, request_span, Some(&action));
-                Ok((req, action))
-            }
-            Err((failure, mut req)) => {
-                fail_span(req.as_mut(), request_span, &failure);
-                Err((self.failed(failure), req))
-            }
-        };
-        (outcome, took)
-    }
-
-    /// Run the `on-response` hook.
-    pub async fn on_response(
-        &self,
-        req: HeldRequest,
-        resp: HeldResponse,
-    ) -> Result<(HeldRequest, HeldResponse, Action), GatewayError> {
-        self.try_on_response(req, resp)
-            .await
-            .map_err(|(error, _)| error)
-    }
-
-    /// Run the `on-response` hook; a failure gives the request and response
-    /// back when they still exist (for the `skip` failure policy).
-    pub async fn try_on_response(
-        &self,
-        req: HeldRequest,
-        resp: HeldResponse,
-    ) -> Result<(HeldRequest, HeldResponse, Action), (GatewayError, Option<States>)> {
-        self.timed_on_response(req, resp).await.0
-    }
-
-    /// [`Self::try_on_response`], and how long the hook took.
-    pub async fn timed_on_response(
-        &self,
-        req: HeldRequest,
-        resp: HeldResponse,
-    ) -> (
-        Result<(HeldRequest, HeldResponse, Action), (GatewayError, Option<States>)>,
-        Duration,
-    ) {
         let metrics = self.metrics();
-        let started = Instant::now();
-        let (req, request_span) = self.enter_span(req, "on_response");
-        let outcome = match &self.runner {
-            Runner::Component(pool) => pool.on_response(req, resp).await,
-            Runner::ProxyWasm(filter) => filter.on_response(req, resp).await,
-            Runner::WasiHttp(handler) => handler.on_response(req, resp).await,
-        };
-        let took = started.elapsed();
         if metrics.enabled {
-            metrics.on_response.observe(took.as_secs_f64());
+            match hook {
+                Hook::Request => metrics.on_request.observe(took.as_secs_f64()),
+                Hook::Response => metrics.on_response.observe(took.as_secs_f64()),
+            }
         }
         let outcome = match outcome {
-            Ok((mut req, resp, action)) => {
-                leave_span(&mut req, request_span, Some(&action));
-                Ok((req, resp, action))
+            Ok((mut ex, action)) => {
+                leave_span(&mut ex.req, request_span, Some(&action));
+                Ok((ex, action))
             }
-            Err((failure, mut states)) => {
-                fail_span(states.as_mut().map(|(req, _)| req), request_span, &failure);
-                Err((self.failed(failure), states))
+            Err(HookFailure { error, mut kept }) => {
+                fail_span(kept.as_mut().map(|ex| &mut ex.req), request_span, &error);
+                Err(HookFailure {
+                    error: self.failed(error),
+                    kept,
+                })
             }
         };
-        (outcome, took)
+        Ran { outcome, took }
     }
 
     /// When the request is traced: start the hook's span and make it the
     /// request's current span (so `outbound` calls are its children);
     /// returns the request's own span to restore afterwards.
-    fn enter_span(
-        &self,
-        mut req: HeldRequest,
-        hook: &'static str,
-    ) -> (HeldRequest, Option<(Trace, Trace)>) {
-        let spans = req.trace.take().map(|parent| {
-            let span = parent.hook(self.name(), hook);
+    fn enter_span(&self, mut ex: Exchange, hook: Hook) -> (Exchange, Option<(Trace, Trace)>) {
+        let spans = ex.req.trace.take().map(|parent| {
+            let span = parent.hook(self.name(), hook.name());
             (parent, span)
         });
-        req.trace = spans.as_ref().map(|(_, span)| span.clone());
-        (req, spans)
+        ex.req.trace = spans.as_ref().map(|(_, span)| span.clone());
+        (ex, spans)
     }
 
     /// Attribute a failure to this plugin, count it, and log it. The line
@@ -542,6 +478,43 @@ impl LoadedPlugin {
             tracing::warn!("{message}");
         }
         error
+    }
+}
+
+/// A hook call's outcome, as [`LoadedPlugin::call`] gives it, and how long
+/// the call took (one clock reading serves the metrics and governance's
+/// record).
+pub struct Ran {
+    /// The exchange back and the plugin's action, or why it failed.
+    pub outcome: Result<(Exchange, Action), HookFailure<GatewayError>>,
+    /// How long the call took.
+    pub took: Duration,
+}
+
+/// A proxy-wasm filter's or `wasi:http` handler's `on-request` outcome as
+/// a hook call's.
+fn requested(
+    outcome: Result<(HeldRequest, Action), (PluginFailure, Option<HeldRequest>)>,
+) -> Called {
+    match outcome {
+        Ok((req, action)) => Ok((Exchange::request(req), action)),
+        Err((error, kept)) => Err(HookFailure {
+            error,
+            kept: kept.map(Exchange::request),
+        }),
+    }
+}
+
+/// [`requested`] for `on-response`.
+fn responded(
+    outcome: Result<(HeldRequest, HeldResponse, Action), (PluginFailure, Option<States>)>,
+) -> Called {
+    match outcome {
+        Ok((req, resp, action)) => Ok((Exchange::response(req, resp), action)),
+        Err((error, kept)) => Err(HookFailure {
+            error,
+            kept: kept.map(|(req, resp)| Exchange::response(req, resp)),
+        }),
     }
 }
 
@@ -626,7 +599,7 @@ async fn read_plugin_config(wasm: &Path) -> Result<(String, Option<PathBuf>), Lo
     let mut value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| LoadError::new(&json, format!("is not valid JSON: {e}")))?;
     let dir = json.parent().unwrap_or(Path::new("."));
-    if crate::plugin_config::include_files(&mut value, dir)
+    if crate::plugin::config::include_files(&mut value, dir)
         .map_err(|message| LoadError::new(&json, message))?
     {
         return Ok((value.to_string(), Some(json)));

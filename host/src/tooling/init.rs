@@ -18,17 +18,17 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
     DefaultPlugin {
         stem: "50-router",
         wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_router.wasm")),
-        config: include_str!("../../plugins/router/sample.json"),
+        config: include_str!("../../../plugins/router/sample.json"),
     },
     DefaultPlugin {
         stem: "60-auth",
         wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_auth.wasm")),
-        config: include_str!("../../plugins/auth/sample.json"),
+        config: include_str!("../../../plugins/auth/sample.json"),
     },
     DefaultPlugin {
         stem: "65-validate",
         wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_validate.wasm")),
-        config: include_str!("../../plugins/validate/sample.json"),
+        config: include_str!("../../../plugins/validate/sample.json"),
     },
     DefaultPlugin {
         stem: "70-rate-limit",
@@ -36,12 +36,12 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
             env!("WEIR_WASM_DIR"),
             "/weir_plugin_rate_limit.wasm"
         )),
-        config: include_str!("../../plugins/rate-limit/sample.json"),
+        config: include_str!("../../../plugins/rate-limit/sample.json"),
     },
     DefaultPlugin {
         stem: "75-cache",
         wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_cache.wasm")),
-        config: include_str!("../../plugins/cache/sample.json"),
+        config: include_str!("../../../plugins/cache/sample.json"),
     },
     DefaultPlugin {
         stem: "80-aggregate",
@@ -49,12 +49,12 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
             env!("WEIR_WASM_DIR"),
             "/weir_plugin_aggregate.wasm"
         )),
-        config: include_str!("../../plugins/aggregate/sample.json"),
+        config: include_str!("../../../plugins/aggregate/sample.json"),
     },
 ];
 
 /// The `weir.toml` written by `weir init`.
-pub const SAMPLE_CONFIG: &str = include_str!("../weir.sample.toml");
+pub const SAMPLE_CONFIG: &str = include_str!("../../weir.sample.toml");
 
 /// Write the sample config at `config_path` and the default plugins into
 /// `plugins/` beside it. Refuses to overwrite anything unless `force`.

@@ -36,7 +36,7 @@ pub fn prepare(dir: &Path) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
     let config_path = dir.join("weir.toml");
     let mut written = Vec::new();
     if !config_path.exists() {
-        written = crate::init::write_gateway(&config_path, false)?;
+        written = crate::tooling::init::write_gateway(&config_path, false)?;
     }
     let extras = dir.join(EXTRAS);
     let hello = extras.join("hello-header.wasm");

@@ -105,7 +105,7 @@ enum NewCommand {
         name: String,
         /// The language.
         #[arg(long, value_enum)]
-        lang: crate::scaffold::Lang,
+        lang: crate::tooling::scaffold::Lang,
         /// Where to create the project directory.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
@@ -178,7 +178,7 @@ pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init(dir: &Path, force: bool) -> anyhow::Result<()> {
-    for file in crate::init::write_gateway(&dir.join("weir.toml"), force)? {
+    for file in crate::tooling::init::write_gateway(&dir.join("weir.toml"), force)? {
         println!("wrote {}", file.display());
     }
     println!(
@@ -234,7 +234,7 @@ fn test_plugin(
     stubs: Option<&Path>,
     expect: Option<&Path>,
 ) -> anyhow::Result<()> {
-    use crate::testkit::{PluginUnderTest, TestAction, TestRequest, TestResponse};
+    use crate::tooling::testkit::{PluginUnderTest, TestAction, TestRequest, TestResponse};
     crate::logging::init(LogFormat::Text, "warn");
     let proxy_wasm = std::fs::read(plugin).is_ok_and(|bytes| {
         crate::runtime::compile::classify(&bytes) == crate::runtime::compile::WasmKind::CoreModule
@@ -248,7 +248,7 @@ fn test_plugin(
         Some(path) => {
             let mut value: serde_json::Value = read_json(path)?;
             let dir = path.parent().unwrap_or(Path::new("."));
-            crate::plugin_config::include_files(&mut value, dir)
+            crate::plugin::config::include_files(&mut value, dir)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             value.to_string()
         }
@@ -293,7 +293,7 @@ fn test_plugin(
     println!("{}", serde_json::to_string_pretty(&output)?);
     if let Some(expect) = expect {
         let expected: serde_json::Value = read_json(expect)?;
-        if let Some(difference) = crate::testkit::subset_mismatch(&expected, &output, "") {
+        if let Some(difference) = crate::tooling::testkit::subset_mismatch(&expected, &output, "") {
             anyhow::bail!("{} does not match: {difference}", expect.display());
         }
         eprintln!("ok: matches {}", expect.display());
@@ -316,10 +316,10 @@ fn contract_label(contract: &str) -> String {
 fn new_plugin(
     dir: &Path,
     name: &str,
-    lang: crate::scaffold::Lang,
+    lang: crate::tooling::scaffold::Lang,
     sdk: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let files = crate::scaffold::new_plugin(dir, name, lang, sdk)?;
+    let files = crate::tooling::scaffold::new_plugin(dir, name, lang, sdk)?;
     for file in &files {
         println!("wrote {}", file.display());
     }

@@ -17,12 +17,12 @@ pub enum Lang {
 
 /// The WIT package, for projects whose toolchain reads it.
 const WIT: &[(&str, &str)] = &[
-    ("types.wit", include_str!("../../wit/types.wit")),
+    ("types.wit", include_str!("../../../wit/types.wit")),
     (
         "capabilities.wit",
-        include_str!("../../wit/capabilities.wit"),
+        include_str!("../../../wit/capabilities.wit"),
     ),
-    ("world.wit", include_str!("../../wit/world.wit")),
+    ("world.wit", include_str!("../../../wit/world.wit")),
 ];
 
 /// The SDK in the checkout this binary was built from.

@@ -5,9 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::canary::CanaryConfig;
-use super::health::QuarantineConfig;
-
 /// `[plugins.NAME]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +84,118 @@ impl PluginPolicy {
             }
         }
         Ok(())
+    }
+}
+
+/// `[plugins.NAME.quarantine]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuarantineConfig {
+    /// Share of failed calls (0–1) that quarantines the plugin.
+    pub failure_rate: f64,
+    /// Fewest calls in a window before the rate counts.
+    pub min_calls: u32,
+    /// The window, in seconds.
+    pub window_s: u64,
+    /// First back-off before a probe, in seconds.
+    pub backoff_s: u64,
+    /// Longest back-off, in seconds.
+    pub max_backoff_s: u64,
+}
+
+impl Default for QuarantineConfig {
+    fn default() -> Self {
+        QuarantineConfig {
+            failure_rate: 0.5,
+            min_calls: 20,
+            window_s: 10,
+            backoff_s: 5,
+            max_backoff_s: 60,
+        }
+    }
+}
+
+impl QuarantineConfig {
+    /// Check the values; `name` is the plugin's table.
+    pub fn validate(&self, name: &str) -> Result<(), String> {
+        if !(self.failure_rate > 0.0 && self.failure_rate <= 1.0) {
+            return Err(format!(
+                "[plugins.{name}.quarantine] failure_rate must be above 0 and at most 1"
+            ));
+        }
+        if self.window_s == 0 || self.backoff_s == 0 || self.max_backoff_s < self.backoff_s {
+            return Err(format!(
+                "[plugins.{name}.quarantine] window_s and backoff_s must be positive, \
+                 and max_backoff_s at least backoff_s"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[plugins.NAME.canary]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryConfig {
+    /// Share of requests (0–1) the canary gets.
+    pub share: f64,
+    /// What keeps a client on one version: `client_ip`, or `header:NAME`
+    /// (the client address when the header is absent).
+    pub sticky: String,
+    /// Roll back when the canary's failure rate passes the stable
+    /// version's by more than this (0–1).
+    pub rollback_margin: f64,
+    /// Fewest canary calls before it is judged.
+    pub min_calls: u64,
+}
+
+impl Default for CanaryConfig {
+    fn default() -> Self {
+        CanaryConfig {
+            share: 0.1,
+            sticky: "client_ip".into(),
+            rollback_margin: 0.05,
+            min_calls: 20,
+        }
+    }
+}
+
+impl CanaryConfig {
+    /// Check the values; `name` is the plugin's table.
+    pub fn validate(&self, name: &str) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.share) || !(0.0..=1.0).contains(&self.rollback_margin) {
+            return Err(format!(
+                "[plugins.{name}.canary] share and rollback_margin are between 0 and 1"
+            ));
+        }
+        Sticky::parse(&self.sticky).map(|_| ()).ok_or_else(|| {
+            format!(
+                "[plugins.{name}.canary] sticky = {:?}: use \"client_ip\" or \"header:NAME\"",
+                self.sticky
+            )
+        })
+    }
+}
+
+/// What keeps a client on one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    /// The client's IP address.
+    ClientIp,
+    /// A request header (lower case).
+    Header(String),
+}
+
+impl Sticky {
+    /// `client_ip` or `header:NAME`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Sticky> {
+        match text.split_once(':') {
+            None if text == "client_ip" => Some(Sticky::ClientIp),
+            Some(("header", name)) if http::HeaderName::try_from(name).is_ok() => {
+                Some(Sticky::Header(name.to_ascii_lowercase()))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -21,12 +21,13 @@ use bytes::Bytes;
 
 use crate::config::{Limits, RuntimeSettings};
 use crate::error::GatewayError;
-use crate::exchange::{RequestState, ResponseState};
+use crate::exchange::{Exchange, RequestState, ResponseState};
 use crate::http::body::BodyState;
 use crate::plugin::{LoadError, LoadedPlugin, PluginSettings};
+use crate::runtime::bindings::Action;
 use crate::runtime::pool::PoolSettings;
 use crate::runtime::{Capabilities, LogLine, Runtime};
-use crate::state::{MemoryKvStore, MemoryRateStore, RateStore};
+use crate::state::{MemoryRateStore, RateStore};
 use stubs::{FixedRate, StubOutbound};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -88,25 +89,15 @@ impl PluginUnderTest {
         };
         let limits = Limits::default();
         let budgets = crate::config::Budgets::default();
-        let metrics = crate::telemetry::plugin_metrics::PluginMetrics::new(
-            budgets.metrics_per_plugin as usize,
-            budgets.metric_series_per_metric as usize,
-        );
-        let caps = Arc::new(Capabilities {
-            outbound: Arc::new(StubOutbound {
-                stubs,
-                calls: calls.clone(),
-            }),
-            rate,
-            kv: Arc::new(MemoryKvStore::new()),
-            metrics: metrics.clone(),
-            telemetry: crate::telemetry::host_metrics::HostMetrics::new(),
-            max_body_bytes: limits.max_body_bytes,
-            header_limits: limits.header_limits(),
-            budgets,
-            log_sink: Some(logs.clone()),
-            grants: crate::governance::grants::GrantTable::default(),
+        let outbound = Arc::new(StubOutbound {
+            stubs,
+            calls: calls.clone(),
         });
+        let caps = Capabilities::new(outbound, &limits, &budgets)
+            .with_rate(rate)
+            .with_log_sink(logs.clone());
+        let metrics = caps.metrics.clone();
+        let caps = Arc::new(caps);
         let settings = PluginSettings {
             pool: PoolSettings {
                 deadline: std::time::Duration::from_millis(limits.hook_deadline_ms),
@@ -168,7 +159,8 @@ impl PluginUnderTest {
     /// Run `on-request`.
     pub async fn on_request(&self, request: &TestRequest) -> Result<RequestOutcome, GatewayError> {
         let state = request_state(request).map_err(GatewayError::Internal)?;
-        let (mut state, action) = self.plugin.on_request(Box::new(state)).await?;
+        let (ex, action) = self.call(Exchange::request(Box::new(state))).await?;
+        let mut state = ex.req;
         // A `wasi:http` handler's answer streams; it is read whole here.
         let action = match state.answer.take() {
             Some(answer) => TestAction::Respond {
@@ -192,14 +184,21 @@ impl PluginUnderTest {
     ) -> Result<ResponseOutcome, GatewayError> {
         let state = request_state(request).map_err(GatewayError::Internal)?;
         let response = response_state(response).map_err(GatewayError::Internal)?;
-        let (_, response, action) = self
-            .plugin
-            .on_response(Box::new(state), Box::new(response))
+        let (ex, action) = self
+            .call(Exchange::response(Box::new(state), Box::new(response)))
             .await?;
+        let response = ex
+            .resp
+            .ok_or_else(|| GatewayError::Internal("on-response gave no response back".into()))?;
         Ok(ResponseOutcome {
             action: test_action(action),
             response: test_response(read_whole(*response).await),
         })
+    }
+
+    /// One hook call, as the gateway makes it (without governance).
+    async fn call(&self, ex: Exchange) -> Result<(Exchange, Action), GatewayError> {
+        self.plugin.call(ex).await.outcome.map_err(|f| f.error)
     }
 }
 
@@ -286,7 +285,7 @@ fn test_response(response: ResponseState) -> TestResponse {
 /// What the hook returned, as it returned it: the testkit does not act on
 /// `respond-then-continue` or `wait` (nor judge them in `on-response`,
 /// where the gateway counts them as a failure); a test asserts on them.
-fn test_action(action: crate::runtime::bindings::Action) -> TestAction {
+fn test_action(action: Action) -> TestAction {
     use crate::runtime::bindings::{Action, Reply};
     let reply = |reply: Reply| TestResponse {
         status: reply.status,

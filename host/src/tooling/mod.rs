@@ -1,0 +1,10 @@
+//! Tooling around the gateway, not on a request's way: the `weir` command
+//! line (`cli/`), the demo (`demo/`), `weir init` (`init.rs`),
+//! `weir new plugin` (`scaffold.rs`) and the plugin test kit (`testkit/`),
+//! which the `weir-testkit` crate re-exports.
+
+pub mod cli;
+pub mod demo;
+pub mod init;
+pub mod scaffold;
+pub mod testkit;
