@@ -248,3 +248,89 @@ pub fn list(capabilities: &BTreeSet<Capability>) -> String {
         false => names.join(", "),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(list: &[&str]) -> Result<Grants, String> {
+        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        Grants::parse("60-auth", &list, |u| ["users", "billing"].contains(&u))
+    }
+
+    #[test]
+    fn names_map_to_capabilities_and_upstreams() {
+        let g = parse(&["log", "kv", "outbound:users, billing"]).unwrap();
+        assert!(g.allows(Capability::Log) && g.allows(Capability::Kv));
+        assert!(g.allows(Capability::Outbound) && !g.allows(Capability::Rate));
+        assert!(g.allows_upstream("users") && g.allows_upstream("billing"));
+        assert!(!g.allows_upstream("orders"));
+        assert_eq!(g.describe("60-auth"), "log, kv, outbound:billing,users");
+        let any = parse(&["outbound:users", "outbound"]).unwrap();
+        assert!(any.allows_upstream("orders"));
+        assert_eq!(any.describe("x"), "outbound");
+        assert_eq!(parse(&[]).unwrap().describe("x"), "none");
+        assert!(!parse(&["log"]).unwrap().allows_upstream("users"));
+    }
+
+    #[test]
+    fn no_list_grants_everything() {
+        let g = Grants::from_policy("x", None, |_| false).unwrap();
+        assert_eq!(g, Grants::all());
+        assert!(Capability::ALL.iter().all(|c| g.allows(*c)));
+        assert!(g.allows_upstream("anything"));
+        assert_eq!(g.describe("x"), "all (no [plugins.x] capabilities)");
+        let policy = PluginPolicy::default();
+        assert_eq!(Grants::from_policy("x", Some(&policy), |_| false), Ok(g));
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        let e = parse(&["log", "filesystem"]).unwrap_err();
+        assert!(
+            e.contains("[plugins.60-auth] capabilities") && e.contains("\"filesystem\""),
+            "{e}"
+        );
+        let e = parse(&["outbound:users,orders"]).unwrap_err();
+        assert!(e.contains("\"orders\"") && e.contains("[upstreams]"), "{e}");
+        assert!(parse(&["outbound:"]).is_err());
+        assert!(parse(&["outbound:users,"]).is_err());
+        assert!(parse(&["Log"]).is_err());
+    }
+
+    #[test]
+    fn imports_are_checked_against_the_grants() {
+        assert_eq!(
+            Capability::of_import("weir:plugin/kv@0.1.0"),
+            Some(Capability::Kv)
+        );
+        assert_eq!(
+            Capability::of_import("weir:plugin/metrics@0.2.0"),
+            Some(Capability::Metrics)
+        );
+        assert_eq!(
+            Capability::of_import("weir:plugin/outbound@0.3.0"),
+            Some(Capability::Outbound)
+        );
+        assert_eq!(Capability::of_import("weir:plugin/types@0.3.0"), None);
+        assert_eq!(Capability::of_import("wasi:cli/stdout@0.2.6"), None);
+        assert_eq!(Capability::of_import("other:pkg/log@1.0.0"), None);
+        let imports = [
+            "weir:plugin/log@0.3.0",
+            "weir:plugin/outbound@0.3.0",
+            "weir:plugin/types@0.3.0",
+            "wasi:io/streams@0.2.6",
+        ];
+        let g = parse(&["log"]).unwrap();
+        let e = g.check_imports("60-auth", imports).unwrap_err();
+        assert!(e.contains("weir:plugin/outbound@0.3.0"), "{e}");
+        assert!(
+            e.contains("add \"outbound\" to [plugins.60-auth] capabilities in weir.toml"),
+            "{e}"
+        );
+        let imported = parse(&["log", "outbound:users"])
+            .unwrap()
+            .check_imports("x", imports);
+        assert_eq!(list(&imported.unwrap()), "log, outbound");
+    }
+}

@@ -8,14 +8,14 @@
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use super::abi::{Status, map};
-use super::state::Exchange;
+use super::state::StreamState;
 use crate::http::headers::{Bounded, HeaderLimits};
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every pair of map `kind`, pseudo-headers first; `None` when that map is
 /// not there now (response headers during the request, say).
-pub fn pairs(ex: &Exchange, kind: u32) -> Option<Pairs> {
+pub fn pairs(ex: &StreamState, kind: u32) -> Option<Pairs> {
     let mut out = Vec::new();
     match kind {
         map::HTTP_REQUEST_HEADERS => {
@@ -67,7 +67,7 @@ fn push_all(out: &mut Pairs, headers: &HeaderMap) {
 
 /// The value of `key` in map `kind` (several values joined with `,`, as
 /// Envoy answers).
-pub fn get(ex: &Exchange, kind: u32, key: &str) -> Result<Vec<u8>, Status> {
+pub fn get(ex: &StreamState, kind: u32, key: &str) -> Result<Vec<u8>, Status> {
     let key = key.to_ascii_lowercase();
     let all = pairs(ex, kind).ok_or(Status::NotFound)?;
     let values: Vec<&[u8]> = all
@@ -92,7 +92,7 @@ pub enum Edit<'a> {
 }
 
 /// Apply `edit` to map `kind`.
-pub fn edit(ex: &mut Exchange, kind: u32, edit: Edit<'_>, limits: HeaderLimits) -> Status {
+pub fn edit(ex: &mut StreamState, kind: u32, edit: Edit<'_>, limits: HeaderLimits) -> Status {
     let (name, value) = match edit {
         Edit::Add(name, value) | Edit::Replace(name, value) => (name, Some(value)),
         Edit::Remove(name) => (name, None),
@@ -125,7 +125,7 @@ pub fn edit(ex: &mut Exchange, kind: u32, edit: Edit<'_>, limits: HeaderLimits) 
 
 /// Replace the whole of map `kind` with `pairs` (pseudo-headers among them
 /// set what they name).
-pub fn set_all(ex: &mut Exchange, kind: u32, pairs: Pairs, limits: HeaderLimits) -> Status {
+pub fn set_all(ex: &mut StreamState, kind: u32, pairs: Pairs, limits: HeaderLimits) -> Status {
     let mut fresh = HeaderMap::new();
     let mut pseudos = Vec::new();
     {
@@ -161,7 +161,7 @@ pub fn set_all(ex: &mut Exchange, kind: u32, pairs: Pairs, limits: HeaderLimits)
 }
 
 /// Set (or, for `None`, ignore the removal of) a pseudo-header.
-fn pseudo(ex: &mut Exchange, kind: u32, name: &str, value: Option<&str>) -> Status {
+fn pseudo(ex: &mut StreamState, kind: u32, name: &str, value: Option<&str>) -> Status {
     let Some(value) = value else {
         // Pseudo-headers cannot be removed; Envoy ignores it too.
         return Status::Ok;

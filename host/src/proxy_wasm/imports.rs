@@ -1,7 +1,7 @@
 //! The host functions of the proxy-wasm ABI 0.2.1 (module `env`), linked
 //! beside WASI preview 1. Each reads its arguments out of the filter's
 //! memory (never trusting a pointer or size), acts on the stream's
-//! [`Exchange`](super::state::Exchange) or one of Weir's governed
+//! [`StreamState`](super::state::StreamState) or one of Weir's governed
 //! capabilities, and answers a [`Status`]. Calls Weir does not offer
 //! (shared queues, gRPC calls, foreign functions, tick periods) answer
 //! `Unimplemented`; docs/plugins.md lists them.

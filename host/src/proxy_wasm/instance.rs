@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use wasmtime::{InstancePre, Store, TypedFunc, UpdateDeadline};
 
-use super::state::{Exchange, FilterState};
+use super::state::{FilterState, StreamState};
 use crate::error::PluginFailure;
 use crate::runtime::budget::PluginBudget;
 use crate::runtime::pool::PoolSettings;
@@ -115,7 +115,7 @@ impl Instances {
     /// Give an instance back after a stream (unless it served its share).
     pub fn give_back(&self, mut warm: Warm) {
         warm.calls += 1;
-        warm.store.data_mut().exchange = Exchange::default();
+        warm.store.data_mut().exchange = StreamState::default();
         warm.store.data_mut().stream_id = None;
         warm.store.data_mut().host.trace = None;
         if warm.calls < self.settings.max_calls {
@@ -140,7 +140,7 @@ impl Instances {
             root_id: ROOT_ID,
             stream_id: None,
             metrics: Vec::new(),
-            exchange: Exchange::default(),
+            exchange: StreamState::default(),
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.host.limiter);

@@ -8,7 +8,7 @@
 //! plugins read with `get-context`), under the path joined with `.`; reads
 //! fall back to it, so filters and component plugins pass facts both ways.
 
-use super::state::Exchange;
+use super::state::StreamState;
 
 /// Properties a filter may not overwrite (they describe the request).
 const READ_ONLY: &[&str] = &[
@@ -21,7 +21,7 @@ const READ_ONLY: &[&str] = &[
 ];
 
 /// The value of the property at `path` (its segments), if Weir has it.
-pub fn get(ex: &Exchange, plugin: &str, path: &[String]) -> Option<Vec<u8>> {
+pub fn get(ex: &StreamState, plugin: &str, path: &[String]) -> Option<Vec<u8>> {
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     if let Some(value) = known(ex, plugin, &segments) {
         return Some(value);
@@ -34,7 +34,7 @@ pub fn get(ex: &Exchange, plugin: &str, path: &[String]) -> Option<Vec<u8>> {
 
 /// Store `value` at `path` in the request's context; `false` for a
 /// read-only path or when there is no request.
-pub fn set(ex: &mut Exchange, path: &[String], value: &[u8]) -> bool {
+pub fn set(ex: &mut StreamState, path: &[String], value: &[u8]) -> bool {
     let Some(first) = path.first() else {
         return false;
     };
@@ -56,7 +56,7 @@ fn int(value: i64) -> Vec<u8> {
     value.to_le_bytes().to_vec()
 }
 
-fn known(ex: &Exchange, plugin: &str, path: &[&str]) -> Option<Vec<u8>> {
+fn known(ex: &StreamState, plugin: &str, path: &[&str]) -> Option<Vec<u8>> {
     let req = ex.req.as_ref();
     match path {
         ["plugin_name"] => Some(text(plugin)),
@@ -120,7 +120,7 @@ mod tests {
     use crate::exchange::RequestState;
     use crate::http::body::BodyState;
 
-    fn exchange() -> Exchange {
+    fn exchange() -> StreamState {
         let (head, ()) = http::Request::builder()
             .uri("/a/b?x=1")
             .header("host", "example.test")
@@ -133,9 +133,9 @@ mod tests {
             BodyState::buffered(""),
             "192.0.2.7:4567".parse().unwrap(),
         );
-        Exchange {
+        StreamState {
             req: Some(Box::new(req)),
-            ..Exchange::default()
+            ..StreamState::default()
         }
     }
 

@@ -2,7 +2,7 @@
 //! state a component plugin has ([`HostState`]: budgets, grants, memory
 //! cap, deadline, the hook's span), a WASI preview 1 context with nothing
 //! granted, the filter's configuration bytes, its metrics, and the
-//! [`Exchange`] the running callback works on.
+//! [`StreamState`] the running callback works on.
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub struct FilterState {
     /// Metrics the filter defined, by id (index + 1).
     pub metrics: Vec<Metric>,
     /// The request and response the running callback sees.
-    pub exchange: Exchange,
+    pub exchange: StreamState,
 }
 
 /// A metric a filter defined.
@@ -43,7 +43,7 @@ pub struct Metric {
 
 /// The state of one HTTP stream while its callbacks run.
 #[derive(Default)]
-pub struct Exchange {
+pub struct StreamState {
     /// The request (lent for the request callbacks, and for reading in the
     /// response ones).
     pub req: Option<HeldRequest>,
