@@ -52,7 +52,7 @@ TOML
     cat >"$dir/plugins/50-router.json" <<'JSON'
 {"routes": [{"name": "service1", "match": {"path_prefix": "/service1"}, "upstream": "service1", "strip_prefix": true}]}
 JSON
-    rm -f "$dir"/plugins/{65-validate,75-cache,80-aggregate}.*
+    rm -f "$dir"/plugins/{52-ip-filter,55-cors,62-forward-auth,65-validate,75-cache,80-aggregate}.*
     if [ "$chain" = 1 ]; then
         cat >"$dir/plugins/60-auth.json" <<JSON
 {"api_key": {"header": "x-api-key", "consumers": [{"id": "bench", "sha256": "$KEY_SHA"}]},

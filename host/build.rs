@@ -40,10 +40,13 @@ fn main() {
         .to_path_buf();
 
     // The old contracts' WIT too: the fixtures built for them read it.
-    for dir in WASM_CRATE_DIRS
-        .iter()
-        .chain(&["sdk", "wit", "host/wit-0.1.0", "host/wit-0.2.0"])
-    {
+    for dir in WASM_CRATE_DIRS.iter().chain(&[
+        "sdk",
+        "wit",
+        "host/wit-0.1.0",
+        "host/wit-0.2.0",
+        "host/wit-0.3.0",
+    ]) {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!(
@@ -69,6 +72,15 @@ fn main() {
     let wasm_target_dir = target_root.join("wasm");
     let out_dir = wasm_target_dir.join(TARGET).join(PROFILE);
 
+    // `WEIR_SKIP_WASM_BUILD=1 cargo check`: check the host alone, with the
+    // wasm from the last build, while a plugin is half-written.
+    println!("cargo:rerun-if-env-changed=WEIR_SKIP_WASM_BUILD");
+    if env::var_os("WEIR_SKIP_WASM_BUILD").is_some() {
+        println!("cargo:rustc-env=WEIR_WASM_DIR={}", out_dir.display());
+        let filters = wasm_target_dir.join("wasm32-wasip1").join("release");
+        println!("cargo:rustc-env=WEIR_PROXY_WASM_DIR={}", filters.display());
+        return;
+    }
     check_installed(TARGET);
 
     let packages = wasm_packages(&workspace);

@@ -1,7 +1,7 @@
 //! The host-side state of one request and its response, as plugins see them
 //! through the `request` and `response` resources.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
@@ -88,8 +88,11 @@ pub struct RequestState {
     pub head: http::request::Parts,
     /// The body, streaming until a plugin reads it.
     pub body: BodyState,
-    /// The client's address.
+    /// The connection's peer (after any PROXY protocol header).
     pub client: SocketAddr,
+    /// The client's IP, resolved through trusted proxies (`client_ip/`):
+    /// what rate limits, stickiness, hashing and logs key on.
+    pub client_ip: IpAddr,
     /// Facts plugins pass down the chain (`get-context` / `set-context`).
     pub context: Context,
     /// The upstream chosen by a plugin (`set-upstream`).
@@ -198,6 +201,7 @@ impl RequestState {
             head,
             body,
             client,
+            client_ip: client.ip(),
             context: Context::default(),
             upstream: None,
             original_authority,
@@ -229,6 +233,7 @@ impl RequestState {
             head,
             body: BodyState::buffered(bytes::Bytes::new()),
             client: self.client,
+            client_ip: self.client_ip,
             context: self.context.clone(),
             upstream: self.upstream.clone(),
             original_authority: self.original_authority.clone(),

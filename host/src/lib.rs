@@ -18,6 +18,8 @@
 )]
 
 // Serving: what a request passes through, from the listener down.
+pub mod client_ip;
+pub mod compression;
 pub mod config;
 pub mod error;
 pub mod exchange;

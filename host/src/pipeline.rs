@@ -224,6 +224,8 @@ pub struct Pipeline {
     /// pipeline serves.
     server: Arc<crate::config::ServerSettings>,
     access_log: bool,
+    /// Response compression; `None` when off.
+    compression: Option<Arc<crate::compression::Compression>>,
     /// The `kv` store, for requests parked until a plugin's key goes.
     kv: Arc<dyn KvStore>,
     /// Each plugin's requests in the background (`respond-then-continue`),
@@ -293,6 +295,8 @@ impl Pipeline {
             limits: config.limits.clone(),
             server: Arc::new(crate::config::ServerSettings::from_config(config)),
             access_log: config.log.access_log,
+            compression: crate::compression::Compression::from_config(&config.compression)
+                .map(Arc::new),
             kv: stores.kv.clone(),
             background,
             background_limit: config.budgets.background_per_plugin,
@@ -353,6 +357,11 @@ impl Pipeline {
     /// The listeners' settings.
     pub fn server(&self) -> &Arc<crate::config::ServerSettings> {
         &self.server
+    }
+
+    /// Response compression, when on.
+    pub fn compression(&self) -> Option<&Arc<crate::compression::Compression>> {
+        self.compression.as_ref()
     }
 
     /// Whether to write access-log lines.

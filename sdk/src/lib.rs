@@ -81,7 +81,7 @@
 //!   `limits.waits_per_request` times per plugin; a further `Wait` counts as
 //!   `Continue`.
 //!
-//! This SDK targets the `weir:plugin@0.3.0` contract.
+//! This SDK targets the `weir:plugin@0.4.0` contract.
 
 pub mod bindings;
 pub mod crypto;

@@ -81,7 +81,7 @@ async fn a_component_of_another_world_is_refused() {
     let err = load_error(Setup::new().plugin("30-wrong", "fixture_wrong_world", None)).await;
     assert!(
         err.contains(
-            "30-wrong.wasm: does not implement the weir:plugin/plugin@0.3.0 world (nor @0.2.0, nor @0.1.0)"
+            "30-wrong.wasm: does not implement the weir:plugin/plugin@0.4.0 world (nor @0.3.0, @0.2.0 or @0.1.0)"
         ),
         "{err}"
     );
@@ -156,7 +156,7 @@ async fn a_plugin_built_for_contract_0_1_0_loads_and_runs_unchanged() {
         .await;
     let pipeline = gw.gateway.pipeline();
     assert_eq!(pipeline.plugins()[1].info().contract, "0.1.0");
-    assert_eq!(pipeline.plugins()[0].info().contract, "0.3.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.4.0");
 
     // Its request edit reaches the upstream, its response edit the client,
     // and its kv counter works through the adapted capability.
@@ -201,7 +201,7 @@ async fn a_plugin_built_for_contract_0_2_0_loads_and_runs_unchanged() {
     let gw = setup.serve().await;
     let pipeline = gw.gateway.pipeline();
     assert_eq!(pipeline.plugins()[1].info().contract, "0.2.0");
-    assert_eq!(pipeline.plugins()[0].info().contract, "0.3.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.4.0");
     assert_eq!(pipeline.plugins()[1].hooks(), Hooks::all());
 
     // Its imports work through the adapter: `set-headers` on the request
@@ -248,7 +248,7 @@ async fn a_plugin_built_for_contract_0_2_0_loads_and_runs_unchanged() {
         out.contains("plugin 20-old ok (") && out.contains(", weir:plugin@0.2.0) imports: "),
         "{out}"
     );
-    assert!(out.contains(", weir:plugin@0.3.0) imports: "), "{out}");
+    assert!(out.contains(", weir:plugin@0.4.0) imports: "), "{out}");
 
     // The hooks its `init` declares are the ones called.
     let gw = Setup::new()
@@ -271,6 +271,64 @@ async fn a_plugin_built_for_contract_0_2_0_loads_and_runs_unchanged() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-v02-contract"), Some("0.2.0"));
     assert_eq!(reply.header("x-v02-on-response"), None);
+}
+
+/// A plugin built for 0.3.0 (from `host/wit-0.3.0`, not the SDK) loads
+/// beside 0.4.0 ones; what 0.3.0 added over 0.2.0 (`kv.set-if-absent`, the
+/// `wait` action) works through the adapter, and its `client-addr` is the
+/// connection's peer, as it was, while a 0.4.0 plugin on the same request
+/// reads the resolved `client-ip`.
+#[tokio::test]
+async fn a_plugin_built_for_contract_0_3_0_loads_and_runs_unchanged() {
+    let backend = Backend::start().await;
+    let setup = Setup::new()
+        .top(r#"trusted_proxies = ["127.0.0.1"]"#)
+        .upstream("backend", &[backend.url()])
+        .scripted(
+            "10-route",
+            json!({"on_request": [
+                {"op": "set_upstream", "name": "backend"},
+                {"op": "client_to_headers"}]}),
+        )
+        .plugin("20-old", "fixture_v0_3_plugin", None);
+    let gw = setup.serve().await;
+    let pipeline = gw.gateway.pipeline();
+    assert_eq!(pipeline.plugins()[1].info().contract, "0.3.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.4.0");
+
+    let from = |wait: bool| {
+        let mut builder = http::Request::builder()
+            .uri(gw.url("/json"))
+            .header("x-forwarded-for", "203.0.113.5");
+        if wait {
+            builder = builder.header("x-v03-wait", "1");
+        }
+        builder.body(weir::http::body::empty()).unwrap()
+    };
+    let client = crate::support::client::http1();
+    let reply = send(&client, from(false)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-v03-contract"), Some("0.3.0"));
+    let seen = backend.last().unwrap();
+    assert_eq!(seen.headers["x-v03-first"], "true");
+    assert_eq!(seen.headers["x-v03-waited"], "no");
+    assert_eq!(seen.headers["x-v03-peer"], "127.0.0.1");
+    assert_eq!(seen.headers["x-resolved-client-ip"], "203.0.113.5");
+
+    let reply = send(&client, from(true)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = backend.last().unwrap();
+    assert_eq!(seen.headers["x-v03-first"], "false");
+    assert_eq!(seen.headers["x-v03-waited"], "yes");
+
+    let config = setup.write();
+    let (ok, out, err) =
+        crate::support::process::run_to_end(&["check", "--config", config.to_str().unwrap()]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("plugin 20-old ok (") && out.contains(", weir:plugin@0.3.0) imports: "),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -39,6 +39,7 @@ fn traced(good: &Backend, side: &Backend, endpoint: &str, protocol: &str, ratio:
              resource = {{ \"deployment.environment\" = \"test\" }}"
         ))
         .log(&["access_log = true", "format = \"json\""])
+        .top(r#"trusted_proxies = ["127.0.0.1"]"#)
 }
 
 fn traceparent_of(backend: &Backend, path: &str) -> (String, String, String) {
@@ -129,6 +130,7 @@ async fn traced_requests(protocol: &str) {
     let client_span = "00f067aa0ba902b7";
     let request = http::Request::get(process.url("/a"))
         .header("traceparent", format!("00-{client_trace}-{client_span}-01"))
+        .header("x-forwarded-for", "203.0.113.77")
         .body(weir::http::body::empty())
         .unwrap();
     assert_eq!(send(&client::http1(), request).await.status, 200);
@@ -166,8 +168,21 @@ async fn traced_requests(protocol: &str) {
             "the outbound target's parent is the outbound span"
         );
     }
+    // The client behind the trusted proxy (127.0.0.1), in the span (OTel
+    // semantic conventions) and in the access log.
+    let server = one(&spans, client_trace, "GET");
+    assert_eq!(server.attribute("client.address"), Some("203.0.113.77"));
+    assert_eq!(server.attribute("network.peer.address"), Some("127.0.0.1"));
+    let untraced = spans
+        .iter()
+        .find(|s| s.trace_id != client_trace && s.name == "GET");
+    assert_eq!(
+        untraced.unwrap().attribute("client.address"),
+        Some("127.0.0.1")
+    );
     // The access log names each trace.
     let log = output.text();
+    assert!(log.contains("\"client\":\"203.0.113.77\""), "{log}");
     for trace in &traces {
         assert!(
             log.contains(&format!("\"trace_id\":\"{trace}\"")),

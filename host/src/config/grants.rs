@@ -52,7 +52,7 @@ impl Capability {
         Capability::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    /// The capability a component import stands for: `weir:plugin/kv@0.3.0`
+    /// The capability a component import stands for: `weir:plugin/kv@0.4.0`
     /// (or any older version's) is `kv`. `None` for the core interfaces and for other packages.
     pub fn of_import(import: &str) -> Option<Capability> {
         let interface = import.strip_prefix("weir:plugin/")?;
@@ -309,21 +309,21 @@ mod tests {
             Some(Capability::Metrics)
         );
         assert_eq!(
-            Capability::of_import("weir:plugin/outbound@0.3.0"),
+            Capability::of_import("weir:plugin/outbound@0.4.0"),
             Some(Capability::Outbound)
         );
-        assert_eq!(Capability::of_import("weir:plugin/types@0.3.0"), None);
+        assert_eq!(Capability::of_import("weir:plugin/types@0.4.0"), None);
         assert_eq!(Capability::of_import("wasi:cli/stdout@0.2.6"), None);
         assert_eq!(Capability::of_import("other:pkg/log@1.0.0"), None);
         let imports = [
-            "weir:plugin/log@0.3.0",
-            "weir:plugin/outbound@0.3.0",
-            "weir:plugin/types@0.3.0",
+            "weir:plugin/log@0.4.0",
+            "weir:plugin/outbound@0.4.0",
+            "weir:plugin/types@0.4.0",
             "wasi:io/streams@0.2.6",
         ];
         let g = parse(&["log"]).unwrap();
         let e = g.check_imports("60-auth", imports).unwrap_err();
-        assert!(e.contains("weir:plugin/outbound@0.3.0"), "{e}");
+        assert!(e.contains("weir:plugin/outbound@0.4.0"), "{e}");
         assert!(
             e.contains("add \"outbound\" to [plugins.60-auth] capabilities in weir.toml"),
             "{e}"

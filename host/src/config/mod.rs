@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod clients;
+mod compression;
 pub mod grants;
 mod limits;
 mod operations;
@@ -21,6 +23,8 @@ mod tests;
 mod tls;
 mod upstream;
 
+pub use clients::ListenerClients;
+pub use compression::CompressionConfig;
 pub use limits::{Budgets, Limits, RuntimeSettings};
 use operations::validate_tracing;
 pub use operations::{
@@ -65,6 +69,22 @@ pub struct Config {
     /// at start.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Peers (CIDRs or addresses) whose `forwarded_header` is believed, on
+    /// `listen` and on the TLS listener unless `[tls]` lists its own: the
+    /// client is the first address not trusted, read from the right. None
+    /// by default: the header is ignored and the peer is the client
+    /// (`client_ip/`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies list the chain in: `"x-forwarded-for"`
+    /// (default) or `"forwarded"` (RFC 7239). Only that one is read.
+    #[serde(default = "clients::default_forwarded_header")]
+    pub forwarded_header: String,
+    /// Every connection to `listen` starts with a PROXY protocol header (v1
+    /// or v2) naming the client: for a TCP load balancer in front. A
+    /// connection without one is closed.
+    #[serde(default)]
+    pub proxy_protocol: bool,
     /// Directory holding the plugins (`*.wasm` plus optional `*.json`),
     /// relative to the config file. Restart-only: the watcher watches the
     /// directory the gateway started with.
@@ -112,6 +132,9 @@ pub struct Config {
     /// reloaded when they change).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Response compression (`compression/`); off by default.
+    #[serde(default)]
+    pub compression: CompressionConfig,
     /// The gateway's own metrics (`/metrics` on the admin listener).
     /// Restart-only: the registry is made at start, so counters survive
     /// reloads.
@@ -173,6 +196,8 @@ impl Config {
     /// Check values serde cannot: ranges and URLs.
     fn validate(&self) -> Result<(), String> {
         validate_tracing(&self.tracing)?;
+        self.listener_clients()?;
+        self.compression.validate()?;
         for (name, policy) in &self.plugins {
             policy.validate(name)?;
             grants::Grants::from_policy(name, Some(policy), |u| self.upstreams.contains_key(u))?;

@@ -23,6 +23,9 @@ use OnReload::{Applied, RestartOnly};
 /// it. Why each restart-only key is one is in its field's doc comment.
 pub const RULES: &[(&str, OnReload)] = &[
     ("listen", RestartOnly),
+    ("trusted_proxies", Applied),
+    ("forwarded_header", Applied),
+    ("proxy_protocol", Applied),
     ("plugins_dir", RestartOnly),
     ("cache_dir", Applied),
     ("drain_timeout_ms", Applied),
@@ -50,6 +53,7 @@ pub const RULES: &[(&str, OnReload)] = &[
     ("upstreams", Applied),
     ("plugins", Applied),
     ("tls", RestartOnly),
+    ("compression", Applied),
     ("metrics", RestartOnly),
     ("tracing", RestartOnly),
 ];

@@ -1,6 +1,6 @@
 //! What the listeners take from `weir.toml`, as one value a pipeline
 //! carries: the limits on request heads and connections, and the drain
-//! timeout.
+//! timeout, and how each listener learns its clients' addresses.
 
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Time allowed for a request head to arrive.
     pub header_read_timeout: Duration,
+    /// How each listener learns its clients' addresses (trusted proxies,
+    /// PROXY protocol).
+    pub clients: super::ListenerClients,
 }
 
 impl ServerSettings {
@@ -30,6 +33,9 @@ impl ServerSettings {
             drain_timeout: Duration::from_millis(config.drain_timeout_ms),
             max_connections: limits.max_connections,
             header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+            // Checked by `Config::validate`: a config that got this far has
+            // valid blocks.
+            clients: config.listener_clients().unwrap_or_default(),
         }
     }
 }

@@ -32,6 +32,14 @@ pub struct TlsConfig {
     /// Answer every request on the plain `listen` with 308 to HTTPS.
     #[serde(default)]
     pub redirect_http: bool,
+    /// Trusted proxies of this listener; the top-level `trusted_proxies`
+    /// when absent.
+    #[serde(default)]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Every connection starts with a PROXY protocol header, before the
+    /// TLS handshake.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 /// One certificate chain and its private key.

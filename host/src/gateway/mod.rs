@@ -41,6 +41,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use http::{Request, Response};
 
+use crate::client_ip::ClientAddressing;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::exchange::{RequestState, ResponseState, TlsFacts};
@@ -87,15 +88,22 @@ struct Seen {
 /// Where a request came from.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    /// The client's address.
+    /// The connection's peer: the TCP peer, or the source a PROXY protocol
+    /// header named.
     pub addr: SocketAddr,
     /// How its connection was secured, if it was.
     pub tls: Option<Arc<TlsFacts>>,
+    /// How the listener finds the client behind trusted proxies.
+    pub clients: ClientAddressing,
 }
 
 impl From<SocketAddr> for Peer {
     fn from(addr: SocketAddr) -> Self {
-        Peer { addr, tls: None }
+        Peer {
+            addr,
+            tls: None,
+            clients: ClientAddressing::default(),
+        }
     }
 }
 
@@ -178,14 +186,18 @@ impl Gateway {
         let pipeline = self.current.load_full();
         let method = request.method().clone();
         let path = request.uri().path().to_string();
-        let client = peer.addr;
+        let client = peer.clients.resolve(peer.addr.ip(), request.headers());
         let grpc = grpc::is_grpc(request.headers());
+        // What the client accepts, read before the request is handed on.
+        let compression = pipeline
+            .compression()
+            .map(|c| (c.clone(), c.asked(&method, request.headers())));
         let mut seen = Seen {
-            trace: self
-                .stores
-                .tracing
-                .as_ref()
-                .map(|t| t.request(&method, &path, request.headers())),
+            trace: self.stores.tracing.as_ref().map(|t| {
+                let trace = t.request(&method, &path, request.headers());
+                trace.client_address(client, peer.addr);
+                trace
+            }),
             ..Seen::default()
         };
         // A panic is a bug, but it must cost this request only: it becomes
@@ -193,7 +205,7 @@ impl Gateway {
         let processed = AssertUnwindSafe(process(
             &pipeline,
             request,
-            peer,
+            (peer, client),
             self.drain.clone(),
             &mut seen,
         ))
@@ -221,6 +233,9 @@ impl Gateway {
         if grpc && (outcome.answered_by.is_some() || outcome.failed) {
             outcome.response = grpc::localize(outcome.response).await;
         }
+        if let Some((compression, asked)) = &compression {
+            compression.apply(*asked, &mut outcome.response);
+        }
         self.count(&mut outcome, &seen, started.elapsed());
         if let Some(trace) = &seen.trace {
             finish(trace, &outcome, &seen);
@@ -230,7 +245,7 @@ impl Gateway {
             tracing::info!(
                 target: "weir::access",
                 trace_id = trace_id.as_deref().unwrap_or("-"),
-                client = %client.ip(),
+                %client,
                 %method,
                 path,
                 status = outcome.response.status().as_u16(),
@@ -342,7 +357,7 @@ fn log_failure(error: &GatewayError) {
 async fn process<B>(
     pipeline: &Arc<Pipeline>,
     request: Request<B>,
-    peer: Peer,
+    (peer, client_ip): (Peer, std::net::IpAddr),
     drain: crate::lifecycle::Drain,
     seen: &mut Seen,
 ) -> Result<Outcome, GatewayError>
@@ -363,6 +378,7 @@ where
         BodyState::streaming(body),
         peer.addr,
     ));
+    req.client_ip = client_ip;
     req.tls = peer.tls;
     req.trace = seen.trace.clone();
 

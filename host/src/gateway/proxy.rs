@@ -89,7 +89,7 @@ pub async fn proxy(
         headers: outgoing,
     };
     let affinity = Affinity {
-        client_ip: Some(req.client.ip()),
+        client_ip: Some(req.client_ip),
         headers: Some(&req.head.headers),
     };
     let sent = upstream.send(head, body, affinity, None).await;

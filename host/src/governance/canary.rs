@@ -66,7 +66,7 @@ impl Canary {
                 Some(value) => value.as_bytes().hash(&mut hasher),
                 None => req.client.ip().hash(&mut hasher),
             },
-            Sticky::ClientIp => req.client.ip().hash(&mut hasher),
+            Sticky::ClientIp => req.client_ip.hash(&mut hasher),
         }
         hasher.finish() % 10_000 < self.per_10k
     }

@@ -53,7 +53,7 @@ pub struct PluginInfo {
     pub sha256: String,
     /// When it was loaded.
     pub loaded_at: SystemTime,
-    /// The contract version it implements, e.g. `0.3.0`, or the ABI of a
+    /// The contract version it implements, e.g. `0.4.0`, or the ABI of a
     /// proxy-wasm filter, e.g. `proxy-wasm 0.2.1`.
     pub contract: &'static str,
     /// The capability interfaces its component imports.

@@ -173,6 +173,10 @@ impl types::HostRequest for HostState {
         })
     }
 
+    fn client_ip(&mut self, r: Resource<HeldRequest>) -> Res<String> {
+        Ok(self.req(&r)?.client_ip.to_string())
+    }
+
     fn tls(&mut self, r: Resource<HeldRequest>) -> Res<Option<TlsInfo>> {
         Ok(self.req(&r)?.tls.as_deref().map(tls_info))
     }

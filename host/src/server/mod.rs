@@ -22,6 +22,7 @@ pub use crate::config::ServerSettings;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,6 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::client_ip::{ClientAddressing, proxy_protocol};
 use crate::gateway::{Gateway, Peer};
 use crate::lifecycle::Drain;
 
@@ -81,44 +83,23 @@ pub async fn serve_mode(
         };
         let (settings, builder) = builder.current(&gateway);
         let (gateway, mode, drain) = (gateway.clone(), mode.clone(), drain.clone());
-        let handshake_timeout = settings.header_read_timeout;
         tokio::spawn(async move {
             let _counted = drain.track();
             let _slot = slot;
-            match mode {
-                Mode::Plain => {
-                    let peer = Peer {
-                        addr: client,
-                        tls: None,
-                    };
-                    serve_io(stream, peer, gateway, (&settings, &builder), &drain).await;
-                }
-                Mode::Tls(state) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(state.server_config());
-                    let handshake =
-                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
-                    let stream = match handshake.await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%client, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%client, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let facts = tls::facts(stream.get_ref().1);
-                    let peer = Peer {
-                        addr: client,
-                        tls: Some(Arc::new(facts)),
-                    };
-                    serve_io(stream, peer, gateway, (&settings, &builder), &drain).await;
-                }
-                Mode::RedirectToHttps(port) => {
-                    serve_redirect(stream, port, (&settings, &builder)).await
-                }
-            }
+            let clients = match mode {
+                Mode::Tls(_) => settings.clients.tls.clone(),
+                _ => settings.clients.plain.clone(),
+            };
+            let mut stream = stream;
+            let Some(client) = proxied(&mut stream, client, &clients, &settings).await else {
+                return;
+            };
+            let peer = Peer {
+                addr: client,
+                tls: None,
+                clients,
+            };
+            serve_accepted(stream, peer, mode, gateway, (&settings, &builder), &drain).await;
         });
     }
     drop(acceptor);
@@ -134,6 +115,72 @@ pub async fn serve_mode(
             "drain timeout of {} ms reached; closing the remaining connections",
             drain_timeout.as_millis()
         );
+    }
+}
+
+/// The connection's peer: the TCP peer, or, on a listener with
+/// `proxy_protocol`, the source its PROXY header names. `None` when the
+/// connection is to be closed: no valid header in time, or a header from a
+/// peer outside `trusted_proxies` (when any are listed).
+async fn proxied(
+    stream: &mut tokio::net::TcpStream,
+    peer: SocketAddr,
+    clients: &ClientAddressing,
+    settings: &ServerSettings,
+) -> Option<SocketAddr> {
+    if !clients.proxy_protocol {
+        return Some(peer);
+    }
+    if !clients.trusted_proxies.is_empty() && !clients.trusts(peer.ip()) {
+        tracing::debug!(%peer, "PROXY protocol from a peer outside trusted_proxies; closed");
+        return None;
+    }
+    let header = proxy_protocol::read_header(stream);
+    match tokio::time::timeout(settings.header_read_timeout, header).await {
+        Ok(Ok(named)) => Some(named.unwrap_or(peer)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "closed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "no PROXY protocol header within the header timeout; closed");
+            None
+        }
+    }
+}
+
+/// Serve one accepted connection in `mode`: TLS first if it is a TLS
+/// listener.
+async fn serve_accepted(
+    stream: tokio::net::TcpStream,
+    mut peer: Peer,
+    mode: Mode,
+    gateway: Arc<Gateway>,
+    (settings, builder): (&ServerSettings, &auto::Builder<TokioExecutor>),
+    drain: &Drain,
+) {
+    let client = peer.addr;
+    match mode {
+        Mode::Plain => serve_io(stream, peer, gateway, (settings, builder), drain).await,
+        Mode::Tls(state) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(state.server_config());
+            let handshake =
+                tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream));
+            let stream = match handshake.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%client, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%client, "TLS handshake timed out");
+                    return;
+                }
+            };
+            peer.tls = Some(Arc::new(tls::facts(stream.get_ref().1)));
+            serve_io(stream, peer, gateway, (settings, builder), drain).await;
+        }
+        Mode::RedirectToHttps(port) => serve_redirect(stream, port, (settings, builder)).await,
     }
 }
 
@@ -194,6 +241,7 @@ where
     let peer = Peer {
         addr: client,
         tls: None,
+        clients: settings.clients.plain.clone(),
     };
     serve_io(io, peer, gateway, (&settings, &builder), &drain).await;
 }

@@ -200,6 +200,18 @@ impl Trace {
         self.cx.span().set_attribute(attribute);
     }
 
+    /// The request's client (OpenTelemetry semantic conventions:
+    /// `client.address` is the client as resolved through trusted proxies,
+    /// `network.peer.address` the connection's peer).
+    pub fn client_address(&self, client: std::net::IpAddr, peer: std::net::SocketAddr) {
+        if !self.sampled() {
+            return;
+        }
+        self.set(KeyValue::new("client.address", client.to_string()));
+        self.set(KeyValue::new("network.peer.address", peer.ip().to_string()));
+        self.set(KeyValue::new("network.peer.port", i64::from(peer.port())));
+    }
+
     /// Mark the span failed, with why.
     pub fn fail(&self, why: impl Into<Cow<'static, str>>) {
         self.cx.span().set_status(Status::error(why));

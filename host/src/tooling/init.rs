@@ -21,9 +21,30 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
         config: include_str!("../../../plugins/router/sample.json"),
     },
     DefaultPlugin {
+        stem: "52-ip-filter",
+        wasm: include_bytes!(concat!(
+            env!("WEIR_WASM_DIR"),
+            "/weir_plugin_ip_filter.wasm"
+        )),
+        config: include_str!("../../../plugins/ip-filter/sample.json"),
+    },
+    DefaultPlugin {
+        stem: "55-cors",
+        wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_cors.wasm")),
+        config: include_str!("../../../plugins/cors/sample.json"),
+    },
+    DefaultPlugin {
         stem: "60-auth",
         wasm: include_bytes!(concat!(env!("WEIR_WASM_DIR"), "/weir_plugin_auth.wasm")),
         config: include_str!("../../../plugins/auth/sample.json"),
+    },
+    DefaultPlugin {
+        stem: "62-forward-auth",
+        wasm: include_bytes!(concat!(
+            env!("WEIR_WASM_DIR"),
+            "/weir_plugin_forward_auth.wasm"
+        )),
+        config: include_str!("../../../plugins/forward-auth/sample.json"),
     },
     DefaultPlugin {
         stem: "65-validate",

@@ -219,13 +219,18 @@ impl RateLimiter {
                 Source::Route => route?.to_string(),
                 Source::Header(name) => req.header(name)?,
                 Source::ClientIp => {
-                    let peer = req.client_addr().ip.parse().ok()?;
-                    let forwarded = if self.trusted.is_empty() {
-                        Vec::new()
+                    // The gateway's address, resolved through the listener's
+                    // `trusted_proxies`. The plugin's own `trusted_proxies`
+                    // (superseded by the gateway's, kept so configs written
+                    // for it work) walk X-Forwarded-For on from there.
+                    let resolved = req.client_ip();
+                    if self.trusted.is_empty() {
+                        resolved
                     } else {
-                        req.header_all("x-forwarded-for")
-                    };
-                    client::client_ip(peer, &forwarded, &self.trusted).to_string()
+                        let peer = resolved.parse().ok()?;
+                        let forwarded = req.header_all("x-forwarded-for");
+                        client::client_ip(peer, &forwarded, &self.trusted).to_string()
+                    }
                 }
             };
             parts.push(part);

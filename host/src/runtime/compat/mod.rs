@@ -1,13 +1,13 @@
 //! Adapters from the previous contract versions to the host's current
-//! (0.3.0) implementation, so plugins built for 0.2.0 or 0.1.0 load and run
-//! unchanged. The WIT of each old version (`host/wit-0.2.0/`,
-//! `host/wit-0.1.0/`) generates its own Rust types and host traits; each
+//! (0.4.0) implementation, so plugins built for 0.3.0, 0.2.0 or 0.1.0 load
+//! and run unchanged. The WIT of each old version (`host/wit-0.3.0/`,
+//! `host/wit-0.2.0/`, `host/wit-0.1.0/`) generates its own Rust types and host traits; each
 //! adapter implements those traits for [`HostState`](super::HostState) by
-//! calling the 0.3.0 implementation and converting the values, so a
+//! calling the 0.4.0 implementation and converting the values, so a
 //! capability is written once and every version gets the same behaviour
 //! (grants, budgets, deadlines, namespacing).
 //!
-//! One file per version, each adapting straight to 0.3.0 rather than to
+//! One file per version, each adapting straight to 0.4.0 rather than to
 //! the version after it: a call crosses one conversion whatever the
 //! plugin's age, and dropping support for a version deletes one file.
 //! What an old plugin cannot express (a later error case, a later action)
@@ -15,13 +15,14 @@
 
 pub mod v0_1;
 pub mod v0_2;
+pub mod v0_3;
 
 /// What a host function returns: a trap (`Err`) or the WIT result.
 type Res<T> = wasmtime::Result<T>;
 
 #[cfg(test)]
 mod tests {
-    use crate::runtime::bindings::{Action, Hooks, Reply, v0_1, v0_2};
+    use crate::runtime::bindings::{Action, Hooks, Reply, Wait, v0_1, v0_2, v0_3};
 
     #[test]
     fn old_actions_and_hooks_map_to_the_same_cases() {
@@ -65,5 +66,28 @@ mod tests {
             super::v0_1::action(v0_1::weir::plugin::types::Action::Respond(reply)),
             Action::Respond(Reply { status: 204, .. })
         ));
+        // 0.3.0 has all four actions of 0.4.0.
+        use v0_3::weir::plugin::types as v3;
+        let wait = v3::Wait {
+            key: "lock".into(),
+            timeout_ms: 250,
+        };
+        assert!(matches!(
+            super::v0_3::action(v3::Action::Wait(wait)),
+            Action::Wait(Wait { ref key, timeout_ms: 250 }) if key == "lock"
+        ));
+        let reply = v3::Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: b"stale".to_vec(),
+        };
+        assert!(matches!(
+            super::v0_3::action(v3::Action::RespondThenContinue(reply)),
+            Action::RespondThenContinue(Reply { status: 200, .. })
+        ));
+        assert_eq!(
+            super::v0_3::hooks(v3::Hooks::ON_RESPONSE),
+            Hooks::ON_RESPONSE
+        );
     }
 }

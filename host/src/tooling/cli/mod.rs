@@ -301,7 +301,7 @@ fn test_plugin(
     Ok(())
 }
 
-/// How `weir check` names what a plugin implements: `weir:plugin@0.3.0`,
+/// How `weir check` names what a plugin implements: `weir:plugin@0.4.0`,
 /// or the proxy-wasm ABI a filter declares.
 fn contract_label(contract: &str) -> String {
     if contract.starts_with("proxy-wasm") {
