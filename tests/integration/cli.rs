@@ -102,6 +102,12 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(gateway_dir.join("plugins/60-auth.wasm").exists());
     assert!(gateway_dir.join("plugins/70-rate-limit.wasm").exists());
     assert!(gateway_dir.join("plugins/80-aggregate.wasm").exists());
+    // The operators' plugins ship too, harmless until configured: the
+    // requests below pass through them unchanged.
+    for stem in ["52-ip-filter", "55-cors", "62-forward-auth"] {
+        assert!(gateway_dir.join(format!("plugins/{stem}.wasm")).exists());
+        assert!(gateway_dir.join(format!("plugins/{stem}.json")).exists());
+    }
 
     // Point the sample upstreams at our backends (the sample uses 8001/8002).
     let users = Backend::start().await;
@@ -128,6 +134,9 @@ async fn weir_init_writes_a_gateway_that_check_accepts_and_run_serves() {
     assert!(out.contains("plugin 60-auth ok"), "{out}");
     assert!(out.contains("plugin 70-rate-limit ok"), "{out}");
     assert!(out.contains("plugin 80-aggregate ok"), "{out}");
+    for stem in ["52-ip-filter", "55-cors", "62-forward-auth"] {
+        assert!(out.contains(&format!("plugin {stem} ok")), "{out}");
+    }
     let mut process = Process::start(&config).await;
     assert_eq!(get(&process.url("/users/7")).await.status, 200);
     assert_eq!(users.last().unwrap().path_and_query, "/7.json");

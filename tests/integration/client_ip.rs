@@ -141,7 +141,15 @@ fn v2_ipv6(source: &str, port: u16) -> Vec<u8> {
 #[tokio::test]
 async fn the_proxy_protocol_names_the_client_in_v1_and_v2() {
     let backend = Backend::start().await;
-    let gw = echoing(&backend, &["proxy_protocol = true"]).serve().await;
+    let gw = echoing(
+        &backend,
+        &[
+            "proxy_protocol = true",
+            r#"trusted_proxies = ["127.0.0.1"]"#,
+        ],
+    )
+    .serve()
+    .await;
 
     let v1 = b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\n".to_vec();
     let answer = through_proxy_protocol(gw.addr, v1).await;
@@ -156,11 +164,15 @@ async fn the_proxy_protocol_names_the_client_in_v1_and_v2() {
     assert_eq!(seen(&backend, "x-client-ip"), "2001:db8::9");
     assert_eq!(seen(&backend, "x-client-port"), "51000");
 
-    // v2 LOCAL (a balancer's health check): the real peer stands.
+    // v2 LOCAL (a balancer's health check): the real peer stands, and,
+    // though it is a trusted proxy, a forwarding header on that connection
+    // is the client's own (an L4 balancer writes none), so it is ignored.
     let local = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00".to_vec();
-    let answer = through_proxy_protocol(gw.addr, local).await;
+    let answer =
+        through_proxy_protocol_with(gw.addr, local, "X-Forwarded-For: 198.51.100.66\r\n").await;
     assert_eq!(raw::status(&answer), 200, "{answer}");
     assert_eq!(seen(&backend, "x-client-ip"), "127.0.0.1");
+    assert_eq!(seen(&backend, "x-resolved-client-ip"), "127.0.0.1");
 
     // No header, or a malformed one: closed without an answer, and the
     // backend never sees it.

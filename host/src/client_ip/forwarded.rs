@@ -46,25 +46,52 @@ pub type Hop = Option<IpAddr>;
 /// nearest this gateway). Several header lines are one list, in order
 /// (RFC 9110 §5.3).
 pub fn hops(headers: &HeaderMap, which: ChainHeader) -> Vec<Hop> {
-    let lines = headers.get_all(which.name()).iter();
     let mut hops = Vec::new();
-    for line in lines {
-        // A line that is not text names no address: one unknown hop.
-        let Ok(line) = line.to_str() else {
-            hops.push(None);
-            continue;
-        };
+    for line in headers.get_all(which.name()) {
+        let line = line.as_bytes();
         match which {
             ChainHeader::XForwardedFor => hops.extend(
-                line.split(',')
-                    .map(str::trim)
-                    .filter(|h| !h.is_empty())
-                    .map(node),
+                pieces(line)
+                    .filter(|p| !p.trim_ascii().is_empty())
+                    .map(|p| std::str::from_utf8(p.trim_ascii()).ok().and_then(node)),
             ),
-            ChainHeader::Forwarded => hops.extend(split_quoted(line, ',').map(element_for)),
+            ChainHeader::Forwarded => match std::str::from_utf8(line) {
+                // Quotes hide commas only in a line whose quotes all close:
+                // a client's unterminated quote must not swallow the
+                // elements a proxy appended after it on the same line.
+                Ok(text) if quotes_balance(text) => {
+                    hops.extend(split_quoted(text, ',').map(element_for));
+                }
+                _ => hops.extend(
+                    pieces(line)
+                        .filter(|p| !p.trim_ascii().is_empty())
+                        .map(|p| std::str::from_utf8(p).ok().and_then(element_for)),
+                ),
+            },
         }
     }
     hops
+}
+
+/// A line's comma-separated pieces, as bytes: a piece that is not text (a
+/// client's obs-text) spoils only itself, never the hops a proxy appended
+/// after it on the same line.
+fn pieces(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|b| *b == b',')
+}
+
+/// Whether every quoted string in `text` is closed.
+fn quotes_balance(text: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    !quoted
 }
 
 /// The `for` of one `forwarded-element` (RFC 7239 §4): `for=192.0.2.60;
@@ -191,5 +218,43 @@ mod tests {
     #[test]
     fn unterminated_quotes_name_no_address() {
         assert_eq!(chain(ChainHeader::Forwarded, &[r#"for="10.0.0.1"#]), [None]);
+    }
+
+    /// A client's open quote must not hide the element a proxy appends to
+    /// its line (nginx's `Forwarded` recipe appends with ", ").
+    #[test]
+    fn a_clients_open_quote_does_not_swallow_a_proxys_element() {
+        let hops = chain(
+            ChainHeader::Forwarded,
+            &[r#"for=10.9.9.9;x=", for=203.0.113.9"#],
+        );
+        assert_eq!(hops.last(), Some(&ip("203.0.113.9")));
+        let hops = chain(
+            ChainHeader::Forwarded,
+            &[r#"for="1.2.3.4, for=203.0.113.9"#],
+        );
+        assert_eq!(hops.last(), Some(&ip("203.0.113.9")));
+    }
+
+    /// A client's non-text bytes spoil its own entry only, not the one a
+    /// proxy appended to the same line.
+    #[test]
+    fn a_clients_obs_text_does_not_spoil_a_proxys_entry() {
+        let mut headers = HeaderMap::new();
+        let mut line = b"\xff\xfe".to_vec();
+        line.extend_from_slice(b", 203.0.113.9");
+        headers.insert("x-forwarded-for", HeaderValue::from_bytes(&line).unwrap());
+        assert_eq!(
+            hops(&headers, ChainHeader::XForwardedFor),
+            [None, ip("203.0.113.9")]
+        );
+        let mut headers = HeaderMap::new();
+        let mut line = b"for=\xff".to_vec();
+        line.extend_from_slice(b", for=203.0.113.9");
+        headers.insert("forwarded", HeaderValue::from_bytes(&line).unwrap());
+        assert_eq!(
+            hops(&headers, ChainHeader::Forwarded),
+            [None, ip("203.0.113.9")]
+        );
     }
 }

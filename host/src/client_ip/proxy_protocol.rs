@@ -20,6 +20,8 @@ const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// A v2 address block too short for its family.
 const SHORT: ProxyHeaderError =
     ProxyHeaderError::Malformed("a v2 address block shorter than its family needs");
+/// The longest v2 address block with TLVs accepted.
+const V2_MAX_LEN: usize = 4096;
 /// The longest v1 line, CRLF included (§2.1).
 const V1_MAX: usize = 107;
 
@@ -116,7 +118,12 @@ where
     let mut fixed = [0u8; 4];
     stream.read_exact(&mut fixed).await?;
     let len = usize::from(u16::from_be_bytes([fixed[2], fixed[3]]));
-    // At most 64 KiB: the length is 16 bits.
+    // The length field allows 64 KiB; addresses and the TLVs load
+    // balancers send (AWS's VPC endpoint, Azure's link id, ALPN, SNI) fit
+    // in far less, and a cap keeps half-open connections cheap.
+    if len > V2_MAX_LEN {
+        return Err(ProxyHeaderError::Malformed("a v2 header longer than 4 KiB"));
+    }
     let mut rest = vec![0u8; len];
     stream.read_exact(&mut rest).await?;
     parse_v2(fixed[0], fixed[1], &rest)
@@ -141,7 +148,13 @@ pub fn parse_v2(
         _ => return Err(bad("a v2 command other than LOCAL or PROXY")),
     }
     // Only TCP (STREAM) over IPv4 and IPv6 carry an IP address; UNSPEC,
-    // UDP and UNIX sockets leave the real peer.
+    // UDP and UNIX sockets leave the real peer. Any other byte is invalid
+    // and must be rejected (§2.2).
+    if !matches!(family, 0x00 | 0x11 | 0x12 | 0x21 | 0x22 | 0x31 | 0x32) {
+        return Err(ProxyHeaderError::Malformed(
+            "a v2 address family or protocol that does not exist",
+        ));
+    }
     let address = match family {
         0x11 => {
             let block: &[u8; 12] = rest.first_chunk().ok_or(SHORT)?;
@@ -261,6 +274,10 @@ mod tests {
         let (h, _) = read(&v2(1, 0x11, &[1, 2, 3])).await;
         assert!(matches!(h, Err(ProxyHeaderError::Malformed(_))));
         let (h, _) = read(&v2(2, 0x11, &[0; 12])).await;
+        assert!(matches!(h, Err(ProxyHeaderError::Malformed(_))));
+        let (h, _) = read(&v2(1, 0x41, &[0; 12])).await;
+        assert!(matches!(h, Err(ProxyHeaderError::Malformed(_))));
+        let (h, _) = read(&v2(1, 0x11, &[0; 5000])).await;
         assert!(matches!(h, Err(ProxyHeaderError::Malformed(_))));
         let mut wrong_version = v2(1, 0x11, &[0; 12]);
         wrong_version[12] = 0x11;

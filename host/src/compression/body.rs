@@ -26,6 +26,8 @@ pub struct Compressed {
     /// Input was encoded since the last flush.
     dirty: bool,
     done: bool,
+    /// Trailers that came after the body, sent after its last bytes.
+    trailers: Option<http::HeaderMap>,
 }
 
 impl Compressed {
@@ -36,6 +38,7 @@ impl Compressed {
             encoder,
             dirty: false,
             done: false,
+            trailers: None,
         }
     }
 
@@ -96,15 +99,22 @@ impl http_body::Body for Compressed {
         let this = self.get_mut();
         loop {
             if this.done {
-                return Poll::Ready(None);
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame_in))) => {
-                    // Trailers cannot follow a compressed body through
-                    // every HTTP version: they are dropped (gRPC, which
-                    // needs them, is never compressed here).
-                    let Ok(data) = frame_in.into_data() else {
-                        continue;
+                    // Trailers end the body: the encoder is finished, and
+                    // they follow its last bytes.
+                    let data = match frame_in.into_data() {
+                        Ok(data) => data,
+                        Err(frame_in) => {
+                            if let Ok(trailers) = frame_in.into_trailers() {
+                                this.trailers = Some(trailers);
+                                this.done = true;
+                                return frame(this.drain(true)?);
+                            }
+                            continue;
+                        }
                     };
                     if data.is_empty() {
                         continue;
@@ -135,7 +145,7 @@ impl http_body::Body for Compressed {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.done && self.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

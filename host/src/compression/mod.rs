@@ -12,7 +12,10 @@
 //! cache keeps the encodings apart, whether or not this client takes one.
 //! A compressed one loses `Content-Length` and `Accept-Ranges` (both were
 //! about the identity bytes), and a strong `ETag` becomes weak: the bytes
-//! differ from the identity representation's (RFC 9110 §8.8.3).
+//! differ from the identity representation's (RFC 9110 §8.8.3), and
+//! `Content-Digest`/`Repr-Digest` (RFC 9530) go. A request that says
+//! `Cache-Control: no-transform` (RFC 9111 §5.2.1.6), gRPC and server-sent
+//! events are never compressed.
 
 mod body;
 pub mod negotiate;
@@ -110,7 +113,9 @@ impl Compression {
     /// Read what a request accepts, before it is handed on. `HEAD` gets
     /// identity: it has no body to compress.
     pub fn asked(&self, method: &Method, headers: &HeaderMap) -> Asked {
-        if method == Method::HEAD {
+        // A client's `no-transform` asks intermediaries to leave the
+        // content alone (RFC 9111 §5.2.1.6).
+        if method == Method::HEAD || no_transform(headers) {
             return Asked(None);
         }
         Asked(negotiate::choose(headers, &self.codings))
@@ -128,6 +133,9 @@ impl Compression {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static(coding.name()));
         headers.remove(CONTENT_LENGTH);
         headers.remove(ACCEPT_RANGES);
+        // Digests of the identity bytes (RFC 9530) no longer hold.
+        headers.remove("content-digest");
+        headers.remove("repr-digest");
         weaken_etag(headers);
         let inner = std::mem::replace(response.body_mut(), http_body_mod::empty());
         *response.body_mut() =
@@ -143,13 +151,7 @@ impl Compression {
         let encoded = headers
             .get(CONTENT_ENCODING)
             .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-        let no_transform = headers.get_all(CACHE_CONTROL).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
-            })
-        });
-        if encoded || no_transform || headers.contains_key(CONTENT_RANGE) {
+        if encoded || no_transform(headers) || headers.contains_key(CONTENT_RANGE) {
             return false;
         }
         let length = headers
@@ -175,8 +177,10 @@ impl Compression {
             .trim()
             .to_ascii_lowercase();
         // Server-sent events are flushed event by event; compressing them
-        // would hold events in the encoder.
-        if essence == "text/event-stream" {
+        // would hold events in the encoder. gRPC has its own message
+        // compression (`grpc-encoding`), and its clients do not decode a
+        // content coding.
+        if essence == "text/event-stream" || essence.starts_with("application/grpc") {
             return false;
         }
         let top = essence.split('/').next().unwrap_or("");
@@ -198,6 +202,16 @@ impl Compression {
             Coding::Zstd => Box::new(compression_codecs::ZstdEncoder::new(self.zstd_level)),
         }
     }
+}
+
+/// Whether `Cache-Control` says `no-transform`.
+fn no_transform(headers: &HeaderMap) -> bool {
+    headers.get_all(CACHE_CONTROL).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+        })
+    })
 }
 
 /// Add `Accept-Encoding` to `Vary` unless it is there (or `*`).

@@ -82,6 +82,7 @@ async fn each_coding_round_trips_and_rewrites_the_headers() {
                 ("etag", "\"v1\""),
                 ("accept-ranges", "bytes"),
                 ("vary", "origin"),
+                ("content-digest", "sha-256=:x:"),
             ],
             TEXT,
         );
@@ -89,6 +90,7 @@ async fn each_coding_round_trips_and_rewrites_the_headers() {
         let h = resp.headers().clone();
         assert_eq!(h["content-encoding"], coding.name());
         assert!(!h.contains_key("content-length") && !h.contains_key("accept-ranges"));
+        assert!(!h.contains_key("content-digest"));
         // RFC 9110 §8.8.3: other bytes, so a weak validator.
         assert_eq!(h["etag"], "W/\"v1\"");
         let vary: Vec<_> = h.get_all("vary").iter().collect();
@@ -142,6 +144,10 @@ fn what_is_never_compressed() {
     assert!(left_alone(200, &[("content-type", "image/png")]));
     assert!(left_alone(200, &[]));
     assert!(left_alone(200, &[("content-type", "text/event-stream")]));
+    assert!(left_alone(
+        200,
+        &[("content-type", "application/grpc+proto")]
+    ));
     // Listed by wildcard and exactly, with parameters.
     assert!(!left_alone(200, &[("content-type", "text/css")]));
     assert!(!left_alone(
@@ -156,6 +162,9 @@ fn head_requests_and_unaccepting_clients_get_identity() {
     let mut headers = HeaderMap::new();
     headers.insert("accept-encoding", HeaderValue::from_static("gzip"));
     assert!(s.asked(&Method::HEAD, &headers).0.is_none());
+    let mut no_transform = headers.clone();
+    no_transform.insert("cache-control", HeaderValue::from_static("no-transform"));
+    assert!(s.asked(&Method::GET, &no_transform).0.is_none());
     assert_eq!(s.asked(&Method::GET, &headers).0, Some(Coding::Gzip));
 }
 
@@ -201,4 +210,27 @@ fn tokio_stream_of<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Trailers after a compressed body still reach the client, after the
+/// encoder's last bytes.
+#[tokio::test]
+async fn trailers_follow_the_compressed_body() {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("x-checksum", HeaderValue::from_static("42"));
+    let frames = vec![
+        Ok::<_, BoxErr>(http_body::Frame::data(Bytes::from_static(TEXT))),
+        Ok(http_body::Frame::trailers(trailers)),
+    ];
+    let inner = http_body_mod::boxed(http_body_util::StreamBody::new(futures::stream::iter(
+        frames,
+    )));
+    let mut resp = Response::builder()
+        .header("content-type", "text/plain")
+        .body(inner)
+        .unwrap();
+    settings().apply(asked(Some(Coding::Zstd)), &mut resp);
+    let collected = resp.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["x-checksum"], "42");
+    assert_eq!(decode(Coding::Zstd, &collected.to_bytes()), TEXT);
 }

@@ -49,6 +49,15 @@ impl super::Config {
                 proxy_protocol: tls.proxy_protocol,
             },
         };
+        for (key, clients) in [("", &plain), ("tls.", &tls)] {
+            if clients.proxy_protocol && clients.trusted_proxies.is_empty() {
+                return Err(format!(
+                    "`{key}proxy_protocol = true` needs `{key}trusted_proxies`: the addresses of \
+                     the load balancers that send PROXY headers (a PROXY header from anyone \
+                     else would let a client choose its own address)"
+                ));
+            }
+        }
         Ok(ListenerClients { plain, tls })
     }
 }
@@ -79,7 +88,7 @@ mod tests {
         assert!(clients.tls.trusts("10.1.1.1".parse().unwrap()));
         let config = parse(
             "trusted_proxies = [\"10.0.0.0/8\"]\n[tls]\nlisten = \"127.0.0.1:8443\"\n\
-             certificates = [{cert = \"c\", key = \"k\"}]\ntrusted_proxies = []\n\
+             certificates = [{cert = \"c\", key = \"k\"}]\ntrusted_proxies = [\"192.168.0.0/16\"]\n\
              proxy_protocol = true\n",
         )
         .unwrap();

@@ -91,7 +91,8 @@ pub async fn serve_mode(
                 _ => settings.clients.plain.clone(),
             };
             let mut stream = stream;
-            let Some(client) = proxied(&mut stream, client, &clients, &settings).await else {
+            let Some((client, clients)) = proxied(&mut stream, client, clients, &settings).await
+            else {
                 return;
             };
             let peer = Peer {
@@ -118,26 +119,38 @@ pub async fn serve_mode(
     }
 }
 
-/// The connection's peer: the TCP peer, or, on a listener with
-/// `proxy_protocol`, the source its PROXY header names. `None` when the
-/// connection is to be closed: no valid header in time, or a header from a
-/// peer outside `trusted_proxies` (when any are listed).
+/// The connection's peer and how to find its clients: the TCP peer, or,
+/// on a listener with `proxy_protocol`, the source its PROXY header names.
+/// When a PROXY header names no address (`LOCAL`, `UNKNOWN`, a UNIX
+/// socket), the peer is the load balancer itself, which writes no
+/// forwarding header: any such header came from the client, so none is
+/// believed on that connection. `None` when the connection is to be
+/// closed: no valid header in time, or a header from a peer outside
+/// `trusted_proxies`.
 async fn proxied(
     stream: &mut tokio::net::TcpStream,
     peer: SocketAddr,
-    clients: &ClientAddressing,
+    clients: ClientAddressing,
     settings: &ServerSettings,
-) -> Option<SocketAddr> {
+) -> Option<(SocketAddr, ClientAddressing)> {
     if !clients.proxy_protocol {
-        return Some(peer);
+        return Some((peer, clients));
     }
-    if !clients.trusted_proxies.is_empty() && !clients.trusts(peer.ip()) {
+    // Config validation requires a list with `proxy_protocol`.
+    if !clients.trusts(peer.ip()) {
         tracing::debug!(%peer, "PROXY protocol from a peer outside trusted_proxies; closed");
         return None;
     }
     let header = proxy_protocol::read_header(stream);
     match tokio::time::timeout(settings.header_read_timeout, header).await {
-        Ok(Ok(named)) => Some(named.unwrap_or(peer)),
+        Ok(Ok(Some(named))) => Some((named, clients)),
+        Ok(Ok(None)) => Some((
+            peer,
+            ClientAddressing {
+                trusted_proxies: Arc::from([]),
+                ..clients
+            },
+        )),
         Ok(Err(e)) => {
             tracing::debug!(%peer, "closed: {e}");
             None

@@ -172,6 +172,15 @@ fn origins(at: &str, items: &[String], credentials: bool) -> Result<Origins, Str
     let mut null = false;
     for (i, item) in items.iter().enumerate() {
         if item == "null" {
+            // Any page can send `Origin: null` (a sandboxed iframe, a
+            // data: URL): with credentials that is `*` by another name.
+            if credentials {
+                return Err(format!(
+                    "{at}.origins[{i}]: `null` cannot be combined with `allow_credentials`: any \
+                     site can send `Origin: null` from a sandboxed frame, so it would read \
+                     answers sent with its visitors' cookies; list the origins"
+                ));
+            }
             null = true;
             continue;
         }

@@ -278,4 +278,10 @@ fn null_is_allowed_only_when_listed() {
         listed().preflight("null", "GET", "").outcome,
         Outcome::OriginRefused
     );
+    // Any page can be `null`: never with credentials, as `*` (Fetch §3.2.5).
+    let err = compile_error(serde_json::json!({"origins": ["null"], "allow_credentials": true}));
+    assert!(
+        err.contains("`null` cannot be combined with `allow_credentials`"),
+        "{err}"
+    );
 }

@@ -44,8 +44,10 @@ impl Plugin for ForwardAuth {
             false => None,
         };
         match self.settings.scope(route.as_deref()) {
-            Scope::Untouched => return Action::Continue,
-            Scope::Public => {
+            // Wherever the plugin does not ask, a client still cannot claim
+            // an identity the auth service vouches for: an upstream that
+            // trusts `x-user-id` on one route may serve others too.
+            Scope::Untouched | Scope::Public => {
                 self.remove_vouched_headers(req);
                 return Action::Continue;
             }
