@@ -40,6 +40,7 @@ for p in ip_filter cors forward_auth; do
     [ -f "$P/weir_plugin_$p.wasm" ] || { echo "error: $P/weir_plugin_$p.wasm is missing: cargo build --release" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
+chmod 755 "$tmp"   # nginx workers run as nobody when started as root
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done

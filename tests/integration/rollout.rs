@@ -161,6 +161,35 @@ async fn a_canary_at_ten_percent_gets_its_share_sticky_per_client() {
     }
 }
 
+/// `sticky = "client_ip"` keys on the client the gateway resolved: behind
+/// a trusted proxy every connection comes from 127.0.0.1, yet clients
+/// split between the versions, each staying on its own.
+#[tokio::test]
+async fn a_canary_sticky_by_client_ip_uses_the_client_behind_a_trusted_proxy() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .top(r#"trusted_proxies = ["127.0.0.1"]"#)
+        .upstream("backend", &[backend.url()])
+        .scripted("10-route", route())
+        .scripted("20-version", version("stable"))
+        .scripted("20-version.canary", version("canary"))
+        .section("[plugins.20-version.canary]\nshare = 0.5\nsticky = \"client_ip\"")
+        .serve()
+        .await;
+    let mut versions = Vec::new();
+    for i in 0..40 {
+        let ip = format!("198.51.100.{i}");
+        let first = get_with(&gw.url("/"), ("x-forwarded-for", &ip)).await;
+        let again = get_with(&gw.url("/"), ("x-forwarded-for", &ip)).await;
+        assert_eq!(first.header("x-version"), again.header("x-version"), "{ip}");
+        versions.push(first.header("x-version").unwrap().to_string());
+    }
+    assert!(
+        versions.iter().any(|v| v == "canary") && versions.iter().any(|v| v == "stable"),
+        "{versions:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_trapping_canary_is_rolled_back_with_no_failed_request() {
     let backend = Backend::start().await;

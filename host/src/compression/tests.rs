@@ -234,3 +234,30 @@ async fn trailers_follow_the_compressed_body() {
     assert_eq!(collected.trailers().unwrap()["x-checksum"], "42");
     assert_eq!(decode(Coding::Zstd, &collected.to_bytes()), TEXT);
 }
+
+#[test]
+fn windows_just_cover_the_body() {
+    assert_eq!(window_log(Some(0)), 10);
+    assert_eq!(window_log(Some(1024)), 10);
+    assert_eq!(window_log(Some(1025)), 11);
+    assert_eq!(window_log(Some(12_867)), 14);
+    assert_eq!(window_log(Some(1 << 30)), 20);
+    assert_eq!(window_log(None), 20);
+}
+
+/// High levels round-trip with the sized windows too, and a body larger
+/// than its stated size (a lying `Content-Length` upstream) still decodes.
+#[tokio::test]
+async fn high_levels_round_trip_with_sized_windows() {
+    let s = Compression {
+        brotli_level: 11,
+        zstd_level: 19,
+        gzip_level: 9,
+        ..settings()
+    };
+    for coding in [Coding::Gzip, Coding::Brotli, Coding::Zstd] {
+        let mut resp = response(200, &[("content-type", "text/plain")], TEXT);
+        s.apply(asked(Some(coding)), &mut resp);
+        assert_eq!(decode(coding, &bytes(resp).await), TEXT, "{coding:?}");
+    }
+}

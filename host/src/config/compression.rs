@@ -110,12 +110,13 @@ fn default_content_types() -> Vec<String> {
     .to_vec()
 }
 // nginx's default gzip level is 1, Caddy's 5; 5 keeps most of the ratio
-// for a fraction of 9's CPU (docs/benchmarks.md has the figures).
+// for two thirds of 9's CPU (docs/benchmarks.md has the figures).
 fn default_gzip_level() -> u32 {
     5
 }
-// brotli's own default (11) costs ~50x gzip's CPU: fine for static assets
-// compressed once, not for every proxied response.
+// brotli's own default (11) costs ~23 ms per 12 KB response (docs/
+// benchmarks.md): fine for assets compressed once, not for every proxied
+// response.
 fn default_brotli_level() -> u32 {
     4
 }

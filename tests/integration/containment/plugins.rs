@@ -220,7 +220,8 @@ async fn a_log_flood_is_cut_to_the_log_budget() {
     // Five requests: 100 MB of log lines offered.
     for _ in 0..5 {
         let started = Instant::now();
-        assert_eq!(get(&process.url("/bad")).await.status, 200);
+        let reply = get(&process.url("/bad")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
         assert_within_deadline(started.elapsed());
     }
     // A second later, the next line reports what was dropped.
