@@ -103,6 +103,36 @@ async fn the_kit_stubs_outbound_calls_and_records_them() {
     assert!(paths.contains(&"/plans/gold".to_string()));
 }
 
+/// The kit sets the resolved client (`client-ip`) apart from the peer, so
+/// a plugin judging clients behind proxies is testable without a gateway.
+#[tokio::test]
+async fn the_kit_gives_a_plugin_the_resolved_client_ip() {
+    let kit = PluginUnderTest::load(
+        &wasm("weir_plugin_ip_filter"),
+        r#"{"default": {"deny": ["203.0.113.0/24"]}}"#,
+        Stubs::default(),
+        Some(&cache()),
+    )
+    .await
+    .unwrap();
+    let behind_proxy = TestRequest {
+        client_ip: Some("203.0.113.9".parse().unwrap()),
+        ..TestRequest::default()
+    };
+    let outcome = kit.on_request(&behind_proxy).await.unwrap();
+    let TestAction::Respond { reply } = outcome.action else {
+        panic!("the denied client went on: {:?}", outcome.action)
+    };
+    assert_eq!(reply.status, 403);
+    // The peer alone (127.0.0.1) is not denied.
+    let outcome = kit.on_request(&TestRequest::default()).await.unwrap();
+    assert!(
+        matches!(outcome.action, TestAction::Continue),
+        "{:?}",
+        outcome.action
+    );
+}
+
 #[tokio::test]
 async fn the_kit_reports_respond_then_continue_and_wait_as_returned() {
     let load = |script: serde_json::Value| async move {

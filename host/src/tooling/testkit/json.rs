@@ -111,9 +111,14 @@ pub struct TestRequest {
     /// Body.
     #[serde(default, skip_serializing_if = "is_none")]
     pub body: BodyText,
-    /// The client's address (default `127.0.0.1:40000`).
+    /// The client's address (default `127.0.0.1:40000`): the connection's
+    /// peer, `request.client-addr`.
     #[serde(default = "client")]
     pub client: SocketAddr,
+    /// The client's IP as the gateway resolved it through trusted proxies,
+    /// `request.client-ip` (default: `client`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<std::net::IpAddr>,
     /// Context set by earlier plugins (e.g. `route`, `consumer`).
     #[serde(default)]
     pub context: BTreeMap<String, String>,
@@ -127,6 +132,7 @@ impl Default for TestRequest {
             headers: Headers::default(),
             body: BodyText::None,
             client: client(),
+            client_ip: None,
             context: BTreeMap::new(),
         }
     }

@@ -218,6 +218,9 @@ fn request_state(request: &TestRequest) -> Result<RequestState, String> {
         BodyState::buffered(Bytes::from(request.body.bytes()?)),
         request.client,
     );
+    if let Some(ip) = request.client_ip {
+        state.client_ip = ip;
+    }
     state.context = request.context.clone().into_iter().collect();
     Ok(state)
 }
@@ -259,6 +262,7 @@ async fn test_request(mut state: RequestState) -> TestRequest {
         headers: header_pairs(&state.head.headers),
         body: BodyText::from_bytes(&body),
         client: state.client,
+        client_ip: (state.client_ip != state.client.ip()).then_some(state.client_ip),
         context: state.context.into_iter().collect(),
     }
 }
