@@ -18,6 +18,7 @@
 )]
 
 // Serving: what a request passes through, from the listener down.
+pub mod acme;
 pub mod client_ip;
 pub mod compression;
 pub mod config;

@@ -2,6 +2,7 @@
 //! through its listener, or the `weir` binary), real plugins built by the
 //! build script, and a real HTTP client.
 
+mod acme;
 mod admin_listener;
 mod aggregate;
 mod architecture;

@@ -33,7 +33,9 @@ pub use operations::{
 };
 pub use plugins::{CanaryConfig, OnFailure, PluginPolicy, PluginRole, QuarantineConfig, Sticky};
 pub use server::ServerSettings;
-pub use tls::{CertificateFiles, ClientAuth, TlsConfig, TlsVersion, UpstreamTls};
+pub use tls::{
+    AcmeChallenge, AcmeConfig, CertificateFiles, ClientAuth, TlsConfig, TlsVersion, UpstreamTls,
+};
 use upstream::validate_upstream;
 pub use upstream::{
     BalanceConfig, HashOn, HealthConfig, PassiveConfig, Protocol, UpstreamConfig, parse_target,
@@ -321,8 +323,15 @@ impl Config {
             validate_upstream(name, upstream)?;
         }
         if let Some(tls) = &self.tls {
-            if tls.certificates.is_empty() {
-                return Err("`tls.certificates` must list at least one certificate".into());
+            match &tls.acme {
+                Some(acme) => acme.validate()?,
+                None if tls.certificates.is_empty() => {
+                    return Err(
+                        "`tls.certificates` must list at least one certificate (or set `[tls.acme]`)"
+                            .into(),
+                    );
+                }
+                None => {}
             }
             if tls.listen == self.listen {
                 return Err("`tls.listen` must differ from `listen`".into());

@@ -13,7 +13,9 @@ pub struct TlsConfig {
     pub listen: SocketAddr,
     /// Certificates with their keys (PEM), chosen by the name the client
     /// asks for (SNI) among each certificate's DNS names, exact or
-    /// wildcard. Reloaded when the files change.
+    /// wildcard. Reloaded when the files change. May be empty when
+    /// `[tls.acme]` obtains the certificates.
+    #[serde(default)]
     pub certificates: Vec<CertificateFiles>,
     /// Lowest protocol version accepted: `"1.2"` (default) or `"1.3"`.
     #[serde(default)]
@@ -40,6 +42,125 @@ pub struct TlsConfig {
     /// TLS handshake.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// `[tls.acme]`: certificates obtained from an ACME CA (RFC 8555).
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
+}
+
+/// `[tls.acme]`: certificates ordered from an ACME CA and kept in the
+/// `[state]` store, so every gateway on one store shares one account and
+/// one certificate per name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The CA's directory URL (`https://…/directory`).
+    pub directory: String,
+    /// Contacts for the account: `mailto:` URIs or bare e-mail addresses.
+    #[serde(default)]
+    pub contact: Vec<String>,
+    /// The names to obtain certificates for, one certificate per name.
+    pub domains: Vec<String>,
+    /// How the CA checks control of a name: `"http-01"` (default) on the
+    /// plain listener, or `"tls-alpn-01"` on the TLS listener.
+    #[serde(default)]
+    pub challenge: AcmeChallenge,
+    /// CA bundle (PEM) trusted for the directory's HTTPS, with the
+    /// system's roots (a private CA, a test CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Agree to the CA's terms of service when the account is created.
+    /// Required by most CAs; `false` makes registration fail.
+    #[serde(default = "default_true")]
+    pub terms_of_service_agreed: bool,
+    /// First wait after a failed order, doubled after each further failure.
+    #[serde(default = "default_retry_min_ms")]
+    pub retry_min_ms: u64,
+    /// Longest wait between failed orders.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// How often the store is read for certificates another gateway
+    /// obtained (once a second while another gateway is ordering).
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+impl AcmeConfig {
+    /// Check the names and the timings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.directory.is_empty() {
+            return Err("`tls.acme.directory` must be the CA's directory URL".into());
+        }
+        if self.domains.is_empty() {
+            return Err("`tls.acme.domains` must list at least one name".into());
+        }
+        for name in &self.domains {
+            if name.starts_with("*.") {
+                return Err(format!(
+                    "`tls.acme.domains`: `{name}`: wildcard names need the dns-01 challenge, \
+                     which Weir does not offer"
+                ));
+            }
+            if !valid_dns_name(name) {
+                return Err(format!("`tls.acme.domains`: `{name}` is not a DNS name"));
+            }
+        }
+        if self.retry_min_ms == 0 || self.retry_max_ms < self.retry_min_ms || self.poll_ms == 0 {
+            return Err(
+                "`tls.acme`: `retry_min_ms` and `poll_ms` must be greater than 0, \
+                 and `retry_max_ms` at least `retry_min_ms`"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A host name of letters, digits and hyphens in dot-separated labels.
+fn valid_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// `tls.acme.challenge`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AcmeChallenge {
+    /// A token answered over plain HTTP on port 80 (`listen`).
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    /// A self-signed certificate served for ALPN `acme-tls/1` on the TLS
+    /// listener (port 443).
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+impl AcmeChallenge {
+    /// The name the CA and the config use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcmeChallenge::Http01 => "http-01",
+            AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+fn default_retry_min_ms() -> u64 {
+    60_000
+}
+
+fn default_retry_max_ms() -> u64 {
+    3_600_000
+}
+
+fn default_poll_ms() -> u64 {
+    60_000
 }
 
 /// One certificate chain and its private key.
@@ -103,4 +224,49 @@ pub struct UpstreamTls {
 
 fn default_true() -> bool {
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acme(domains: &[&str]) -> AcmeConfig {
+        AcmeConfig {
+            directory: "https://ca.example/dir".into(),
+            contact: Vec::new(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            challenge: AcmeChallenge::Http01,
+            ca_file: None,
+            terms_of_service_agreed: true,
+            retry_min_ms: 1000,
+            retry_max_ms: 2000,
+            poll_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn acme_domains_are_checked_at_load() {
+        assert!(acme(&["api.example.com"]).validate().is_ok());
+        assert!(acme(&[]).validate().is_err());
+        let wildcard = acme(&["*.example.com"]).validate().unwrap_err();
+        assert!(wildcard.contains("dns-01"), "{wildcard}");
+        assert!(acme(&["bad name.example.com"]).validate().is_err());
+        assert!(acme(&["-x.example.com"]).validate().is_err());
+        let mut backwards = acme(&["a.example.com"]);
+        backwards.retry_max_ms = 10;
+        assert!(backwards.validate().is_err());
+    }
+
+    #[test]
+    fn acme_lets_tls_go_without_certificate_files() {
+        let without: TlsConfig = toml::from_str(
+            "listen = \"127.0.0.1:8443\"\n[acme]\ndirectory = \"https://ca/dir\"\ndomains = [\"a.example.com\"]\nchallenge = \"tls-alpn-01\"",
+        )
+        .unwrap();
+        assert!(without.certificates.is_empty());
+        let acme = without.acme.unwrap();
+        assert_eq!(acme.challenge, AcmeChallenge::TlsAlpn01);
+        assert!(acme.terms_of_service_agreed);
+        assert_eq!(acme.retry_min_ms, 60_000);
+    }
 }

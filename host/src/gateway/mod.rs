@@ -63,6 +63,8 @@ pub struct Gateway {
     drain: crate::lifecycle::Drain,
     /// The connection cap every listener shares; follows reloads.
     slots: Arc<crate::lifecycle::Slots>,
+    /// ACME's http-01 responder, once `[tls.acme]` has started.
+    acme_http01: std::sync::OnceLock<crate::acme::challenge::Http01>,
 }
 
 /// How a request ended, for the access log and the metrics.
@@ -128,6 +130,7 @@ impl Gateway {
             slots: crate::lifecycle::Slots::new(pipeline.server().max_connections),
             current: ArcSwap::from_pointee(pipeline),
             drain: crate::lifecycle::Drain::default(),
+            acme_http01: std::sync::OnceLock::new(),
         })
     }
 
@@ -159,6 +162,17 @@ impl Gateway {
     /// The stores shared by every pipeline.
     pub fn stores(&self) -> &Stores {
         &self.stores
+    }
+
+    /// Answer ACME http-01 validations on the plain listener with
+    /// `responder` (set once, when ACME starts).
+    pub fn set_acme_http01(&self, responder: crate::acme::challenge::Http01) {
+        let _ = self.acme_http01.set(responder);
+    }
+
+    /// ACME's http-01 responder, if ACME runs.
+    pub fn acme_http01(&self) -> Option<&crate::acme::challenge::Http01> {
+        self.acme_http01.get()
     }
 
     /// Handle one request from `peer` (a client address, or a [`Peer`]

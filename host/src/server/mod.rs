@@ -6,7 +6,8 @@
 //! (`lifecycle/drain.rs`). At most `max_connections` are open at once (further ones
 //! wait in the kernel's backlog: `lifecycle/slots.rs`), and a client has
 //! `header_read_timeout` to send each request head (and to finish a TLS
-//! handshake), so slowloris-style clients hold little. `weir run` serves
+//! handshake), so slowloris-style clients hold little. ACME validations
+//! (`acme/challenge.rs`) are answered here, before the gateway. `weir run` serves
 //! from one thread per core (`workers.rs`).
 //!
 //! These settings are the gateway's current pipeline's, read for each new
@@ -32,6 +33,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::acme::challenge::Http01;
 use crate::client_ip::{ClientAddressing, proxy_protocol};
 use crate::gateway::{Gateway, Peer};
 use crate::lifecycle::Drain;
@@ -190,10 +192,19 @@ async fn serve_accepted(
                     return;
                 }
             };
+            if stream.get_ref().1.alpn_protocol() == Some(tls::ACME_TLS_ALPN) {
+                // A tls-alpn-01 validation: the handshake was the answer,
+                // and no HTTP follows (RFC 8737 §3).
+                tracing::debug!(%client, "ACME tls-alpn-01 validation answered");
+                return;
+            }
             peer.tls = Some(Arc::new(tls::facts(stream.get_ref().1)));
             serve_io(stream, peer, gateway, (settings, builder), drain).await;
         }
-        Mode::RedirectToHttps(port) => serve_redirect(stream, port, (settings, builder)).await,
+        Mode::RedirectToHttps(port) => {
+            let acme = gateway.acme_http01().cloned();
+            serve_redirect(stream, port, acme, (settings, builder)).await;
+        }
     }
 }
 
@@ -273,10 +284,20 @@ async fn serve_io<I>(
     let client = peer.addr;
     let first = FirstRequest::new(settings.header_read_timeout);
     let asked = first.asked.clone();
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         asked.store(true, Ordering::Relaxed);
         let (gateway, peer) = (gateway.clone(), peer.clone());
-        async move { Ok::<_, Infallible>(gateway.handle_from(request, peer).await) }
+        async move {
+            // ACME's http-01 validation, on plain HTTP only, before any
+            // plugin.
+            if peer.tls.is_none()
+                && Http01::claims(request.uri().path())
+                && let Some(acme) = gateway.acme_http01()
+            {
+                return Ok::<_, Infallible>(acme.answer(request.uri().path()).await);
+            }
+            Ok::<_, Infallible>(gateway.handle_from(request, peer).await)
+        }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
@@ -331,13 +352,21 @@ impl FirstRequest {
 async fn serve_redirect(
     stream: tokio::net::TcpStream,
     port: u16,
+    acme: Option<Http01>,
     (settings, builder): (&ServerSettings, &auto::Builder<TokioExecutor>),
 ) {
     let first = FirstRequest::new(settings.header_read_timeout);
     let asked = first.asked.clone();
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         asked.store(true, Ordering::Relaxed);
-        async move { Ok::<_, Infallible>(redirect_response(&request, port)) }
+        let acme = acme.clone();
+        async move {
+            // ACME's http-01 validation is answered, not redirected.
+            if let Some(acme) = acme.filter(|_| Http01::claims(request.uri().path())) {
+                return Ok::<_, Infallible>(acme.answer(request.uri().path()).await);
+            }
+            Ok::<_, Infallible>(redirect_response(&request, port))
+        }
     });
     tokio::select! {
         _ = builder.serve_connection(TokioIo::new(stream), service) => {}

@@ -8,6 +8,10 @@
 //! bad file keeps the old certificates serving (the error is logged and
 //! shown by `GET /admin/tls`). Connections already open keep the session
 //! they negotiated.
+//!
+//! Certificates obtained by ACME (`acme/`) join the files' in the same set
+//! ([`TlsState::set_managed`]); a tls-alpn-01 challenge certificate is
+//! served only to a client offering ALPN `acme-tls/1`, never to others.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,14 +34,42 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The ALPN protocol of the tls-alpn-01 challenge (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 /// One loaded certificate, for the resolver and the admin API.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Loaded {
     key: Arc<CertifiedKey>,
     names: Vec<String>,
     not_after: String,
-    cert_file: PathBuf,
+    /// The file it came from; `None` for ACME's.
+    cert_file: Option<PathBuf>,
 }
+
+/// A certificate managed outside the files (ACME's), for
+/// [`TlsState::set_managed`].
+#[derive(Debug, Clone)]
+pub struct ManagedCert {
+    key: Arc<CertifiedKey>,
+    names: Vec<String>,
+    not_after: String,
+}
+
+impl ManagedCert {
+    /// A certificate from its chain (leaf first) and key, both PEM.
+    pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<ManagedCert, String> {
+        let loaded = pair(chain, key, "the certificate", "its key")?;
+        Ok(ManagedCert {
+            key: loaded.key,
+            names: loaded.names,
+            not_after: loaded.not_after,
+        })
+    }
+}
+
+/// tls-alpn-01 challenge certificates by name (lower-case).
+type Challenges = ArcSwap<HashMap<String, Arc<CertifiedKey>>>;
 
 /// A complete set of certificates, swapped whole.
 #[derive(Debug, Default)]
@@ -57,6 +89,13 @@ pub struct TlsState {
     base_dir: PathBuf,
     current: ArcSwap<Current>,
     last_error: Mutex<Option<String>>,
+    /// ACME's certificates, kept across reloads of the files.
+    managed: Mutex<Vec<ManagedCert>>,
+    /// tls-alpn-01 certificates being validated; shared by every
+    /// generation's resolver, so a challenge needs no new generation.
+    challenges: Arc<Challenges>,
+    /// What ACME reports for `GET /admin/tls`.
+    acme_status: Mutex<Option<serde_json::Value>>,
 }
 
 /// One generation: the certificates and the server config that serves them.
@@ -70,10 +109,20 @@ struct Current {
 struct Resolver {
     certs: Arc<CertSet>,
     strict_sni: bool,
+    challenges: Arc<Challenges>,
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // A validation (RFC 8737) gets the challenge certificate or
+        // nothing; other clients never see one.
+        if hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN))
+        {
+            let name = hello.server_name()?.to_ascii_lowercase();
+            return self.challenges.load().get(&name).cloned();
+        }
         let set = &self.certs;
         let index = match hello.server_name() {
             Some(name) => {
@@ -98,13 +147,76 @@ impl TlsState {
     /// Load the `[tls]` of `config`: every certificate and the client CA
     /// must load, or the error names the file.
     pub fn load(config: &Config, settings: &TlsConfig) -> Result<Arc<TlsState>, String> {
-        let current = generation(settings, &config.base_dir)?;
+        let challenges = Arc::new(Challenges::default());
+        let current = generation(settings, &config.base_dir, &[], &challenges)?;
         Ok(Arc::new(TlsState {
             settings: settings.clone(),
             base_dir: config.base_dir.clone(),
             current: ArcSwap::from_pointee(current),
             last_error: Mutex::new(None),
+            managed: Mutex::new(Vec::new()),
+            challenges,
+            acme_status: Mutex::new(None),
         }))
+    }
+
+    /// The `[tls]` this state serves.
+    pub fn settings(&self) -> &TlsConfig {
+        &self.settings
+    }
+
+    /// Serve `certs` (ACME's) with the files' certificates, replacing the
+    /// previous managed ones. For their names they take precedence over
+    /// the files'. The files are not read again.
+    pub fn set_managed(&self, certs: Vec<ManagedCert>) -> Result<(), String> {
+        let mut managed = self.managed.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current.load();
+        let files: Vec<Loaded> = current
+            .certs
+            .loaded
+            .iter()
+            .filter(|l| l.cert_file.is_some())
+            .cloned()
+            .collect();
+        let certs_set = Arc::new(index(files, &certs));
+        let server = build_server_config(
+            &self.settings,
+            &self.base_dir,
+            certs_set.clone(),
+            &self.challenges,
+        )?;
+        self.current.store(Arc::new(Current {
+            certs: certs_set,
+            server: Arc::new(server),
+        }));
+        *managed = certs;
+        Ok(())
+    }
+
+    /// Serve (or, with `None`, stop serving) a tls-alpn-01 challenge
+    /// certificate for `name`.
+    pub fn set_challenge(&self, name: &str, cert: Option<Arc<CertifiedKey>>) {
+        let name = name.to_ascii_lowercase();
+        self.challenges.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            match &cert {
+                Some(cert) => map.insert(name.clone(), cert.clone()),
+                None => map.remove(&name),
+            };
+            map
+        });
+    }
+
+    /// Whether a challenge certificate is served for `name`.
+    pub fn has_challenge(&self, name: &str) -> bool {
+        self.challenges
+            .load()
+            .contains_key(&name.to_ascii_lowercase())
+    }
+
+    /// Set what `GET /admin/tls` shows under `acme`.
+    pub fn set_acme_status(&self, status: serde_json::Value) {
+        *self.acme_status.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
     }
 
     /// The server config for the next handshake.
@@ -128,7 +240,12 @@ impl TlsState {
 
     /// Read the files again; swap the new certificates in only if all load.
     pub fn reload(&self) -> Result<(), String> {
-        let outcome = generation(&self.settings, &self.base_dir);
+        let managed = self
+            .managed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let outcome = generation(&self.settings, &self.base_dir, &managed, &self.challenges);
         let mut last_error = self
             .last_error
             .lock()
@@ -165,7 +282,8 @@ impl TlsState {
             .iter()
             .map(|l| {
                 serde_json::json!({
-                    "file": l.cert_file.display().to_string(),
+                    "file": l.cert_file.as_ref().map(|f| f.display().to_string()),
+                    "source": if l.cert_file.is_some() { "file" } else { "acme" },
                     "names": l.names,
                     "not_after": l.not_after,
                 })
@@ -180,15 +298,62 @@ impl TlsState {
                 ClientAuth::Optional => "optional",
             }),
             "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            "acme": self.acme_status.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         })
     }
 }
 
-/// Load the certificates and build the config that serves them.
-fn generation(settings: &TlsConfig, base: &Path) -> Result<Current, String> {
-    let certs = Arc::new(load_certs(settings, base)?);
-    let server = Arc::new(build_server_config(settings, base, certs.clone())?);
+/// Load the certificates, add the managed ones, and build the config that
+/// serves them.
+fn generation(
+    settings: &TlsConfig,
+    base: &Path,
+    managed: &[ManagedCert],
+    challenges: &Arc<Challenges>,
+) -> Result<Current, String> {
+    let certs = Arc::new(index(load_certs(settings, base)?, managed));
+    let server = Arc::new(build_server_config(
+        settings,
+        base,
+        certs.clone(),
+        challenges,
+    )?);
     Ok(Current { certs, server })
+}
+
+/// The set of `files` and `managed` certificates, indexed by name: the
+/// files' first (the first of them serves clients without SNI), the
+/// managed ones taking their exact names over.
+fn index(files: Vec<Loaded>, managed: &[ManagedCert]) -> CertSet {
+    let mut set = CertSet {
+        loaded_at: Some(SystemTime::now()),
+        ..CertSet::default()
+    };
+    let managed = managed.iter().map(|m| Loaded {
+        key: m.key.clone(),
+        names: m.names.clone(),
+        not_after: m.not_after.clone(),
+        cert_file: None,
+    });
+    for loaded in files.into_iter().chain(managed) {
+        let index = set.loaded.len();
+        let takes_over = loaded.cert_file.is_none();
+        for name in &loaded.names {
+            match name.strip_prefix("*.") {
+                Some(parent) => {
+                    set.wildcard.entry(parent.to_string()).or_insert(index);
+                }
+                None if takes_over => {
+                    set.exact.insert(name.clone(), index);
+                }
+                None => {
+                    set.exact.entry(name.clone()).or_insert(index);
+                }
+            }
+        }
+        set.loaded.push(loaded);
+    }
+    set
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -196,60 +361,48 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Load every certificate of `settings`; an error names the file.
-fn load_certs(settings: &TlsConfig, base: &Path) -> Result<CertSet, String> {
-    use rustls::pki_types::pem::PemObject;
-    let provider = provider();
-    let mut set = CertSet {
-        loaded_at: Some(SystemTime::now()),
-        ..CertSet::default()
-    };
+fn load_certs(settings: &TlsConfig, base: &Path) -> Result<Vec<Loaded>, String> {
+    let mut loaded = Vec::new();
     for files in &settings.certificates {
         let (cert_file, key_file) = (base.join(&files.cert), base.join(&files.key));
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(&read(&cert_file)?)
-                .collect::<Result<_, _>>()
-                .map_err(|e| {
-                    format!("{}: not a PEM certificate chain: {e}", cert_file.display())
-                })?;
-        let Some(leaf) = chain.first() else {
-            return Err(format!("{}: holds no certificate", cert_file.display()));
-        };
-        let key = PrivateKeyDer::from_pem_slice(&read(&key_file)?)
-            .map_err(|e| format!("{}: not a PEM private key: {e}", key_file.display()))?;
-        let (names, not_after) =
-            leaf_facts(leaf).map_err(|e| format!("{}: {e}", cert_file.display()))?;
-        if names.is_empty() {
-            return Err(format!(
-                "{}: the certificate names no DNS host (subjectAltName)",
-                cert_file.display()
-            ));
-        }
-        let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
-            format!(
-                "{} and {} do not make a usable pair: {e}",
-                cert_file.display(),
-                key_file.display()
-            )
-        })?;
-        let index = set.loaded.len();
-        for name in &names {
-            match name.strip_prefix("*.") {
-                Some(parent) => {
-                    set.wildcard.entry(parent.to_string()).or_insert(index);
-                }
-                None => {
-                    set.exact.entry(name.clone()).or_insert(index);
-                }
-            }
-        }
-        set.loaded.push(Loaded {
-            key: Arc::new(certified),
-            names,
-            not_after,
-            cert_file,
-        });
+        let mut one = pair(
+            &read(&cert_file)?,
+            &read(&key_file)?,
+            &cert_file.display().to_string(),
+            &key_file.display().to_string(),
+        )?;
+        one.cert_file = Some(cert_file);
+        loaded.push(one);
     }
-    Ok(set)
+    Ok(loaded)
+}
+
+/// A certificate chain and its key (PEM), checked to make a usable pair
+/// naming at least one DNS host; errors name `cert_name` or `key_name`.
+fn pair(chain: &[u8], key: &[u8], cert_name: &str, key_name: &str) -> Result<Loaded, String> {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{cert_name}: not a PEM certificate chain: {e}"))?;
+    let Some(leaf) = chain.first() else {
+        return Err(format!("{cert_name}: holds no certificate"));
+    };
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| format!("{key_name}: not a PEM private key: {e}"))?;
+    let (names, not_after) = leaf_facts(leaf).map_err(|e| format!("{cert_name}: {e}"))?;
+    if names.is_empty() {
+        return Err(format!(
+            "{cert_name}: the certificate names no DNS host (subjectAltName)"
+        ));
+    }
+    let certified = CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| format!("{cert_name} and {key_name} do not make a usable pair: {e}"))?;
+    Ok(Loaded {
+        key: Arc::new(certified),
+        names,
+        not_after,
+        cert_file: None,
+    })
 }
 
 /// The DNS names and expiry of a certificate.
@@ -276,6 +429,7 @@ fn build_server_config(
     settings: &TlsConfig,
     base: &Path,
     certs: Arc<CertSet>,
+    challenges: &Arc<Challenges>,
 ) -> Result<ServerConfig, String> {
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -309,8 +463,13 @@ fn build_server_config(
     let mut config = builder.with_cert_resolver(Arc::new(Resolver {
         certs,
         strict_sni: settings.strict_sni,
+        challenges: challenges.clone(),
     }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if settings.acme.is_some() {
+        // Negotiated only with a validator offering it (RFC 8737).
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     Ok(config)
 }
 

@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod jwt;
 pub mod openmetrics;
 pub mod otlp;
+pub mod pebble;
 pub mod plugin_metrics;
 pub mod process;
 pub mod raw;

@@ -107,11 +107,22 @@ impl Process {
     }
 
     pub async fn start_with(config: &Path, extra: &[&str], stderr: Stdio) -> Process {
+        Process::start_listening(config, "127.0.0.1:0", extra, stderr).await
+    }
+
+    /// Start with the proxy on `listen` (a fixed port, e.g. the one an
+    /// ACME server validates on).
+    pub async fn start_listening(
+        config: &Path,
+        listen: &str,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> Process {
         let mut child = Command::new(WEIR)
             .args([
                 "run",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--admin-listen",
                 "127.0.0.1:0",
                 "--config",
