@@ -181,7 +181,7 @@ async fn serve_accepted(
             let acceptor = tokio_rustls::TlsAcceptor::from(state.server_config());
             let handshake =
                 tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream));
-            let stream = match handshake.await {
+            let mut stream = match handshake.await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tracing::debug!(%client, "TLS handshake failed: {e}");
@@ -196,6 +196,8 @@ async fn serve_accepted(
                 // A tls-alpn-01 validation: the handshake was the answer,
                 // and no HTTP follows (RFC 8737 §3).
                 tracing::debug!(%client, "ACME tls-alpn-01 validation answered");
+                let close = tokio::io::AsyncWriteExt::shutdown(&mut stream);
+                let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
                 return;
             }
             peer.tls = Some(Arc::new(tls::facts(stream.get_ref().1)));
