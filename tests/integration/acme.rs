@@ -198,41 +198,93 @@ async fn acme_failed_order_keeps_the_last_certificate_serving() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acme_two_gateways_on_one_redis_order_once() {
-    let redis = RedisServer::start();
-    let url = format!("url = \"{}\"", redis.url());
-    let state = ["backend = \"redis\"", url.as_str()];
-    let (http_port, tls_a, tls_b) = (free_port(), free_port(), free_port());
-    let pebble = Pebble::start(http_port, tls_a, None).await;
-    // Only the first owns the port pebble validates on; whichever orders,
-    // the token is answered from the store, on a listener that otherwise
-    // redirects everything to HTTPS.
-    let (setup_a, setup_b) = (
-        setup_with(&pebble, tls_a, "http-01", &state, "redirect_http = true"),
-        setup(&pebble, tls_b, "http-01", &state),
+    let fleet = Fleet::new("http-01").await;
+    // Started together: whichever orders, the CA's request reaches the
+    // first, which answers the token from the store.
+    let (a, b) = tokio::join!(
+        start(&fleet.setup_a, fleet.http_port),
+        start(&fleet.setup_b, free_port())
     );
-    let (a, b) = tokio::join!(start(&setup_a, http_port), start(&setup_b, free_port()));
-    let root = pebble.root().await;
-    let (serial_a, _) = first_certificate(&a, &root).await;
-    let (serial_b, _) = first_certificate(&b, &root).await;
-    assert_eq!(serial_a, serial_b, "one certificate for the fleet");
-    let (name_a, name_b) = (acme_name(&a).await, acme_name(&b).await);
-    let orders = name_a["orders"].as_u64().unwrap() + name_b["orders"].as_u64().unwrap();
-    assert_eq!(orders, 1, "exactly one order: {name_a} {name_b}");
-    let (name_a, name_b) = until(10, "both to settle", || async {
-        let (a, b) = (acme_name(&a).await, acme_name(&b).await);
-        (a["status"] == "valid" && b["status"] == "valid").then_some((a, b))
-    })
-    .await;
-    assert_eq!(name_a["serial"], name_b["serial"]);
-    assert_eq!(pebble.orders(), 1, "pebble saw one order");
+    fleet.one_order_one_certificate(&a, &b).await;
     // Everything else on the redirecting listener still redirects.
     let redirected = get(&a.url("/x")).await;
     assert_eq!(redirected.status, 308);
-    let account = |g: &Process| {
-        let url = g.admin_url("/admin/tls");
-        async move { get(&url).await.json()["acme"]["account"].clone() }
-    };
-    // Only the ordering gateway loaded the account; one was registered.
-    let accounts = [account(&a).await, account(&b).await];
-    assert_eq!(accounts.iter().filter(|a| a.is_string()).count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acme_tls_alpn01_challenge_of_one_gateway_is_answered_by_another() {
+    let fleet = Fleet::new("tls-alpn-01").await;
+    // The second orders; the CA validates on the first, which serves the
+    // challenge the second published in the store.
+    let b = start(&fleet.setup_b, free_port()).await;
+    until(20, "the second gateway to order", || async {
+        (acme_name(&b).await["status"] == "ordering").then_some(())
+    })
+    .await;
+    let a = start(&fleet.setup_a, fleet.http_port).await;
+    let (name_a, name_b) = fleet.one_order_one_certificate(&a, &b).await;
+    assert_eq!(
+        (name_a["orders"].as_u64(), name_b["orders"].as_u64()),
+        (Some(0), Some(1))
+    );
+}
+
+/// Two gateway directories on one Redis; only the first owns the ports
+/// pebble validates on.
+struct Fleet {
+    _redis: RedisServer,
+    pebble: Pebble,
+    http_port: u16,
+    setup_a: Setup,
+    setup_b: Setup,
+}
+
+impl Fleet {
+    async fn new(challenge: &str) -> Fleet {
+        let redis = RedisServer::start();
+        let url = format!("url = \"{}\"", redis.url());
+        let state = ["backend = \"redis\"", url.as_str()];
+        let (http_port, tls_a, tls_b) = (free_port(), free_port(), free_port());
+        let pebble = Pebble::start(http_port, tls_a, None).await;
+        // The first's plain listener otherwise redirects to HTTPS.
+        let setup_a = setup_with(&pebble, tls_a, challenge, &state, "redirect_http = true");
+        let setup_b = setup(&pebble, tls_b, challenge, &state);
+        Fleet {
+            _redis: redis,
+            pebble,
+            http_port,
+            setup_a,
+            setup_b,
+        }
+    }
+
+    /// Both serve one certificate from one order under one account; their
+    /// `acme` names.
+    async fn one_order_one_certificate(
+        &self,
+        a: &Process,
+        b: &Process,
+    ) -> (serde_json::Value, serde_json::Value) {
+        let root = self.pebble.root().await;
+        let (serial_a, _) = first_certificate(a, &root).await;
+        let (serial_b, _) = first_certificate(b, &root).await;
+        assert_eq!(serial_a, serial_b, "one certificate for the fleet");
+        let (name_a, name_b) = until(10, "both to settle", || async {
+            let (a, b) = (acme_name(a).await, acme_name(b).await);
+            (a["status"] == "valid" && b["status"] == "valid").then_some((a, b))
+        })
+        .await;
+        assert_eq!(name_a["serial"], name_b["serial"]);
+        let orders = name_a["orders"].as_u64().unwrap() + name_b["orders"].as_u64().unwrap();
+        assert_eq!(orders, 1, "exactly one order: {name_a} {name_b}");
+        assert_eq!(self.pebble.orders(), 1, "pebble saw one order");
+        // Only the ordering gateway loaded the account; one was registered.
+        let account = |g: &Process| {
+            let url = g.admin_url("/admin/tls");
+            async move { get(&url).await.json()["acme"]["account"].clone() }
+        };
+        let accounts = [account(a).await, account(b).await];
+        assert_eq!(accounts.iter().filter(|a| a.is_string()).count(), 1);
+        (name_a, name_b)
+    }
 }

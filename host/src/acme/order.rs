@@ -20,6 +20,11 @@ use super::store::{AcmeStore, CertRecord};
 /// One order may take this long, validation and issuance included.
 pub const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// How long a tls-alpn-01 challenge is published before the CA is told
+/// to validate: gateways waiting on the lock load challenges from the store
+/// every second (`manager.rs`), and the validation may reach any of them.
+const ALPN_SPREAD: Duration = Duration::from_millis(1500);
+
 /// How long to wait for the CA to validate, and then to issue.
 const POLL: RetryPolicy = RetryPolicy::new()
     .initial_delay(Duration::from_millis(250))
@@ -98,6 +103,7 @@ impl Ordering<'_> {
                         .await
                         .map_err(store_error)?;
                     published.push(format!("alpn/{name}"));
+                    tokio::time::sleep(ALPN_SPREAD).await;
                 }
             }
             challenge
