@@ -216,7 +216,12 @@ impl Manager {
             };
             match outcome {
                 Ok(record) => self.issued(name, record).await,
-                Err(e) => self.failed(name, e).await,
+                Err(e) => {
+                    if e.contains("accountDoesNotExist") {
+                        self.forget_account().await;
+                    }
+                    self.failed(name, e).await;
+                }
             }
         }
     }
@@ -229,6 +234,17 @@ impl Manager {
         let account = client::account(&self.settings, &self.http, &self.store).await?;
         self.account = Some(account.clone());
         Ok(account)
+    }
+
+    /// The CA does not know the stored account (a CA that lost its
+    /// data, a deactivated account): drop it, so the next attempt, after
+    /// the back-off, registers a new one instead of failing for ever.
+    async fn forget_account(&mut self) {
+        tracing::warn!("ACME: the CA does not know the account; a new one will be registered");
+        self.account = None;
+        if let Err(e) = self.store.forget_account(&self.settings.directory).await {
+            tracing::warn!("ACME: the old account stays in the store: {e}");
+        }
     }
 
     async fn issued(&mut self, name: &str, record: CertRecord) {

@@ -123,6 +123,13 @@ impl AcmeStore {
             .await
     }
 
+    /// Forget the account (the CA no longer knows it): the next order
+    /// registers a new one.
+    pub async fn forget_account(&self, directory: &str) -> Result<(), StoreError> {
+        self.kv.delete(NS, &format!("account/{directory}")).await?;
+        Ok(())
+    }
+
     /// The certificate for `name`.
     pub async fn cert(&self, name: &str) -> Result<Option<CertRecord>, StoreError> {
         self.get_json(&format!("cert/{name}")).await
