@@ -191,7 +191,7 @@ async fn discovery_drains_a_vanished_target() {
     let gw = routed(&dns, &format!("http://api.weir.test:{port}"))
         .serve()
         .await;
-    let slow_url = gw.url("/slow?ms=3000");
+    let slow_url = gw.url("/slow?ms=5000");
     let slow = tokio::spawn(async move { get(&slow_url).await });
     first_hit(leaving, Duration::from_secs(5)).await;
 
@@ -241,4 +241,39 @@ async fn discovery_keeps_the_last_answer_while_dns_is_down() {
         "the failing lookups are reported"
     );
     assert!(status.last_resolved.is_some());
+}
+
+#[tokio::test]
+async fn discovery_over_tls_verifies_the_dns_name_not_the_address() {
+    use crate::support::certs::Ca;
+    let ca = Ca::new("upstream ca");
+    let backend = Backend::start_tls(&ca.server(&["api.weir.test", "s1.weir.test"]), None).await;
+    let port = backend.addr.port();
+    let srv = format!("srv-host=_https._tcp.svc.weir.test,s1.weir.test,{port},10,1");
+    let dns = Dns::start(
+        TTL,
+        "127.0.0.1 api.weir.test\n127.0.0.1 s1.weir.test\n",
+        &[&srv],
+    )
+    .await;
+    for (target, name) in [
+        (format!("https://api.weir.test:{port}"), "api.weir.test"),
+        (
+            "srv+https:_https._tcp.svc.weir.test".to_string(),
+            "s1.weir.test",
+        ),
+    ] {
+        let setup = routed(&dns, &target);
+        std::fs::write(setup.dir.path().join("upstream-ca.pem"), &ca.pem).unwrap();
+        let setup = setup.section("[upstreams.api.tls]\nca_file = \"upstream-ca.pem\"");
+        let gw = setup.serve().await;
+        let reply = get(&gw.url("/json")).await;
+        assert_eq!(reply.status, 200, "{target}: {}", reply.text());
+        let pipeline = gw.gateway.pipeline();
+        let targets = pipeline.upstreams().get("api").unwrap().targets();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].authority().as_str(), format!("127.0.0.1:{port}"));
+        assert_eq!(targets[0].server_name(), Some(name));
+    }
+    assert_eq!(backend.hits(), 2);
 }

@@ -81,10 +81,11 @@ impl Upstreams {
                 ));
             }
             if let Some(watch) = watch {
+                let runtime = runtime(name, "DNS discovery")?;
                 let resolver = resolver
                     .get_or_insert_with(|| discovery::resolver(discovery))
                     .clone();
-                runtime(name, "DNS discovery")?.spawn(discovery::run(
+                runtime.spawn(discovery::run(
                     watch,
                     resolver,
                     discovery.clone(),
@@ -282,6 +283,14 @@ impl Upstream {
     /// Discovery's status, when it has targets named by DNS.
     pub fn discovery(&self) -> Option<discovery::Status> {
         self.discovery.as_ref().map(|d| d.status())
+    }
+
+    /// Wait (at most `[discovery] timeout_ms`) until discovery has answered
+    /// once; at once for upstreams without names.
+    pub async fn first_answer(&self) {
+        if let Some(discovery) = &self.discovery {
+            discovery.first_round().await;
+        }
     }
 
     /// The targets to pick from for one request: the current set, after

@@ -138,8 +138,7 @@ pub async fn run(watch: Watch, resolver: Resolver, config: DiscoveryConfig, aliv
                     }
                     state.failures = 0;
                     state.endpoints = answer.endpoints;
-                    let ttl = Duration::from_secs(u64::from(answer.ttl));
-                    state.due = Some(now + ttl.clamp(min_ttl, max_ttl));
+                    state.due = Some(now + refresh_after(answer.ttl, min_ttl, max_ttl));
                 }
                 Err(e) => {
                     if state.failures == 0 {
@@ -168,6 +167,13 @@ pub async fn run(watch: Watch, resolver: Resolver, config: DiscoveryConfig, aliv
             return;
         }
     }
+}
+
+/// How long an answer with `ttl` seconds is used: its TTL, but at least
+/// `min_ttl` (a TTL of 0 would mean a lookup per request) and at most
+/// `max_ttl`.
+pub fn refresh_after(ttl: u32, min_ttl: Duration, max_ttl: Duration) -> Duration {
+    Duration::from_secs(u64::from(ttl)).clamp(min_ttl, max_ttl.max(min_ttl))
 }
 
 /// The delay before retry number `failures`: `min_ttl`, doubling, at most
@@ -328,6 +334,14 @@ mod tests {
         );
         assert_eq!(third.len(), 1);
         assert_eq!(third[0].weight(), 5);
+    }
+
+    #[test]
+    fn ttls_are_clamped() {
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(300));
+        assert_eq!(refresh_after(0, min, max), min);
+        assert_eq!(refresh_after(30, min, max), Duration::from_secs(30));
+        assert_eq!(refresh_after(86_400, min, max), max);
     }
 
     #[test]
