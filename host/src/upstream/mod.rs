@@ -116,6 +116,34 @@ impl Upstreams {
     }
 }
 
+/// An upstream's connection pools: one for each of `pools` threads (at
+/// least one), all with one connector. TLS names discovered targets from
+/// `set`.
+fn clients(
+    name: &str,
+    config: &UpstreamConfig,
+    base: &std::path::Path,
+    pools: usize,
+    set: &Arc<ArcSwap<TargetSet>>,
+) -> Result<(UpstreamClient, Vec<UpstreamClient>), String> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+    http.set_nodelay(true);
+    // The TLS layer checks the scheme.
+    http.enforce_http(false);
+    let connector = tls::connector(name, config.tls.as_ref(), base, http, set.clone())?;
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.pool_idle_timeout(Duration::from_secs(90));
+    if config.protocol == Protocol::H2c {
+        builder.http2_only(true);
+    }
+    let first = builder.build(connector.clone());
+    let more = (1..pools.max(1))
+        .map(|_| builder.build(connector.clone()))
+        .collect();
+    Ok((first, more))
+}
+
 /// The running tokio runtime, which `what` needs.
 fn runtime(name: &str, what: &str) -> Result<tokio::runtime::Handle, String> {
     tokio::runtime::Handle::try_current()
@@ -203,44 +231,27 @@ impl Upstream {
             fixed.clone(),
             balancer.hashed(),
         )));
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
-        http.set_nodelay(true);
-        // The TLS layer checks the scheme.
-        http.enforce_http(false);
-        let connector = tls::connector(name, config.tls.as_ref(), base, http, set.clone())?;
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder.pool_idle_timeout(Duration::from_secs(90));
-        if config.protocol == Protocol::H2c {
-            builder.http2_only(true);
-        }
-        let (watch, discovery) = if sources.is_empty() {
-            (None, None)
-        } else {
-            let status = Arc::new(discovery::Discovery::new(Duration::from_millis(
+        let (first, more) = clients(name, config, base, pools, &set)?;
+        let watch = (!sources.is_empty()).then(|| discovery::Watch {
+            upstream: name.to_string(),
+            sources,
+            fixed,
+            set: set.clone(),
+            hashed: balancer.hashed(),
+            slots,
+            discovery: Arc::new(discovery::Discovery::new(Duration::from_millis(
                 discovery.timeout_ms,
-            )));
-            let watch = discovery::Watch {
-                upstream: name.to_string(),
-                sources,
-                fixed,
-                set: set.clone(),
-                hashed: balancer.hashed(),
-                slots,
-                discovery: status.clone(),
-            };
-            (Some(watch), Some(status))
-        };
+            ))),
+        });
+        let discovery = watch.as_ref().map(|w| w.discovery.clone());
         let upstream = Upstream {
             name: name.to_string(),
             set,
             discovery,
             balancer,
             hash_on: config.hash_on.clone(),
-            first: builder.build(connector.clone()),
-            more: (1..pools.max(1))
-                .map(|_| builder.build(connector.clone()))
-                .collect(),
+            first,
+            more,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             tunnel_idle: Duration::from_millis(config.tunnel_idle_timeout_ms),

@@ -105,53 +105,79 @@ struct Known {
     endpoints: Vec<Endpoint>,
     /// Failed lookups in a row.
     failures: u32,
+    /// The last failure, while failing.
+    error: Option<String>,
     /// When to ask again.
     due: Option<Instant>,
 }
 
+/// Refresh bounds from `[discovery]`.
+struct Bounds {
+    min_ttl: Duration,
+    max_ttl: Duration,
+    /// Limit on one source's lookup: a few attempts at a few servers.
+    limit: Duration,
+}
+
+impl Known {
+    /// Ask again: take the answer, or keep the last one and back off.
+    async fn refresh(
+        &mut self,
+        source: &Source,
+        resolver: &Resolver,
+        bounds: &Bounds,
+        upstream: &str,
+    ) {
+        let result = match tokio::time::timeout(bounds.limit, lookup(resolver, source)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "`{}`: no answer in {:?}",
+                source.label(),
+                bounds.limit
+            )),
+        };
+        match result {
+            Ok(answer) => {
+                if self.failures > 0 {
+                    tracing::info!(upstream, source = source.label(), "DNS answers again");
+                }
+                self.failures = 0;
+                self.error = None;
+                self.endpoints = answer.endpoints;
+                let ttl = refresh_after(answer.ttl, bounds.min_ttl, bounds.max_ttl);
+                self.due = Some(Instant::now() + ttl);
+            }
+            Err(e) => {
+                if self.failures == 0 {
+                    tracing::warn!(
+                        upstream,
+                        "DNS lookup failed, keeping the last answer ({} targets): {e}",
+                        self.endpoints.len()
+                    );
+                }
+                self.failures = self.failures.saturating_add(1);
+                self.error = Some(e);
+                self.due = Some(Instant::now() + backoff(bounds.min_ttl, self.failures));
+            }
+        }
+    }
+}
+
 /// Resolve `watch.sources` until `alive` is gone.
 pub async fn run(watch: Watch, resolver: Resolver, config: DiscoveryConfig, alive: Weak<()>) {
-    let min_ttl = Duration::from_millis(config.min_ttl_ms);
-    let max_ttl = Duration::from_millis(config.max_ttl_ms);
-    // Each lookup may take a few attempts at a few servers.
-    let limit = Duration::from_millis(config.timeout_ms.saturating_mul(4));
+    let bounds = Bounds {
+        min_ttl: Duration::from_millis(config.min_ttl_ms),
+        max_ttl: Duration::from_millis(config.max_ttl_ms),
+        limit: Duration::from_millis(config.timeout_ms.saturating_mul(4)),
+    };
     let mut known: Vec<Known> = watch.sources.iter().map(|_| Known::default()).collect();
     loop {
         let now = Instant::now();
-        let mut error = None;
         for (source, state) in watch.sources.iter().zip(known.iter_mut()) {
-            if state.due.is_some_and(|due| due > now) {
-                continue;
-            }
-            let result = match tokio::time::timeout(limit, lookup(&resolver, source)).await {
-                Ok(result) => result,
-                Err(_) => Err(format!("`{}`: no answer in {limit:?}", source.label())),
-            };
-            match result {
-                Ok(answer) => {
-                    if state.failures > 0 {
-                        tracing::info!(
-                            upstream = watch.upstream,
-                            source = source.label(),
-                            "DNS answers again"
-                        );
-                    }
-                    state.failures = 0;
-                    state.endpoints = answer.endpoints;
-                    state.due = Some(now + refresh_after(answer.ttl, min_ttl, max_ttl));
-                }
-                Err(e) => {
-                    if state.failures == 0 {
-                        tracing::warn!(
-                            upstream = watch.upstream,
-                            "DNS lookup failed, keeping the last answer ({} targets): {e}",
-                            state.endpoints.len()
-                        );
-                    }
-                    state.failures = state.failures.saturating_add(1);
-                    state.due = Some(now + backoff(min_ttl, state.failures));
-                    error = Some(e);
-                }
+            if state.due.is_none_or(|due| due <= now) {
+                state
+                    .refresh(source, &resolver, &bounds, &watch.upstream)
+                    .await;
             }
         }
         publish(&watch, &known);
@@ -159,7 +185,8 @@ pub async fn run(watch: Watch, resolver: Resolver, config: DiscoveryConfig, aliv
             .iter()
             .filter_map(|k| k.due)
             .min()
-            .unwrap_or(now + max_ttl);
+            .unwrap_or(now + bounds.max_ttl);
+        let error = known.iter().find_map(|k| k.error.clone());
         watch
             .discovery
             .record(error, next.saturating_duration_since(Instant::now()));
