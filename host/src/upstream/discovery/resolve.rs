@@ -193,7 +193,7 @@ async fn srv(
         for record in group {
             match addresses(resolver, &record.target, lookup.additionals()).await {
                 Ok((ips, address_ttl)) => {
-                    group_ttl = group_ttl.min(address_ttl.max(1));
+                    group_ttl = group_ttl.min(address_ttl);
                     let server_name: Arc<str> = record.target.as_str().into();
                     endpoints.extend(ips.into_iter().map(|ip| Endpoint {
                         addr: SocketAddr::new(ip, record.port),
