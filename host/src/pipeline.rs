@@ -257,6 +257,7 @@ impl Pipeline {
                 workers,
                 &config.base_dir,
                 &stores.telemetry,
+                &config.discovery,
             )
             .map_err(|message| LoadError {
                 file: config.source.clone(),

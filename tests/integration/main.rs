@@ -17,6 +17,7 @@ mod containment;
 mod cors;
 mod dashboard;
 mod deploy;
+mod discovery;
 mod examples;
 mod failures;
 mod first_run;

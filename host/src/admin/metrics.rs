@@ -100,7 +100,11 @@ fn current_state(gateway: &Gateway, registry: &mut Registry) {
         let busy: usize = all.iter().map(|t| t.in_flight()).sum();
         in_flight.get_or_create(&label).set(busy as i64);
     }
-    registry.register("weir_upstream_targets", "Targets configured", targets);
+    registry.register(
+        "weir_upstream_targets",
+        "Targets now: configured and found by DNS",
+        targets,
+    );
     registry.register(
         "weir_upstream_healthy_targets",
         "Targets passing health checks and not ejected",

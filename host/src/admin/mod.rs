@@ -288,10 +288,25 @@ impl Admin {
                             "healthy": t.checked_healthy(),
                             "available": t.available(now),
                             "in_flight": t.in_flight(),
+                            "from": t.origin(),
+                            "server_name": t.server_name(),
+                            "weight": t.weight(),
                         })
                     })
                     .collect();
-                json!({"name": u.name(), "targets": targets})
+                let time = |t: Option<std::time::SystemTime>| {
+                    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_millis() as u64)
+                };
+                // Only upstreams with targets named by DNS have a status.
+                let discovery = u.discovery().map(|status| {
+                    json!({
+                        "last_resolved_unix_ms": time(status.last_resolved),
+                        "next_refresh_unix_ms": time(status.next_refresh),
+                        "last_error": status.last_error,
+                    })
+                });
+                json!({"name": u.name(), "targets": targets, "discovery": discovery})
             })
             .collect();
         json!({ "upstreams": upstreams })

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod clients;
 mod compression;
+mod discovery;
 pub mod grants;
 mod limits;
 mod operations;
@@ -25,6 +26,7 @@ mod upstream;
 
 pub use clients::ListenerClients;
 pub use compression::CompressionConfig;
+pub use discovery::DiscoveryConfig;
 pub use limits::{Budgets, Limits, RuntimeSettings};
 use operations::validate_tracing;
 pub use operations::{
@@ -38,7 +40,8 @@ pub use tls::{
 };
 use upstream::validate_upstream;
 pub use upstream::{
-    BalanceConfig, HashOn, HealthConfig, PassiveConfig, Protocol, UpstreamConfig, parse_target,
+    BalanceConfig, HashOn, HealthConfig, PassiveConfig, Protocol, TargetSpec, UpstreamConfig,
+    parse_target, parse_target_spec,
 };
 
 /// Why a configuration could not be used. The message names the file and
@@ -125,6 +128,9 @@ pub struct Config {
     /// Named upstreams that plugins route to and call.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// How targets named by DNS (`http://name:port`, `srv:…`) are resolved.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
     /// Per plugin (by file stem): capability grants, the routes and hosts
     /// it runs for, and its failure policy (`config/plugins.rs`).
     #[serde(default)]
@@ -200,6 +206,7 @@ impl Config {
         validate_tracing(&self.tracing)?;
         self.listener_clients()?;
         self.compression.validate()?;
+        self.discovery.validate()?;
         for (name, policy) in &self.plugins {
             policy.validate(name)?;
             grants::Grants::from_policy(name, Some(policy), |u| self.upstreams.contains_key(u))?;

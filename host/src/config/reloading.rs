@@ -51,6 +51,7 @@ pub const RULES: &[(&str, OnReload)] = &[
     ("state", RestartOnly),
     ("budgets", Applied),
     ("upstreams", Applied),
+    ("discovery", Applied),
     ("plugins", Applied),
     ("tls", RestartOnly),
     ("compression", Applied),

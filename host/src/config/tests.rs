@@ -158,3 +158,41 @@ fn targets_must_be_base_urls() {
     assert!(parse_target("https://example.com").unwrap().0);
     assert!(parse_target("ftp://example.com").is_err());
 }
+
+#[test]
+fn targets_may_be_names_or_srv_records() {
+    use super::TargetSpec;
+    let fixed = parse_target_spec("http://[::1]:5001").unwrap();
+    assert!(matches!(fixed, TargetSpec::Fixed { https: false, .. }));
+    assert_eq!(
+        parse_target_spec("https://API.internal").unwrap(),
+        TargetSpec::Name {
+            https: true,
+            host: "api.internal".into(),
+            port: 443,
+            authority: "API.internal".parse().unwrap(),
+        }
+    );
+    assert_eq!(
+        parse_target_spec("srv+https:_api._tcp.example.com").unwrap(),
+        TargetSpec::Srv {
+            https: true,
+            name: "_api._tcp.example.com".into()
+        }
+    );
+    for bad in ["srv:", "srv:a..b", "srv:.a", "srv:a b", "srvx:_a._tcp.b"] {
+        assert!(parse_target_spec(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn discovery_bounds_are_checked() {
+    let config =
+        parse("[discovery]\nnameservers = [\"127.0.0.1:5353\"]\nmin_ttl_ms = 500\n").unwrap();
+    assert_eq!(config.discovery.nameservers.len(), 1);
+    assert_eq!(config.discovery.max_ttl_ms, 300_000);
+    assert!(parse("[discovery]\nmin_ttl_ms = 0\n").is_err());
+    assert!(parse("[discovery]\nmin_ttl_ms = 5000\nmax_ttl_ms = 1000\n").is_err());
+    assert!(parse("[discovery]\nnameservers = [\"127.0.0.1\"]\n").is_err());
+    assert!(parse("[upstreams.u]\ntargets = [\"srv:_http._tcp.svc.example\"]\n").is_ok());
+}

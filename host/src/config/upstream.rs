@@ -9,7 +9,11 @@ use super::UpstreamTls;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// Base URLs of the targets, e.g. `http://127.0.0.1:5001`.
+    /// The targets: base URLs such as `http://127.0.0.1:5001` or
+    /// `https://api.internal:8443` (a DNS name is resolved by the gateway
+    /// and re-resolved as its TTL says, each address a target), or SRV
+    /// records, `srv:_service._proto.name` (plain HTTP) and
+    /// `srv+https:_service._proto.name` (TLS).
     pub targets: Vec<String>,
     /// How a target is chosen.
     #[serde(default)]
@@ -186,7 +190,7 @@ pub(super) fn validate_upstream(name: &str, upstream: &UpstreamConfig) -> Result
         ));
     }
     for (i, target) in upstream.targets.iter().enumerate() {
-        parse_target(target)
+        parse_target_spec(target)
             .map_err(|why| format!("`upstreams.{name}.targets[{i}]` = `{target}`: {why}"))?;
     }
     if upstream
@@ -244,4 +248,77 @@ pub fn parse_target(target: &str) -> Result<(bool, http::uri::Authority), String
         return Err("a target is a base URL without a path or query".into());
     }
     Ok((https, authority))
+}
+
+/// A target as configured: a fixed address, a DNS name to resolve (and keep
+/// resolving), or SRV records to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// An IP address (or a name left to the system: see
+    /// `upstream::discovery`), used as it is.
+    Fixed {
+        /// Over TLS.
+        https: bool,
+        /// `host:port`.
+        authority: http::uri::Authority,
+    },
+    /// A DNS name whose A and AAAA records are the targets.
+    Name {
+        /// Over TLS (SNI and verification use the name).
+        https: bool,
+        /// The name, without brackets or port.
+        host: String,
+        /// The port every address is reached on.
+        port: u16,
+        /// `host:port` as written, for a name left to the system.
+        authority: http::uri::Authority,
+    },
+    /// `srv:NAME` or `srv+https:NAME`: the SRV records of NAME.
+    Srv {
+        /// Over TLS (SNI and verification use each record's target name).
+        https: bool,
+        /// The SRV owner name, e.g. `_http._tcp.api.internal`.
+        name: String,
+    },
+}
+
+/// Parse a target: a base URL (see [`parse_target`]) or `srv:NAME` /
+/// `srv+https:NAME`.
+pub fn parse_target_spec(target: &str) -> Result<TargetSpec, String> {
+    for (prefix, https) in [("srv:", false), ("srv+https:", true)] {
+        if let Some(name) = target.strip_prefix(prefix) {
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').filter(|l| !l.is_empty()).all(|label| {
+                    label.len() <= 63
+                        && label
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+                && !name.starts_with('.')
+                && !name.contains("..");
+            if !valid {
+                return Err(format!(
+                    "`{name}` is not a DNS name (write `{prefix}_service._tcp.example.com`)"
+                ));
+            }
+            return Ok(TargetSpec::Srv {
+                https,
+                name: name.to_string(),
+            });
+        }
+    }
+    let (https, authority) = parse_target(target)?;
+    let host = authority.host();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(TargetSpec::Fixed { https, authority });
+    }
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    Ok(TargetSpec::Name {
+        https,
+        host: host.to_ascii_lowercase(),
+        port,
+        authority,
+    })
 }

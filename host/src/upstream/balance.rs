@@ -2,44 +2,26 @@
 //! the client IP or a header (so one client keeps landing on one target while
 //! the set of targets is stable). Only available targets are chosen.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::time::Instant;
 
+use super::set::{TargetSet, fnv1a};
 use super::target::Target;
+use std::sync::Arc;
 
-/// Virtual nodes per target on the hash ring: enough to spread keys evenly.
-const RING_POINTS: usize = 160;
-
-/// The balancing policy of an upstream.
+/// The balancing policy of an upstream and its rotation; the targets, and
+/// what is precomputed from them, are in each [`TargetSet`].
 #[derive(Debug)]
 pub enum Balancer {
-    /// Each target in turn.
+    /// Each target in turn, as often as its weight says.
     RoundRobin(AtomicUsize),
-    /// The target with the fewest requests in flight (ties in turn).
+    /// The target with the fewest requests in flight for its weight (ties
+    /// in turn).
     LeastRequests(AtomicUsize),
-    /// A ring of target hashes; the key picks a point on it.
-    ConsistentHash {
-        /// `(point, target index)`, sorted by point.
-        ring: Vec<(u64, usize)>,
-        /// Fallback when a request has no key.
-        next: AtomicUsize,
-    },
-}
-
-/// FNV-1a: stable across processes and versions, so gateways sharing
-/// targets agree on the ring.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    // FNV's low bits mix poorly for short keys; finish with a splitmix step.
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^ (hash >> 33)
+    /// The set's ring of target hashes; the key picks a point on it. The
+    /// counter spreads requests without a key.
+    ConsistentHash(AtomicUsize),
 }
 
 impl Balancer {
@@ -53,67 +35,70 @@ impl Balancer {
         Balancer::LeastRequests(AtomicUsize::new(0))
     }
 
-    /// A hash ring over `targets`.
-    pub fn consistent_hash(targets: &[Arc<Target>]) -> Self {
-        let mut ring = Vec::with_capacity(targets.len() * RING_POINTS);
-        for (index, target) in targets.iter().enumerate() {
-            for point in 0..RING_POINTS {
-                let label = format!("{}#{point}", target.authority());
-                ring.push((fnv1a(label.as_bytes()), index));
-            }
-        }
-        ring.sort_unstable();
-        Balancer::ConsistentHash {
-            ring,
-            next: AtomicUsize::new(0),
-        }
+    /// Consistent hash (the ring is built with each [`TargetSet`]).
+    pub fn consistent_hash() -> Self {
+        Balancer::ConsistentHash(AtomicUsize::new(0))
+    }
+
+    /// Whether sets for it need a hash ring.
+    pub fn hashed(&self) -> bool {
+        matches!(self, Balancer::ConsistentHash(_))
     }
 
     /// Pick an available target not in `skip` (falling back to a skipped
     /// one if nothing else is available). `key` feeds the consistent hash.
     pub fn pick<'a>(
         &self,
-        targets: &'a [Arc<Target>],
+        set: &'a TargetSet,
         key: Option<&str>,
         skip: &[usize],
     ) -> Option<(usize, &'a Arc<Target>)> {
         let now = Instant::now();
+        let targets = set.targets();
         let usable = |i: usize| targets.get(i).is_some_and(|t| t.available(now));
         let fresh = |i: usize| usable(i) && !skip.contains(&i);
         let retry = !skip.is_empty();
         let chosen = self
-            .choose(targets, key, &fresh, retry)
-            .or_else(|| self.choose(targets, key, &usable, retry))?;
+            .choose(set, key, &fresh, retry)
+            .or_else(|| self.choose(set, key, &usable, retry))?;
         Some((chosen, targets.get(chosen)?))
     }
 
     fn choose(
         &self,
-        targets: &[Arc<Target>],
+        set: &TargetSet,
         key: Option<&str>,
         ok: &dyn Fn(usize) -> bool,
         retry: bool,
     ) -> Option<usize> {
+        let targets = set.targets();
         let n = targets.len();
         match self {
-            Balancer::RoundRobin(next) => round_robin(next, n, ok, retry),
+            Balancer::RoundRobin(next) => round_robin(next, set.order(), ok, retry),
             Balancer::LeastRequests(next) => {
                 // Start the scan at a rotating offset so ties spread.
                 let start = next.fetch_add(1, Ordering::Relaxed);
+                // Load per unit of weight; the +1 counts the request being
+                // placed, so idle targets still rank by weight.
+                let load = |i: usize| {
+                    let busy = targets.get(i).map_or(usize::MAX / 2, |t| t.in_flight()) as u64;
+                    (busy + 1).saturating_mul(1_000_000) / u64::from(set.weight(i))
+                };
                 (0..n)
                     .map(|i| (start + i) % n)
                     .filter(|&i| ok(i))
-                    .min_by_key(|&i| targets.get(i).map_or(usize::MAX, |t| t.in_flight()))
+                    .min_by_key(|&i| load(i))
             }
-            Balancer::ConsistentHash { ring, next } => match key {
+            Balancer::ConsistentHash(next) => match key {
                 Some(key) => {
+                    let ring = set.ring();
                     let point = fnv1a(key.as_bytes());
                     let start = ring.partition_point(|(p, _)| *p < point);
                     // Walk the ring once, starting at the key's point.
                     let (head, tail) = ring.split_at(start.min(ring.len()));
                     tail.iter().chain(head).map(|&(_, i)| i).find(|&i| ok(i))
                 }
-                None => round_robin(next, n, ok, retry),
+                None => round_robin(next, set.order(), ok, retry),
             },
         }
     }
@@ -124,22 +109,29 @@ impl Balancer {
 /// target that just failed.
 fn round_robin(
     next: &AtomicUsize,
-    n: usize,
+    order: &[usize],
     ok: &dyn Fn(usize) -> bool,
     retry: bool,
 ) -> Option<usize> {
+    let n = order.len();
     let start = if retry {
         next.load(Ordering::Relaxed)
     } else {
         next.fetch_add(1, Ordering::Relaxed)
     };
-    (0..n).map(|i| (start + i) % n).find(|&i| ok(i))
+    (0..n)
+        .filter_map(|i| order.get((start + i) % n).copied())
+        .find(|&i| ok(i))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn set(targets: &[Arc<Target>], hashed: bool) -> TargetSet {
+        TargetSet::new(targets.to_vec(), hashed)
+    }
 
     fn targets(n: usize) -> Vec<Arc<Target>> {
         (0..n)
@@ -156,37 +148,40 @@ mod tests {
     #[tokio::test]
     async fn round_robin_cycles_and_skips_unavailable() {
         let t = targets(3);
+        let s = set(&t, false);
         let b = Balancer::round_robin();
-        let picks: Vec<usize> = (0..6).map(|_| b.pick(&t, None, &[]).unwrap().0).collect();
+        let picks: Vec<usize> = (0..6).map(|_| b.pick(&s, None, &[]).unwrap().0).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
         t[1].set_checked_healthy(false);
-        let picks: Vec<usize> = (0..4).map(|_| b.pick(&t, None, &[]).unwrap().0).collect();
+        let picks: Vec<usize> = (0..4).map(|_| b.pick(&s, None, &[]).unwrap().0).collect();
         assert!(!picks.contains(&1));
         t[0].set_checked_healthy(false);
         t[2].set_checked_healthy(false);
-        assert!(b.pick(&t, None, &[]).is_none());
+        assert!(b.pick(&s, None, &[]).is_none());
     }
 
     #[tokio::test]
     async fn skip_prefers_other_targets_but_falls_back() {
         let t = targets(2);
+        let s = set(&t, false);
         let b = Balancer::round_robin();
-        assert_eq!(b.pick(&t, None, &[0]).unwrap().0, 1);
-        assert_eq!(b.pick(&t, None, &[0]).unwrap().0, 1);
+        assert_eq!(b.pick(&s, None, &[0]).unwrap().0, 1);
+        assert_eq!(b.pick(&s, None, &[0]).unwrap().0, 1);
         t[1].set_checked_healthy(false);
-        assert_eq!(b.pick(&t, None, &[0]).unwrap().0, 0);
+        assert_eq!(b.pick(&s, None, &[0]).unwrap().0, 0);
     }
 
     #[tokio::test]
     async fn least_requests_prefers_idle_targets() {
         let t = targets(3);
+        let s = set(&t, false);
         let b = Balancer::least_requests();
         let wait = Duration::from_millis(1);
         let _busy0 = t[0].start(wait).await.unwrap();
         let _busy1a = t[1].start(wait).await.unwrap();
         let _busy1b = t[1].start(wait).await.unwrap();
         for _ in 0..5 {
-            assert_eq!(b.pick(&t, None, &[]).unwrap().0, 2);
+            assert_eq!(b.pick(&s, None, &[]).unwrap().0, 2);
         }
     }
 
@@ -204,8 +199,9 @@ mod tests {
     #[tokio::test]
     async fn consistent_hash_is_sticky_spreads_and_moves_few_keys() {
         let t = targets(4);
-        let b = Balancer::consistent_hash(&t);
-        let pick = |key: &str| b.pick(&t, Some(key), &[]).unwrap().0;
+        let s = set(&t, true);
+        let b = Balancer::consistent_hash();
+        let pick = |key: &str| b.pick(&s, Some(key), &[]).unwrap().0;
         assert_eq!(pick("alice"), pick("alice"));
         let mut counts = [0usize; 4];
         let keys: Vec<String> = (0..4000).map(|i| format!("user-{i}")).collect();
@@ -226,5 +222,53 @@ mod tests {
                 assert_ne!(*a, 2);
             }
         }
+    }
+
+    fn weighted(weights: &[u32]) -> Vec<Arc<Target>> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let t = Target::new(
+                    format!("127.0.0.1:{}", 6000 + i).parse().unwrap(),
+                    false,
+                    64,
+                );
+                Arc::new(t.discovered(w, "srv:x".into(), "x".into()))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn weights_share_round_robin_least_requests_and_the_ring() {
+        let t = weighted(&[3, 1]);
+        let count = |b: &Balancer, s: &TargetSet, keyed: bool| {
+            let mut counts = [0usize; 2];
+            for i in 0..4000 {
+                let key = format!("k{i}");
+                let key = keyed.then_some(key.as_str());
+                counts[b.pick(s, key, &[]).unwrap().0] += 1;
+            }
+            counts
+        };
+        let plain = set(&t, false);
+        assert_eq!(count(&Balancer::round_robin(), &plain, false), [3000, 1000]);
+        assert_eq!(count(&Balancer::least_requests(), &plain, false)[1], 0);
+        let hashed = set(&t, true);
+        let counts = count(&Balancer::consistent_hash(), &hashed, true);
+        assert!((2700..3300).contains(&counts[0]), "{counts:?}");
+        // Least requests: with load, the heavier target carries ~3x.
+        let b = Balancer::least_requests();
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            let (_, target) = b.pick(&plain, None, &[]).unwrap();
+            held.push(
+                target
+                    .start(std::time::Duration::from_millis(1))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!((t[0].in_flight(), t[1].in_flight()), (30, 10));
     }
 }

@@ -1,28 +1,36 @@
 //! Active health checks: one task per upstream that has `[health]`, probing
 //! every target each interval and flipping it out of rotation after
 //! `unhealthy_after` failures in a row, back in after `healthy_after`
-//! successes. The task ends when its upstream is dropped.
+//! successes. Each round probes the targets of the current set, so
+//! discovered targets are checked from the round after they appear. The
+//! task ends when its upstream is dropped.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use http::{Request, Uri};
 use http_body_util::BodyExt;
 
+use super::set::TargetSet;
 use super::target::Target;
 use crate::config::HealthConfig;
 use crate::http::body;
 
-/// Run checks for `targets` until `alive` can no longer be upgraded (the
-/// upstream is gone).
+/// Run checks for the targets in `set` until `alive` can no longer be
+/// upgraded (the upstream is gone).
 pub async fn run(
     upstream: String,
-    targets: Vec<Arc<Target>>,
+    set: Arc<ArcSwap<TargetSet>>,
     client: super::UpstreamClient,
     config: HealthConfig,
     alive: Weak<()>,
 ) {
-    let mut streaks = vec![(0u32, 0u32); targets.len()];
+    // Streaks by target (its address in memory: a target that leaves the
+    // set and one that joins never share one while both are held).
+    let mut streaks: HashMap<usize, (u32, u32)> = HashMap::new();
     let mut interval = tokio::time::interval(Duration::from_millis(config.interval_ms));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,11 +38,15 @@ pub async fn run(
         if alive.upgrade().is_none() {
             return;
         }
+        let snapshot = set.load_full();
+        let targets = snapshot.targets();
+        streaks.retain(|id, _| targets.iter().any(|t| Arc::as_ptr(t) as usize == *id));
         let probes = targets.iter().map(|t| probe(&client, t, &config));
         let results = futures::future::join_all(probes).await;
-        for ((target, ok), (successes, failures)) in
-            targets.iter().zip(results).zip(streaks.iter_mut())
-        {
+        for (target, ok) in targets.iter().zip(results) {
+            let (successes, failures) = streaks
+                .entry(Arc::as_ptr(target) as usize)
+                .or_insert((0, 0));
             if ok {
                 *successes += 1;
                 *failures = 0;

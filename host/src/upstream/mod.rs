@@ -1,10 +1,13 @@
 //! Named upstreams: their targets (`http://` or `https://`), balancing,
 //! keep-alive connection pools (HTTP/1.1 or HTTP/2, by prior knowledge or
 //! ALPN), health (active checks and passive ejection), timeouts and
-//! retries. The host owns all of this; plugins only name the upstream.
+//! retries, and the discovery of targets named by DNS. The host owns all
+//! of this; plugins only name the upstream.
 
 mod balance;
+pub mod discovery;
 mod health;
+mod set;
 mod target;
 pub mod tls;
 
@@ -13,6 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::uri::Scheme;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
@@ -25,9 +29,12 @@ use hyper_util::rt::TokioExecutor;
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 pub use balance::Balancer;
+pub use set::TargetSet;
 pub use target::{Ejection, Target};
 
-use crate::config::{BalanceConfig, Budgets, HashOn, Protocol, UpstreamConfig, parse_target};
+use crate::config::{
+    BalanceConfig, Budgets, DiscoveryConfig, HashOn, Protocol, UpstreamConfig, parse_target_spec,
+};
 use crate::error::UpstreamFailure;
 use crate::http::body::{self, Body};
 use crate::telemetry::host_metrics::{HostMetrics, UpstreamMetrics};
@@ -47,28 +54,41 @@ impl Upstreams {
     /// connection pool per upstream (`affinity.rs`), and every other thread
     /// shares one more.
     /// Relative paths (CA files, client certificates) are resolved against
-    /// `base`. Each upstream records into `metrics`.
+    /// `base`. Each upstream records into `metrics`. Upstreams with targets
+    /// named by DNS get a discovery task resolving them per `discovery`.
     pub fn new(
         configs: &BTreeMap<String, UpstreamConfig>,
         budgets: &Budgets,
         workers: usize,
         base: &std::path::Path,
         metrics: &Arc<HostMetrics>,
+        discovery: &DiscoveryConfig,
     ) -> Result<Self, String> {
         let alive = Arc::new(());
         let mut by_name = BTreeMap::new();
+        let mut resolver = None;
         for (name, config) in configs {
-            let mut upstream = Upstream::new(name, config, budgets, workers + 1, base)?;
+            let (mut upstream, watch) =
+                Upstream::new(name, config, budgets, workers + 1, base, discovery)?;
             upstream.metrics = metrics.enabled().then(|| metrics.upstream(name));
             if let Some(health) = &config.health {
-                let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-                    format!("upstream `{name}`: health checks need a running tokio runtime")
-                })?;
-                handle.spawn(health::run(
+                runtime(name, "health checks")?.spawn(health::run(
                     name.clone(),
-                    upstream.targets.clone(),
+                    upstream.set.clone(),
                     upstream.client().clone(),
                     health.clone(),
+                    Arc::downgrade(&alive),
+                ));
+            }
+            if let Some(watch) = watch {
+                let runtime = runtime(name, "DNS discovery")?;
+                let resolver = resolver
+                    .get_or_insert_with(|| discovery::resolver(discovery))
+                    .clone();
+                runtime.spawn(discovery::run(
+                    watch,
+                    resolver,
+                    discovery.clone(),
                     Arc::downgrade(&alive),
                 ));
             }
@@ -94,6 +114,40 @@ impl Upstreams {
     pub fn iter(&self) -> impl Iterator<Item = &Upstream> {
         self.by_name.values()
     }
+}
+
+/// An upstream's connection pools: one for each of `pools` threads (at
+/// least one), all with one connector. TLS names discovered targets from
+/// `set`.
+fn clients(
+    name: &str,
+    config: &UpstreamConfig,
+    base: &std::path::Path,
+    pools: usize,
+    set: &Arc<ArcSwap<TargetSet>>,
+) -> Result<(UpstreamClient, Vec<UpstreamClient>), String> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+    http.set_nodelay(true);
+    // The TLS layer checks the scheme.
+    http.enforce_http(false);
+    let connector = tls::connector(name, config.tls.as_ref(), base, http, set.clone())?;
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.pool_idle_timeout(Duration::from_secs(90));
+    if config.protocol == Protocol::H2c {
+        builder.http2_only(true);
+    }
+    let first = builder.build(connector.clone());
+    let more = (1..pools.max(1))
+        .map(|_| builder.build(connector.clone()))
+        .collect();
+    Ok((first, more))
+}
+
+/// The running tokio runtime, which `what` needs.
+fn runtime(name: &str, what: &str) -> Result<tokio::runtime::Handle, String> {
+    tokio::runtime::Handle::try_current()
+        .map_err(|_| format!("upstream `{name}`: {what} need a running tokio runtime"))
 }
 
 /// What a request carries for choosing a target.
@@ -127,7 +181,10 @@ pub enum Outgoing {
 /// One named upstream.
 pub struct Upstream {
     name: String,
-    targets: Vec<Arc<Target>>,
+    /// The targets now: replaced as a whole by discovery.
+    set: Arc<ArcSwap<TargetSet>>,
+    /// Discovery's status, for upstreams with targets named by DNS.
+    discovery: Option<Arc<discovery::Discovery>>,
     balancer: Balancer,
     hash_on: HashOn,
     /// One connection pool per worker thread, and one for the others:
@@ -150,40 +207,51 @@ impl Upstream {
         budgets: &Budgets,
         pools: usize,
         base: &std::path::Path,
-    ) -> Result<Self, String> {
+        discovery: &DiscoveryConfig,
+    ) -> Result<(Self, Option<discovery::Watch>), String> {
         let slots = config
             .max_connections_per_target
             .unwrap_or(budgets.upstream_connections_per_target) as usize;
-        let targets: Vec<Arc<Target>> = config
+        let specs = config
             .targets
             .iter()
-            .map(|t| parse_target(t).map(|(https, a)| Arc::new(Target::new(a, https, slots))))
-            .collect::<Result<_, _>>()?;
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
-        http.set_nodelay(true);
-        // The TLS layer checks the scheme.
-        http.enforce_http(false);
-        let connector = tls::connector(name, config.tls.as_ref(), base, http)?;
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder.pool_idle_timeout(Duration::from_secs(90));
-        if config.protocol == Protocol::H2c {
-            builder.http2_only(true);
-        }
+            .map(|t| parse_target_spec(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (fixed, sources) = discovery::plan(&specs);
+        let fixed: Vec<Arc<Target>> = fixed
+            .into_iter()
+            .map(|(https, authority)| Arc::new(Target::new(authority, https, slots)))
+            .collect();
         let balancer = match config.balance {
             BalanceConfig::RoundRobin => Balancer::round_robin(),
             BalanceConfig::LeastRequests => Balancer::least_requests(),
-            BalanceConfig::ConsistentHash => Balancer::consistent_hash(&targets),
+            BalanceConfig::ConsistentHash => Balancer::consistent_hash(),
         };
-        Ok(Upstream {
+        let set = Arc::new(ArcSwap::from_pointee(TargetSet::new(
+            fixed.clone(),
+            balancer.hashed(),
+        )));
+        let (first, more) = clients(name, config, base, pools, &set)?;
+        let watch = (!sources.is_empty()).then(|| discovery::Watch {
+            upstream: name.to_string(),
+            sources,
+            fixed,
+            set: set.clone(),
+            hashed: balancer.hashed(),
+            slots,
+            discovery: Arc::new(discovery::Discovery::new(Duration::from_millis(
+                discovery.timeout_ms,
+            ))),
+        });
+        let discovery = watch.as_ref().map(|w| w.discovery.clone());
+        let upstream = Upstream {
             name: name.to_string(),
-            targets,
+            set,
+            discovery,
             balancer,
             hash_on: config.hash_on.clone(),
-            first: builder.build(connector.clone()),
-            more: (1..pools.max(1))
-                .map(|_| builder.build(connector.clone()))
-                .collect(),
+            first,
+            more,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             tunnel_idle: Duration::from_millis(config.tunnel_idle_timeout_ms),
@@ -193,7 +261,8 @@ impl Upstream {
                 duration: Duration::from_millis(config.passive.eject_ms),
             },
             metrics: None,
-        })
+        };
+        Ok((upstream, watch))
     }
 
     /// Count a failed request by its cause and hand the failure back.
@@ -217,9 +286,36 @@ impl Upstream {
         &self.name
     }
 
-    /// Its targets.
-    pub fn targets(&self) -> &[Arc<Target>] {
-        &self.targets
+    /// Its targets now (discovery may replace them at any time).
+    pub fn targets(&self) -> Vec<Arc<Target>> {
+        self.set.load().targets().to_vec()
+    }
+
+    /// Discovery's status, when it has targets named by DNS.
+    pub fn discovery(&self) -> Option<discovery::Status> {
+        self.discovery.as_ref().map(|d| d.status())
+    }
+
+    /// Wait (at most `[discovery] timeout_ms`) until discovery has answered
+    /// once; at once for upstreams without names.
+    pub async fn first_answer(&self) {
+        if let Some(discovery) = &self.discovery {
+            discovery.first_round().await;
+        }
+    }
+
+    /// The targets to pick from for one request: the current set, after
+    /// waiting (briefly) for discovery's first answer when there is none
+    /// yet, so the first requests after a start or reload find targets.
+    async fn current_set(&self) -> Arc<TargetSet> {
+        let set = self.set.load_full();
+        match &self.discovery {
+            Some(discovery) if set.targets().is_empty() => {
+                discovery.first_round().await;
+                self.set.load_full()
+            }
+            _ => set,
+        }
     }
 
     /// How long a WebSocket tunnel through it may stay idle.
@@ -287,9 +383,11 @@ impl Upstream {
             1
         };
         let key = match self.balancer {
-            Balancer::ConsistentHash { .. } => self.hash_key(affinity),
+            Balancer::ConsistentHash(_) => self.hash_key(affinity),
             _ => None,
         };
+        // One set for all attempts: `tried` holds indexes into it.
+        let set = self.current_set().await;
         let mut tried: Vec<usize> = Vec::new();
         let mut last_failure = None;
         for attempt in 1..=attempts {
@@ -298,8 +396,7 @@ impl Upstream {
             {
                 metrics.retries.inc();
             }
-            let Some((index, target)) = self.balancer.pick(&self.targets, key.as_deref(), &tried)
-            else {
+            let Some((index, target)) = self.balancer.pick(&set, key.as_deref(), &tried) else {
                 return Err(UpstreamFailure::NoHealthyTarget);
             };
             tried.push(index);

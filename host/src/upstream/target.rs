@@ -21,6 +21,15 @@ pub struct Target {
     /// Requests it may serve at once (`upstream_connections_per_target`).
     slots: Arc<Semaphore>,
     max_in_flight: usize,
+    /// Its share of the traffic relative to the others (an SRV weight;
+    /// 1 for configured and A/AAAA targets).
+    weight: u32,
+    /// Where it came from: the DNS name or `srv:` name it was resolved
+    /// from, none for an address in the configuration.
+    origin: Option<Arc<str>>,
+    /// The name TLS sends and verifies when the authority is an address
+    /// resolved from a name.
+    server_name: Option<Arc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -50,7 +59,34 @@ impl Target {
             passive: Mutex::new(Passive::default()),
             slots: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
+            weight: 1,
+            origin: None,
+            server_name: None,
         }
+    }
+
+    /// The same target, found by discovery: its weight, the name it was
+    /// resolved from, and the name TLS uses for it.
+    pub fn discovered(mut self, weight: u32, origin: Arc<str>, server_name: Arc<str>) -> Self {
+        self.weight = weight;
+        self.origin = Some(origin);
+        self.server_name = Some(server_name);
+        self
+    }
+
+    /// Its relative share of the traffic.
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// The DNS or `srv:` name it was resolved from, if any.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The name TLS uses for it when that is not its authority's host.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
     }
 
     /// Whether it is reached over TLS.

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -16,15 +17,20 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
+use super::set::TargetSet;
 use crate::config::UpstreamTls;
 use crate::server::tls::provider;
 
 /// The connector of an upstream: plain HTTP, or TLS for `https://` targets.
+/// The name TLS sends and verifies is `tls.server_name` when set, else the
+/// DNS name a discovered target (found in `set` by its address) came from,
+/// else the target's host.
 pub fn connector(
     name: &str,
     tls: Option<&UpstreamTls>,
     base: &Path,
     http: HttpConnector,
+    set: Arc<ArcSwap<TargetSet>>,
 ) -> Result<HttpsConnector<HttpConnector>, String> {
     let config = client_config(name, tls, base)?;
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
@@ -37,9 +43,40 @@ pub fn connector(
             })?;
             builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(server))
         }
-        None => builder,
+        None => builder.with_server_name_resolver(DiscoveredNames { set }),
     };
     Ok(builder.enable_all_versions().wrap_connector(http))
+}
+
+/// Server names for connections to discovered targets: their authority is
+/// an address, but the certificate names the DNS name they were found by.
+struct DiscoveredNames {
+    set: Arc<ArcSwap<TargetSet>>,
+}
+
+impl hyper_rustls::ResolveServerName for DiscoveredNames {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+    ) -> Result<ServerName<'static>, Box<dyn std::error::Error + Sync + Send>> {
+        let set = self.set.load();
+        let discovered = uri.authority().and_then(|authority| {
+            set.targets()
+                .iter()
+                .find(|t| t.authority() == authority)
+                .and_then(|t| t.server_name())
+        });
+        let host = match discovered {
+            Some(name) => name,
+            None => {
+                let host = uri.host().unwrap_or_default();
+                host.strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(host)
+            }
+        };
+        ServerName::try_from(host.to_string()).map_err(|e| Box::new(e) as _)
+    }
 }
 
 fn client_config(

@@ -113,6 +113,38 @@ impl Backend {
 
     async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Backend {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Backend::serve(listener, tls)
+    }
+
+    /// A plain backend on `addr` (any of 127/8 works on Linux, so backends
+    /// told apart only by their IP can share a port, as DNS A records
+    /// need); an error if the address is taken.
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Backend> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Ok(Backend::serve(listener, None))
+    }
+
+    /// Backends on each of `ips`, all on one free port.
+    pub async fn on_one_port(ips: &[&str]) -> Vec<Backend> {
+        'retry: for _ in 0..50 {
+            let first_ip: std::net::IpAddr = ips[0].parse().unwrap();
+            let first = Backend::start_on(SocketAddr::new(first_ip, 0))
+                .await
+                .unwrap();
+            let port = first.addr.port();
+            let mut all = vec![first];
+            for ip in &ips[1..] {
+                match Backend::start_on(SocketAddr::new(ip.parse().unwrap(), port)).await {
+                    Ok(backend) => all.push(backend),
+                    Err(_) => continue 'retry,
+                }
+            }
+            return all;
+        }
+        panic!("no port free on all of {ips:?}");
+    }
+
+    fn serve(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Backend {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             hits: AtomicUsize::new(0),

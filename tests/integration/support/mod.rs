@@ -4,6 +4,7 @@ pub mod backend;
 pub mod browser;
 pub mod certs;
 pub mod client;
+pub mod dns;
 pub mod gateway;
 pub mod jwt;
 pub mod openmetrics;

@@ -208,12 +208,20 @@ fn check(path: &Path) -> anyhow::Result<()> {
             );
         }
         for upstream in pipeline.upstreams().iter() {
+            // Targets named by DNS: show what they resolve to now.
+            upstream.first_answer().await;
             let targets: Vec<String> = upstream
                 .targets()
                 .iter()
-                .map(|t| t.authority().to_string())
+                .map(|t| match t.origin() {
+                    Some(origin) => format!("{} (from {origin})", t.authority()),
+                    None => t.authority().to_string(),
+                })
                 .collect();
             println!("upstream {} -> {}", upstream.name(), targets.join(", "));
+            if let Some(error) = upstream.discovery().and_then(|d| d.last_error) {
+                println!("upstream {}: DNS: {error}", upstream.name());
+            }
         }
         println!("{}: ok", path.display());
         Ok(())
