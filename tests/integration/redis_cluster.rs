@@ -373,6 +373,10 @@ async fn a_master_killed_under_load_fails_over_and_limits_stay_exact() {
         let ok = statuses.iter().filter(|s| **s == 200).count();
         if ok == 3 {
             assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7);
+            eprintln!(
+                "exact again {:?} after the failover ({tenant})",
+                failed_over_at.elapsed()
+            );
             break;
         }
         assert!(
@@ -384,4 +388,36 @@ async fn a_master_killed_under_load_fails_over_and_limits_stay_exact() {
     // And a tenant of the load keeps its count on the promoted node: it is
     // refused (its 3 were used before or during the failover).
     assert_eq!(status(&url, &[("x-tenant", "load-0")]).await, 429);
+}
+
+/// With no seed node answering, the gateway still starts (the cluster is
+/// connected on first use) and rate limits follow the fail policy at once:
+/// `fail_closed` refuses, without waiting on the unreachable cluster.
+#[tokio::test]
+async fn with_no_seed_node_answering_the_gateway_starts_and_follows_the_fail_policy() {
+    let backend = Backend::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config =
+        json!({"limits": [{"name": "t", "key": "header:x-tenant", "rate": 100, "per": "1h"}]});
+    let gw = limited(&backend, config)
+        .state("backend = \"redis_cluster\"")
+        .state(&format!("nodes = [\"redis://127.0.0.1:{closed}\"]"))
+        .state("timeout_ms = 200")
+        .state("on_error = \"fail_closed\"")
+        .serve()
+        .await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(status(&gw.url("/"), &[("x-tenant", "t")]).await, 429);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the unreachable cluster slowed requests: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(backend.hits(), 0);
 }

@@ -408,6 +408,12 @@ fn validate_state(state: &StateConfig) -> Result<(), String> {
                         "`state.nodes[{i}]` `{node}` must start with `redis://`"
                     ));
                 }
+                let path = node.trim_start_matches("redis://").split_once('/');
+                if path.is_some_and(|(_, db)| !db.is_empty() && db != "0") {
+                    return Err(format!(
+                        "`state.nodes[{i}]` `{node}` names a database: a Redis Cluster has only database 0"
+                    ));
+                }
                 if let Err(e) = redis::Client::open(node.as_str()) {
                     return Err(format!(
                         "`state.nodes[{i}]` `{node}` is not a Redis URL: {e}"

@@ -178,6 +178,8 @@ fn redis_cluster_state_needs_seed_nodes_and_refuses_the_other_backends_keys() {
         "[state]\nbackend = \"redis_cluster\"\nnodes = [\"redis://a:1\", \"http://b:2\"]\n",
     );
     assert!(err.contains("`state.nodes[1]`"), "{err}");
+    let err = refused("[state]\nbackend = \"redis_cluster\"\nnodes = [\"redis://a:1/2\"]\n");
+    assert!(err.contains("only database 0"), "{err}");
     let err = refused(
         "[state]\nbackend = \"redis_cluster\"\nnodes = [\"redis://a:1\"]\nurl = \"redis://a:1\"\n",
     );

@@ -52,8 +52,12 @@ impl RedisStore {
         group: &[usize],
         mode: Mode,
     ) -> Result<Vec<Decision>, String> {
+        let op = match mode {
+            Mode::Take => "take",
+            Mode::Check => "take_check",
+        };
         let values: Vec<i64> = self
-            .call("take", |mut connection| {
+            .call(op, |mut connection| {
                 let mut invocation = self.gcra.prepare_invoke();
                 for &i in group {
                     if let (Some(key), Some(take), Some((interval, tolerance))) =
