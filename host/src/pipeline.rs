@@ -69,15 +69,18 @@ impl Stores {
                 tracing,
                 ..Stores::in_memory()
             }),
-            crate::config::StateBackend::Redis => {
-                let url = state.url.as_deref().unwrap_or_default();
+            crate::config::StateBackend::Redis | crate::config::StateBackend::RedisCluster => {
                 let timeout = std::time::Duration::from_millis(state.timeout_ms);
-                let store =
+                let store = if state.backend == crate::config::StateBackend::RedisCluster {
+                    crate::state::RedisStore::cluster(&state.nodes, timeout, state.on_error)
+                } else {
+                    let url = state.url.as_deref().unwrap_or_default();
                     crate::state::RedisStore::new(url, state.pool_size, timeout, state.on_error)
-                        .map_err(|message| LoadError {
-                            file: config.source.clone(),
-                            message,
-                        })?;
+                }
+                .map_err(|message| LoadError {
+                    file: config.source.clone(),
+                    message,
+                })?;
                 let store = Arc::new(store.with_metrics(telemetry.clone()));
                 Ok(Stores {
                     rate: store.clone(),

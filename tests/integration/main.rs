@@ -35,6 +35,7 @@ mod plugin_metrics;
 mod proxy_wasm;
 mod proxying;
 mod rate_limit;
+mod redis_cluster;
 mod reload;
 mod reload_settings;
 mod rollout;

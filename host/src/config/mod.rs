@@ -312,20 +312,7 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(format!("`log.level`: {e}"));
         }
-        if self.state.backend == StateBackend::Redis {
-            match &self.state.url {
-                None => return Err("`state.url` is required with `backend = \"redis\"`".into()),
-                Some(url) if !url.starts_with("redis://") => {
-                    return Err(format!("`state.url` `{url}` must start with `redis://`"));
-                }
-                Some(_) => {}
-            }
-            if self.state.timeout_ms == 0 || self.state.pool_size == 0 {
-                return Err(
-                    "`state.timeout_ms` and `state.pool_size` must be greater than 0".into(),
-                );
-            }
-        }
+        validate_state(&self.state)?;
         for (name, upstream) in &self.upstreams {
             validate_upstream(name, upstream)?;
         }
@@ -397,4 +384,62 @@ impl Config {
     pub fn cache_dir(&self) -> PathBuf {
         self.base_dir.join(&self.cache_dir)
     }
+}
+
+/// `[state]`: the keys its backend needs, and no keys of another backend.
+fn validate_state(state: &StateConfig) -> Result<(), String> {
+    match state.backend {
+        StateBackend::Memory => return Ok(()),
+        StateBackend::Redis => {
+            match &state.url {
+                None => return Err("`state.url` is required with `backend = \"redis\"`".into()),
+                Some(url) if !url.starts_with("redis://") => {
+                    return Err(format!("`state.url` `{url}` must start with `redis://`"));
+                }
+                Some(_) => {}
+            }
+            if !state.nodes.is_empty() {
+                return Err("`state.nodes` is for `backend = \"redis_cluster\"`; \
+                     with `backend = \"redis\"` give one `state.url`"
+                    .into());
+            }
+            if state.pool_size == 0 {
+                return Err("`state.pool_size` must be greater than 0".into());
+            }
+        }
+        StateBackend::RedisCluster => {
+            if state.url.is_some() {
+                return Err("`state.url` is for `backend = \"redis\"`; \
+                     with `backend = \"redis_cluster\"` list the seed nodes in `state.nodes`"
+                    .into());
+            }
+            if state.nodes.is_empty() {
+                return Err("`state.nodes` must list at least one seed node \
+                     with `backend = \"redis_cluster\"`"
+                    .into());
+            }
+            for (i, node) in state.nodes.iter().enumerate() {
+                if !node.starts_with("redis://") {
+                    return Err(format!(
+                        "`state.nodes[{i}]` `{node}` must start with `redis://`"
+                    ));
+                }
+                let path = node.trim_start_matches("redis://").split_once('/');
+                if path.is_some_and(|(_, db)| !db.is_empty() && db != "0") {
+                    return Err(format!(
+                        "`state.nodes[{i}]` `{node}` names a database: a Redis Cluster has only database 0"
+                    ));
+                }
+                if let Err(e) = redis::Client::open(node.as_str()) {
+                    return Err(format!(
+                        "`state.nodes[{i}]` `{node}` is not a Redis URL: {e}"
+                    ));
+                }
+            }
+        }
+    }
+    if state.timeout_ms == 0 {
+        return Err("`state.timeout_ms` must be greater than 0".into());
+    }
+    Ok(())
 }

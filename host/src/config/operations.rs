@@ -189,15 +189,22 @@ impl Default for TracingConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
-    /// `memory` (this process only) or `redis` (shared by gateways).
+    /// `memory` (this process only), `redis` (one Redis shared by
+    /// gateways) or `redis_cluster` (a Redis Cluster shared by gateways).
     pub backend: StateBackend,
     /// For `redis`: `redis://host:port[/db]`.
     pub url: Option<String>,
-    /// For `redis`: limit on one call.
+    /// For `redis_cluster`: seed nodes (`redis://host:port`), at least one;
+    /// the rest of the cluster is discovered from them.
+    pub nodes: Vec<String>,
+    /// For `redis` and `redis_cluster`: limit on one call (retries and
+    /// redirections included).
     pub timeout_ms: u64,
-    /// For `redis`: connections kept open.
+    /// For `redis`: connections kept open. `redis_cluster` ignores it (one
+    /// multiplexed connection per node).
     pub pool_size: usize,
-    /// For `redis`: what rate limits do while Redis is unreachable.
+    /// For `redis` and `redis_cluster`: what rate limits do while the store
+    /// is unreachable.
     pub on_error: crate::state::FailPolicy,
 }
 
@@ -206,6 +213,7 @@ impl Default for StateConfig {
         StateConfig {
             backend: StateBackend::Memory,
             url: None,
+            nodes: Vec::new(),
             timeout_ms: 100,
             pool_size: 4,
             on_error: crate::state::FailPolicy::FailOpen,
@@ -215,12 +223,14 @@ impl Default for StateConfig {
 
 /// `[state] backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum StateBackend {
     /// In this process.
     Memory,
-    /// In Redis.
+    /// In one Redis.
     Redis,
+    /// In a Redis Cluster.
+    RedisCluster,
 }
 
 /// `[log]`.

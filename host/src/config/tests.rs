@@ -196,3 +196,43 @@ fn discovery_bounds_are_checked() {
     assert!(parse("[discovery]\nnameservers = [\"127.0.0.1\"]\n").is_err());
     assert!(parse("[upstreams.u]\ntargets = [\"srv:_http._tcp.svc.example\"]\n").is_ok());
 }
+
+#[test]
+fn redis_cluster_state_needs_seed_nodes_and_refuses_the_other_backends_keys() {
+    let ok = parse(
+        "[state]\nbackend = \"redis_cluster\"\n\
+         nodes = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n",
+    )
+    .unwrap();
+    assert_eq!(ok.state.backend, StateBackend::RedisCluster);
+    assert_eq!(ok.state.nodes.len(), 2);
+    let refused = |text: &str| parse(text).unwrap_err().to_string();
+    let err = refused("[state]\nbackend = \"redis_cluster\"\n");
+    assert!(
+        err.contains("`state.nodes` must list at least one"),
+        "{err}"
+    );
+    let err = refused(
+        "[state]\nbackend = \"redis_cluster\"\nnodes = [\"redis://a:1\", \"http://b:2\"]\n",
+    );
+    assert!(err.contains("`state.nodes[1]`"), "{err}");
+    let err = refused("[state]\nbackend = \"redis_cluster\"\nnodes = [\"redis://a:1/2\"]\n");
+    assert!(err.contains("only database 0"), "{err}");
+    let err = refused(
+        "[state]\nbackend = \"redis_cluster\"\nnodes = [\"redis://a:1\"]\nurl = \"redis://a:1\"\n",
+    );
+    assert!(
+        err.contains("`state.url` is for `backend = \"redis\"`"),
+        "{err}"
+    );
+    let err =
+        refused("[state]\nbackend = \"redis\"\nurl = \"redis://a:1\"\nnodes = [\"redis://a:1\"]\n");
+    assert!(
+        err.contains("`state.nodes` is for `backend = \"redis_cluster\"`"),
+        "{err}"
+    );
+    let err = refused(
+        "[state]\nbackend = \"redis_cluster\"\nnodes = [\"redis://a:1\"]\ntimeout_ms = 0\n",
+    );
+    assert!(err.contains("state.timeout_ms"), "{err}");
+}

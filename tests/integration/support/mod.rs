@@ -14,6 +14,7 @@ pub mod plugin_metrics;
 pub mod process;
 pub mod raw;
 pub mod redis;
+pub mod redis_cluster;
 pub mod toolchains;
 
 pub use backend::Backend;
