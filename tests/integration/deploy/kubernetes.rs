@@ -184,30 +184,24 @@ fn kubernetes_example_agrees_with_its_config_and_the_image() {
         "the admin Service must stay inside the cluster"
     );
 
-    // [state]: Redis, at a Service of this example that runs Redis.
-    assert_eq!(toml_str(&toml, &["state", "backend"]), "redis");
-    let url = toml_str(&toml, &["state", "url"]);
-    let host_port = url.strip_prefix("redis://").expect("a redis:// URL");
-    let (host, port) = host_port.split_once(':').expect("host:port");
-    let port: u64 = port.trim_end_matches('/').parse().unwrap();
-    let redis_service = find(&docs, "Service", host);
-    let redis_port = redis_service["spec"]["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["port"] == port)
-        .unwrap_or_else(|| panic!("{host} does not serve port {port}"));
-    let redis = docs
-        .iter()
-        .find(|d| {
-            d["kind"] == "Deployment"
-                && redis_service["spec"]["selector"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .all(|(k, v)| &d["spec"]["template"]["metadata"]["labels"][k] == v)
-        })
-        .expect("a Deployment behind the Redis Service");
+    // [state]: a Redis Cluster, whose seed nodes are pods of this
+    // example's StatefulSet, by their stable names behind its headless
+    // Service, on the port its containers serve, in cluster mode.
+    assert_eq!(toml_str(&toml, &["state", "backend"]), "redis_cluster");
+    let nodes = toml["state"]["nodes"].as_array().expect("[state] nodes");
+    assert!(nodes.len() >= 2, "several seed nodes, so one may be down");
+    let redis = find(&docs, "StatefulSet", "weir-redis");
+    let redis_service = find(
+        &docs,
+        "Service",
+        redis["spec"]["serviceName"].as_str().unwrap(),
+    );
+    assert_eq!(
+        redis_service["spec"]["clusterIP"], "None",
+        "a headless Service"
+    );
+    let replicas = redis["spec"]["replicas"].as_u64().unwrap();
+    assert!(replicas >= 6, "three masters and three replicas");
     let redis_container = &redis["spec"]["template"]["spec"]["containers"][0];
     assert!(
         redis_container["image"]
@@ -215,9 +209,59 @@ fn kubernetes_example_agrees_with_its_config_and_the_image() {
             .unwrap()
             .starts_with("redis:")
     );
+    let args: Vec<&str> = redis_container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--cluster-enabled", "yes"]),
+        "{args:?}"
+    );
+    for node in nodes {
+        let url = node.as_str().unwrap();
+        let host_port = url.strip_prefix("redis://").expect("a redis:// URL");
+        let (host, port) = host_port.split_once(':').expect("host:port");
+        let (pod, service) = host.split_once('.').expect("POD.SERVICE");
+        assert_eq!(service, redis_service["metadata"]["name"].as_str().unwrap());
+        let ordinal: u64 = pod
+            .strip_prefix("weir-redis-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{pod} is not a pod of the StatefulSet"));
+        assert!(ordinal < replicas, "{pod}");
+        let port: u16 = port.parse().unwrap();
+        assert_eq!(port_number(redis_container, &"redis".into()), port);
+    }
+    // The Job that forms the cluster once.
+    let create = find(&docs, "Job", "weir-redis-cluster-create");
+    let script = create["spec"]["template"]["spec"]["containers"][0]["command"][2]
+        .as_str()
+        .unwrap();
+    assert!(
+        script.contains("--cluster create") && script.contains("--cluster-replicas 1"),
+        "{script}"
+    );
+
+    // [tls.acme]: certificates from an ACME directory for named domains,
+    // validated on the HTTPS port, which the proxy Service exposes as 443.
+    let acme = &toml["tls"]["acme"];
+    assert!(toml_str(&toml, &["tls", "acme", "directory"]).starts_with("https://"));
+    assert!(!acme["domains"].as_array().unwrap().is_empty());
     assert_eq!(
-        u64::from(port_number(redis_container, &redis_port["targetPort"])),
-        6379
+        toml_str(&toml, &["tls", "acme", "challenge"]),
+        "tls-alpn-01"
+    );
+    let https: SocketAddr = toml_str(&toml, &["tls", "listen"]).parse().unwrap();
+    assert_eq!(port_number(container, &"https".into()), https.port());
+    let proxy = serving(https.port()).expect("no Service for HTTPS");
+    assert!(
+        proxy["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"] == 443 && port_number(container, &p["targetPort"]) == https.port()),
+        "tls-alpn-01 validates on port 443: the Service must map 443 to the HTTPS listener"
     );
 }
 
@@ -226,29 +270,36 @@ fn kubernetes_example_agrees_with_its_config_and_the_image() {
 #[tokio::test]
 async fn kubernetes_example_config_passes_weir_check() {
     let docs = manifests();
-    let redis = RedisServer::start();
-    let (pod, _) = Pod::new(&docs, |root, table| localize(root, table, &redis));
+    let cluster = RedisCluster::start();
+    let (pod, _) = Pod::new(&docs, |root, table| localize(root, table, &cluster));
     let config = pod.config.to_str().unwrap();
     let (ok, out, err) = run_to_end(&["check", "--config", config]).await;
     assert!(ok, "weir check failed:\n{out}{err}");
     for stem in image_plugins(&pod.root.path().join("opt/weir/plugins")) {
         assert!(out.contains(&format!("plugin {stem} ok")), "{out}");
     }
-    assert!(out.contains("upstream users -> users:8080"), "{out}");
+    // `users` is a Service name: resolved by the cluster's DNS, which is
+    // not here, so check names the failure rather than the addresses.
+    assert!(
+        out.contains("upstream users -> ")
+            && (out.contains("(from users:8080)") || out.contains("upstream users: DNS:")),
+        "{out}"
+    );
 }
 
 /// The example as it runs: refused without the admin token; with it, the
 /// probes' paths answer without a token and the rest needs it; requests
-/// are counted in Redis; and a ConfigMap update (the kubelet's `..data`
+/// are counted in the Redis Cluster; an unreachable ACME directory is
+/// shown in `/admin/tls` and stops nothing; and a ConfigMap update (the kubelet's `..data`
 /// swap) that changes only a plugin's JSON is live without a restart.
 #[tokio::test]
-async fn kubernetes_example_runs_shares_limits_in_redis_and_reloads_configmap_updates() {
+async fn kubernetes_example_runs_shares_limits_in_a_redis_cluster_and_reloads_configmap_updates() {
     let docs = manifests();
-    let redis = RedisServer::start();
+    let cluster = RedisCluster::start();
     let users = Backend::start().await;
     let orders = Backend::start().await;
     let (pod, files) = Pod::new(&docs, |root, table| {
-        localize(root, table, &redis);
+        localize(root, table, &cluster);
         // The upstream Services, here.
         let upstreams = table
             .get_mut("upstreams")
@@ -309,15 +360,41 @@ async fn kubernetes_example_runs_shares_limits_in_redis_and_reloads_configmap_up
     }
 
     // A public route: routed to users, rate-limited in Redis.
-    assert_eq!(redis_key_count(redis.port, "weir:rate:*"), 0);
+    assert_eq!(cluster_key_count(&cluster, "weir:rate:*"), 0);
     let reply = get(&gateway.url("/users/7")).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text(), "hello from backend");
     assert!(reply.header("ratelimit-policy").is_some());
     assert!(
-        redis_key_count(redis.port, "weir:rate:*") > 0,
-        "the rate limit was not counted in Redis"
+        cluster_key_count(&cluster, "weir:rate:{*") > 0,
+        "the rate limit was not counted in the Redis Cluster (hash-tagged keys)"
     );
+
+    // The ACME directory cannot be reached: the order fails, is shown with
+    // its cause and backs off, and the proxy serves on.
+    let domain = parse_toml(&files["weir.toml"])["tls"]["acme"]["domains"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = Instant::now();
+    let acme = loop {
+        let tls = get_with_token(&gateway.admin_url("/admin/tls"), token)
+            .await
+            .json();
+        let name = tls["acme"]["names"][0].clone();
+        if name["last_error"].is_string() {
+            break name;
+        }
+        assert!(
+            failed.elapsed() < Duration::from_secs(20),
+            "no ACME failure shown: {tls}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(acme["status"], "failed", "{acme}");
+    assert_eq!(acme["name"], domain.as_str(), "{acme}");
+    assert!(!acme["next_attempt"].is_null(), "{acme}");
+    assert_eq!(get(&gateway.url("/users/7")).await.status, 200);
 
     // `kubectl apply` of a ConfigMap whose router config moved the route.
     let mut router: Value = serde_json::from_str(&files["50-router.json"]).unwrap();

@@ -8,9 +8,11 @@
 //! A temporary root stands for the container's `/`: the ConfigMap is
 //! mounted under it where the Deployment mounts it, and weir.toml's two
 //! absolute paths (`plugins_dir`, `cache_dir`) are moved under it too. The
-//! Redis URL points at a real local `redis-server`. Nothing else in the
-//! files is changed for `weir check`; the test that runs the gateway also
-//! points the upstreams at local backends.
+//! Redis Cluster's seed nodes point at a real local cluster of
+//! `redis-server`s, the HTTPS listener at a free port and the ACME
+//! directory at a closed one. Nothing else in the files is changed for
+//! `weir check`; the test that runs the gateway also points the upstreams
+//! at local backends.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -26,7 +28,7 @@ use tokio::process::Command;
 
 use crate::support::client::{http1, send};
 use crate::support::process::{Output, WEIR, capture, run_to_end};
-use crate::support::redis::RedisServer;
+use crate::support::redis_cluster::RedisCluster;
 use crate::support::{Backend, get};
 
 mod docker;
@@ -263,16 +265,36 @@ fn config_arg(container: &Value) -> String {
 }
 
 /// Move the config's absolute paths under `root` and use a local Redis.
-fn localize(root: &Path, table: &mut toml::Table, redis: &RedisServer) {
+fn localize(root: &Path, table: &mut toml::Table, cluster: &RedisCluster) {
     for key in ["plugins_dir", "cache_dir"] {
         let path = under(root, toml_str(table, &[key]));
         table.insert(key.into(), path.display().to_string().into());
     }
+    let nodes = cluster.urls().into_iter().map(toml::Value::from).collect();
     table
         .get_mut("state")
         .and_then(toml::Value::as_table_mut)
         .expect("weir.toml has [state]")
-        .insert("url".into(), redis.url().into());
+        .insert("nodes".into(), toml::Value::Array(nodes));
+    // The HTTPS listener on a free port, and the ACME directory at a
+    // loopback port where nothing listens: the CA is unreachable.
+    let tls = table
+        .get_mut("tls")
+        .and_then(toml::Value::as_table_mut)
+        .expect("weir.toml has [tls]");
+    tls.insert("listen".into(), "127.0.0.1:0".into());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    tls.get_mut("acme")
+        .and_then(toml::Value::as_table_mut)
+        .expect("weir.toml has [tls.acme]")
+        .insert(
+            "directory".into(),
+            format!("https://127.0.0.1:{closed}/dir").into(),
+        );
 }
 
 // ---- running the binary ---------------------------------------------------
@@ -357,6 +379,16 @@ async fn get_with_token(url: &str, token: &str) -> crate::support::client::Reply
         .body(weir::http::body::full(Bytes::new()))
         .unwrap();
     send(&http1(), request).await
+}
+
+/// How many keys match `pattern` over the cluster's live masters.
+fn cluster_key_count(cluster: &RedisCluster, pattern: &str) -> usize {
+    cluster
+        .topology()
+        .iter()
+        .filter(|n| n.is_master() && !n.failed())
+        .map(|n| redis_key_count(n.port, pattern))
+        .sum()
 }
 
 /// How many keys match `pattern` in the Redis on `port` (RESP by hand).
