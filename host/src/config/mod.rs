@@ -394,7 +394,10 @@ fn validate_state(state: &StateConfig) -> Result<(), String> {
             match &state.url {
                 None => return Err("`state.url` is required with `backend = \"redis\"`".into()),
                 Some(url) if !url.starts_with("redis://") => {
-                    return Err(format!("`state.url` `{url}` must start with `redis://`"));
+                    return Err(format!(
+                        "`state.url` `{}` must start with `redis://`",
+                        crate::state::redacted(url)
+                    ));
                 }
                 Some(_) => {}
             }
@@ -418,19 +421,20 @@ fn validate_state(state: &StateConfig) -> Result<(), String> {
                      with `backend = \"redis_cluster\"`"
                     .into());
             }
-            for (i, node) in state.nodes.iter().enumerate() {
-                if !node.starts_with("redis://") {
+            for (i, url) in state.nodes.iter().enumerate() {
+                let node = crate::state::redacted(url);
+                if !url.starts_with("redis://") {
                     return Err(format!(
                         "`state.nodes[{i}]` `{node}` must start with `redis://`"
                     ));
                 }
-                let path = node.trim_start_matches("redis://").split_once('/');
+                let path = url.trim_start_matches("redis://").split_once('/');
                 if path.is_some_and(|(_, db)| !db.is_empty() && db != "0") {
                     return Err(format!(
                         "`state.nodes[{i}]` `{node}` names a database: a Redis Cluster has only database 0"
                     ));
                 }
-                if let Err(e) = redis::Client::open(node.as_str()) {
+                if let Err(e) = redis::Client::open(url.as_str()) {
                     return Err(format!(
                         "`state.nodes[{i}]` `{node}` is not a Redis URL: {e}"
                     ));

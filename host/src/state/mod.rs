@@ -13,6 +13,7 @@ pub use gcra::{Decision, RateLimit, allowed_blind, refused};
 pub use memory::MemoryRateStore;
 pub use memory_kv::MemoryKvStore;
 pub use redis::RedisStore;
+pub(crate) use redis::redacted;
 
 /// Why a store could not answer.
 #[derive(Debug, Clone, thiserror::Error)]

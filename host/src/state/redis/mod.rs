@@ -145,6 +145,22 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// `url` with its password (the userinfo after `:`) replaced by `***`, so
+/// logs and errors never show a secret.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _secret)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 impl RedisStore {
     /// A store for `url` (`redis://host:port[/db]`). Connections are made on
     /// first use, so the gateway starts even while Redis is down.
@@ -154,13 +170,13 @@ impl RedisStore {
         timeout: Duration,
         policy: FailPolicy,
     ) -> Result<RedisStore, String> {
-        let client =
-            redis::Client::open(url).map_err(|e| format!("invalid Redis URL `{url}`: {e}"))?;
+        let client = redis::Client::open(url)
+            .map_err(|e| format!("invalid Redis URL `{}`: {e}", redacted(url)))?;
         Ok(RedisStore::with_target(
             Target::Single(client),
             Layout::Single,
             "redis",
-            url.to_string(),
+            redacted(url),
             pool_size,
             timeout,
             policy,
@@ -185,18 +201,26 @@ impl RedisStore {
             .min_retry_wait(timeout_ms / 10)
             .max_retry_wait((timeout_ms / 2).max(timeout_ms / 10 + 1))
             .build()
-            .map_err(|e| format!("invalid Redis Cluster seed nodes {nodes:?}: {e}"))?;
+            .map_err(|e| {
+                let nodes: Vec<String> = nodes.iter().map(|n| redacted(n)).collect();
+                format!("invalid Redis Cluster seed nodes {nodes:?}: {e}")
+            })?;
         Ok(RedisStore::with_target(
             Target::Cluster(Box::new(client)),
             Layout::Cluster,
             "redis_cluster",
-            nodes.join(","),
+            nodes
+                .iter()
+                .map(|n| redacted(n))
+                .collect::<Vec<_>>()
+                .join(","),
             1,
             timeout,
             policy,
         ))
     }
 
+    /// Where the store is, for logs: `self.place`, passwords redacted.
     fn with_target(
         target: Target,
         layout: Layout,
@@ -338,5 +362,21 @@ impl RedisStore {
             }
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_never_reach_logs_or_errors() {
+        assert_eq!(
+            redacted("redis://user:s3cret@10.0.0.1:6379/2"),
+            "redis://user:***@10.0.0.1:6379/2"
+        );
+        assert_eq!(redacted("redis://:s3cret@h:1"), "redis://:***@h:1");
+        assert_eq!(redacted("redis://h:1"), "redis://h:1");
+        assert_eq!(redacted("redis://user@h:1"), "redis://user@h:1");
     }
 }
