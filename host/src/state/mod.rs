@@ -5,6 +5,7 @@
 mod gcra;
 mod memory;
 mod memory_kv;
+mod on_disk;
 mod redis;
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 pub use gcra::{Decision, RateLimit, allowed_blind, refused};
 pub use memory::MemoryRateStore;
 pub use memory_kv::MemoryKvStore;
+pub use on_disk::OnDiskKv;
 pub use redis::RedisStore;
 pub(crate) use redis::redacted;
 
