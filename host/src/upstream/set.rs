@@ -1,8 +1,9 @@
 //! The targets of an upstream at one moment: an immutable snapshot that a
 //! request picks from, replaced as a whole when discovery finds a change,
 //! so a pick never sees half an update. It carries what the balancer
-//! precomputes from the targets' weights: the smooth weighted round-robin
-//! order and the consistent-hash ring.
+//! precomputes from the targets' weights and tiers (SRV priorities): each
+//! tier's members and smooth weighted round-robin order, and the
+//! consistent-hash ring.
 
 use std::sync::Arc;
 
