@@ -238,11 +238,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Load every `*.wasm` in the config's plugin directory, in file-name order.
+    /// Load every `*.wasm` in the config's plugin directory, in file-name
+    /// order. `previous` is the pipeline this one replaces: its upstreams'
+    /// DNS answers (and targets) are where the new ones start.
     pub async fn load(
         runtime: &Arc<Runtime>,
         config: &Config,
         stores: &Stores,
+        previous: Option<&Pipeline>,
     ) -> Result<Pipeline, LoadError> {
         if config.limits.plugin_memory_bytes() > runtime.max_memory_bytes() {
             return Err(LoadError {
@@ -261,6 +264,7 @@ impl Pipeline {
                 &config.base_dir,
                 &stores.telemetry,
                 &config.discovery,
+                previous.map(|p| p.upstreams()),
             )
             .map_err(|message| LoadError {
                 file: config.source.clone(),

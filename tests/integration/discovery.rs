@@ -1,7 +1,9 @@
 //! DNS service discovery against a real DNS server (dnsmasq, started per
 //! test on a free loopback port): targets named by DNS follow their A
 //! records and SRV records as they change, under load, without a failed
-//! request; vanished targets drain; a DNS outage keeps the last answer.
+//! request; vanished targets drain; a DNS outage keeps the last answer,
+//! across reloads too; higher SRV priorities take over when the lower ones
+//! are unavailable; an unresponsive SRV target host is skipped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -276,4 +278,157 @@ async fn discovery_over_tls_verifies_the_dns_name_not_the_address() {
         assert_eq!(targets[0].server_name(), Some(name));
     }
     assert_eq!(backend.hits(), 2);
+}
+
+#[tokio::test]
+async fn discovery_keeps_the_last_answer_across_reloads_while_dns_is_down() {
+    let backends = Backend::on_one_port(&["127.0.0.2"]).await;
+    let target = &backends[0];
+    let mut dns = Dns::start(TTL, "127.0.0.2 api.weir.test\n", &[]).await;
+    let setup = routed(
+        &dns,
+        &format!("http://api.weir.test:{}", target.addr.port()),
+    );
+    let gw = setup.serve().await;
+    assert_eq!(get(&gw.url("/")).await.status, 200);
+    let targets = |gw: &Running| {
+        gw.gateway
+            .pipeline()
+            .upstreams()
+            .get("api")
+            .unwrap()
+            .targets()
+    };
+    let before = targets(&gw);
+
+    // DNS up: the new pipeline starts from the old answer, same target
+    // (health and in-flight carry over), without waiting for DNS.
+    gw.gateway.reload(&setup.config()).await.unwrap();
+    let started = Instant::now();
+    assert_eq!(get(&gw.url("/")).await.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "the first request after a reload waited {:?}",
+        started.elapsed()
+    );
+    assert!(Arc::ptr_eq(&targets(&gw)[0], &before[0]));
+
+    // DNS down: reloads (twice: the second starts from what the first
+    // carried over) keep the target.
+    dns.stop();
+    gw.gateway.reload(&setup.config()).await.unwrap();
+    gw.gateway.reload(&setup.config()).await.unwrap();
+    let load = Load::start(gw.url("/"), 2);
+    tokio::time::sleep(Duration::from_secs(u64::from(TTL) * 3)).await;
+    let sent = load.finish().await;
+    assert!(target.hits() > sent / 2);
+    assert!(Arc::ptr_eq(&targets(&gw)[0], &before[0]));
+    let status = gw
+        .gateway
+        .pipeline()
+        .upstreams()
+        .get("api")
+        .unwrap()
+        .discovery()
+        .unwrap();
+    assert!(
+        status.last_error.is_some(),
+        "the failing lookups are reported"
+    );
+    assert!(status.last_resolved.is_some(), "carried over from before");
+}
+
+#[tokio::test]
+async fn discovery_falls_back_to_a_higher_srv_priority_when_the_lower_is_unavailable() {
+    let (a, b, c) = (
+        Backend::start().await,
+        Backend::start().await,
+        Backend::start().await,
+    );
+    let srv = |backend: &Backend, priority: u16| {
+        format!(
+            "srv-host=_http._tcp.svc.weir.test,h.weir.test,{},{priority},1",
+            backend.addr.port()
+        )
+    };
+    let records = [srv(&a, 10), srv(&b, 10), srv(&c, 20)];
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
+    let dns = Dns::start(TTL, "127.0.0.1 h.weir.test\n", &records).await;
+    let health = "[upstreams.api.health]\npath = \"/healthz\"\ninterval_ms = 50\nunhealthy_after = 1\nhealthy_after = 1";
+    let gw = routed(&dns, "srv:_http._tcp.svc.weir.test")
+        .section(health)
+        .serve()
+        .await;
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/")).await.status, 200);
+    }
+    assert_eq!((a.hits(), b.hits(), c.hits()), (10, 10, 0));
+
+    // Every priority-10 target fails its checks: priority 20 serves.
+    a.set_healthy(false);
+    b.set_healthy(false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (a_before, b_before) = (a.hits(), b.hits());
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/")).await.status, 200);
+    }
+    assert_eq!((a.hits(), b.hits(), c.hits()), (a_before, b_before, 20));
+
+    // One comes back: priority 20 is left alone again.
+    a.set_healthy(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/")).await.status, 200);
+    }
+    assert_eq!((a.hits(), c.hits()), (a_before + 20, 20));
+
+    // Priority 10 killed outright: passive ejection and checks move the
+    // traffic to priority 20, and no request fails once they have.
+    a.kill();
+    b.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/")).await.status, 200);
+    }
+    assert_eq!(c.hits(), 40);
+}
+
+#[tokio::test]
+async fn discovery_skips_srv_target_hosts_that_never_answer() {
+    let good = Backend::start().await;
+    // dnsmasq forwards `slow.test` to a socket that never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let forward = format!("server=/slow.test/{}", silent.local_addr().unwrap()).replace(':', "#");
+    let mut records = vec![forward];
+    for i in 0..4 {
+        records.push(format!(
+            "srv-host=_http._tcp.svc.weir.test,x{i}.slow.test,1,10,1"
+        ));
+    }
+    records.push(format!(
+        "srv-host=_http._tcp.svc.weir.test,h.weir.test,{},10,1",
+        good.addr.port()
+    ));
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
+    let dns = Dns::start(TTL, "127.0.0.1 h.weir.test\n", &records).await;
+    let gw = routed(&dns, "srv:_http._tcp.svc.weir.test").serve().await;
+    // Each silent host gives up after its own limit, all at once: the
+    // answer comes within about one limit (4 x timeout_ms), not four.
+    let pipeline = gw.gateway.pipeline();
+    let upstream = pipeline.upstreams().get("api").unwrap();
+    let started = Instant::now();
+    while upstream.targets().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "no targets: {:?}",
+            upstream.discovery()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let targets = upstream.targets();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0].authority().as_str(), good.addr.to_string());
+    for _ in 0..5 {
+        assert_eq!(get(&gw.url("/")).await.status, 200);
+    }
 }

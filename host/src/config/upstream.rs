@@ -117,7 +117,7 @@ pub enum Protocol {
 }
 
 /// `[upstreams.NAME.health]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// Path probed with GET; 2xx and 3xx are healthy.

@@ -123,7 +123,7 @@ impl Gateway {
         config: &Config,
         stores: Stores,
     ) -> Result<Gateway, LoadError> {
-        let pipeline = Pipeline::load(&runtime, config, &stores).await?;
+        let pipeline = Pipeline::load(&runtime, config, &stores, None).await?;
         Ok(Gateway {
             runtime,
             stores,
@@ -137,7 +137,8 @@ impl Gateway {
     /// Build a new pipeline from `config` and, only if all of it loads,
     /// swap it in. Requests in flight finish on the pipeline they started on.
     pub async fn reload(&self, config: &Config) -> Result<(), LoadError> {
-        let pipeline = Pipeline::load(&self.runtime, config, &self.stores).await?;
+        let previous = self.current.load_full();
+        let pipeline = Pipeline::load(&self.runtime, config, &self.stores, Some(&previous)).await?;
         let max_connections = pipeline.server().max_connections;
         self.current.store(Arc::new(pipeline));
         self.slots.set_cap(max_connections);

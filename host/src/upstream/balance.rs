@@ -1,12 +1,13 @@
 //! Choosing a target: round robin, least requests, or a consistent hash of
 //! the client IP or a header (so one client keeps landing on one target while
-//! the set of targets is stable). Only available targets are chosen.
+//! the set of targets is stable). Only available targets are chosen, from
+//! the lowest fallback tier (SRV priority) that has one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::time::Instant;
 
-use super::set::{TargetSet, fnv1a};
+use super::set::{TargetSet, Tier, fnv1a};
 use super::target::Target;
 use std::sync::Arc;
 
@@ -47,6 +48,8 @@ impl Balancer {
 
     /// Pick an available target not in `skip` (falling back to a skipped
     /// one if nothing else is available). `key` feeds the consistent hash.
+    /// Only the lowest tier with a candidate is considered (RFC 2782: a
+    /// higher SRV priority is used when the lower ones are unreachable).
     pub fn pick<'a>(
         &self,
         set: &'a TargetSet,
@@ -59,23 +62,42 @@ impl Balancer {
         let fresh = |i: usize| usable(i) && !skip.contains(&i);
         let retry = !skip.is_empty();
         let chosen = self
-            .choose(set, key, &fresh, retry)
-            .or_else(|| self.choose(set, key, &usable, retry))?;
+            .choose_tier(set, key, &fresh, retry)
+            .or_else(|| self.choose_tier(set, key, &usable, retry))?;
         Some((chosen, targets.get(chosen)?))
     }
 
-    fn choose(
+    /// Choose among the lowest tier that has a target passing `ok`.
+    fn choose_tier(
         &self,
         set: &TargetSet,
         key: Option<&str>,
         ok: &dyn Fn(usize) -> bool,
         retry: bool,
     ) -> Option<usize> {
+        let (index, tier) = set
+            .tiers()
+            .iter()
+            .enumerate()
+            .find(|(_, tier)| tier.members.iter().any(|&i| ok(i)))?;
+        let in_tier = |i: usize| set.tier_of(i) == Some(index) && ok(i);
+        self.choose(set, tier, key, &in_tier, retry)
+    }
+
+    fn choose(
+        &self,
+        set: &TargetSet,
+        tier: &Tier,
+        key: Option<&str>,
+        ok: &dyn Fn(usize) -> bool,
+        retry: bool,
+    ) -> Option<usize> {
         let targets = set.targets();
-        let n = targets.len();
         match self {
-            Balancer::RoundRobin(next) => round_robin(next, set.order(), ok, retry),
+            Balancer::RoundRobin(next) => round_robin(next, &tier.order, ok, retry),
             Balancer::LeastRequests(next) => {
+                let members = &tier.members;
+                let n = members.len().max(1);
                 // Start the scan at a rotating offset so ties spread.
                 let start = next.fetch_add(1, Ordering::Relaxed);
                 // Load per unit of weight; the +1 counts the request being
@@ -84,8 +106,8 @@ impl Balancer {
                     let busy = targets.get(i).map_or(usize::MAX / 2, |t| t.in_flight()) as u64;
                     (busy + 1).saturating_mul(1_000_000) / u64::from(set.weight(i))
                 };
-                (0..n)
-                    .map(|i| (start + i) % n)
+                (0..members.len())
+                    .filter_map(|k| members.get((start + k) % n).copied())
                     .filter(|&i| ok(i))
                     .min_by_key(|&i| load(i))
             }
@@ -98,7 +120,7 @@ impl Balancer {
                     let (head, tail) = ring.split_at(start.min(ring.len()));
                     tail.iter().chain(head).map(|&(_, i)| i).find(|&i| ok(i))
                 }
-                None => round_robin(next, set.order(), ok, retry),
+                None => round_robin(next, &tier.order, ok, retry),
             },
         }
     }
@@ -270,5 +292,52 @@ mod tests {
             );
         }
         assert_eq!((t[0].in_flight(), t[1].in_flight()), (30, 10));
+    }
+
+    #[tokio::test]
+    async fn lower_tiers_first_and_higher_ones_when_all_are_unavailable() {
+        let tiered = |weights: &[(u32, u32)]| -> Vec<Arc<Target>> {
+            weights
+                .iter()
+                .enumerate()
+                .map(|(i, &(w, tier))| {
+                    let t = Target::new(
+                        format!("127.0.0.1:{}", 7000 + i).parse().unwrap(),
+                        false,
+                        64,
+                    );
+                    Arc::new(t.discovered(w, "srv:x".into(), "x".into()).in_tier(tier))
+                })
+                .collect()
+        };
+        // Tier 1 (the higher SRV priority) listed first: order does not matter.
+        let t = tiered(&[(5, 1), (3, 0), (1, 0)]);
+        for balancer in [
+            Balancer::round_robin(),
+            Balancer::least_requests(),
+            Balancer::consistent_hash(),
+        ] {
+            let s = set(&t, balancer.hashed());
+            let mut counts = [0usize; 3];
+            for i in 0..400 {
+                let key = format!("k{i}");
+                counts[balancer.pick(&s, Some(&key), &[]).unwrap().0] += 1;
+            }
+            assert_eq!(counts[0], 0, "{balancer:?}: backup used: {counts:?}");
+            if matches!(balancer, Balancer::RoundRobin(_)) {
+                assert_eq!(counts, [0, 300, 100], "weights within the tier");
+            }
+            // A retry prefers an untried backup to a tried primary.
+            assert_eq!(balancer.pick(&s, Some("k"), &[1, 2]).unwrap().0, 0);
+            t[1].set_checked_healthy(false);
+            assert_eq!(balancer.pick(&s, Some("k"), &[]).unwrap().0, 2);
+            t[2].set_checked_healthy(false);
+            for i in 0..10 {
+                let key = format!("k{i}");
+                assert_eq!(balancer.pick(&s, Some(&key), &[]).unwrap().0, 0);
+            }
+            t[1].set_checked_healthy(true);
+            t[2].set_checked_healthy(true);
+        }
     }
 }

@@ -28,9 +28,9 @@ pub async fn run(
     config: HealthConfig,
     alive: Weak<()>,
 ) {
-    // Streaks by target (its address in memory: a target that leaves the
-    // set and one that joins never share one while both are held).
-    let mut streaks: HashMap<usize, (u32, u32)> = HashMap::new();
+    // Streaks by target id: ids are never reused, so a target that joins
+    // never inherits the streak of one that left.
+    let mut streaks: HashMap<u64, (u32, u32)> = HashMap::new();
     let mut interval = tokio::time::interval(Duration::from_millis(config.interval_ms));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -40,13 +40,11 @@ pub async fn run(
         }
         let snapshot = set.load_full();
         let targets = snapshot.targets();
-        streaks.retain(|id, _| targets.iter().any(|t| Arc::as_ptr(t) as usize == *id));
+        streaks.retain(|id, _| targets.iter().any(|t| t.id() == *id));
         let probes = targets.iter().map(|t| probe(&client, t, &config));
         let results = futures::future::join_all(probes).await;
         for (target, ok) in targets.iter().zip(results) {
-            let (successes, failures) = streaks
-                .entry(Arc::as_ptr(target) as usize)
-                .or_insert((0, 0));
+            let (successes, failures) = streaks.entry(target.id()).or_insert((0, 0));
             if ok {
                 *successes += 1;
                 *failures = 0;

@@ -7,6 +7,7 @@
 mod balance;
 pub mod discovery;
 mod health;
+mod send;
 mod set;
 mod target;
 pub mod tls;
@@ -18,8 +19,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::uri::Scheme;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, Method};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -33,10 +33,10 @@ pub use set::TargetSet;
 pub use target::{Ejection, Target};
 
 use crate::config::{
-    BalanceConfig, Budgets, DiscoveryConfig, HashOn, Protocol, UpstreamConfig, parse_target_spec,
+    BalanceConfig, Budgets, DiscoveryConfig, HashOn, HealthConfig, Protocol, UpstreamConfig,
+    parse_target_spec,
 };
-use crate::error::UpstreamFailure;
-use crate::http::body::{self, Body};
+use crate::http::body::Body;
 use crate::telemetry::host_metrics::{HostMetrics, UpstreamMetrics};
 
 /// All upstreams of a pipeline, by name. Dropping it stops their health
@@ -55,7 +55,9 @@ impl Upstreams {
     /// shares one more.
     /// Relative paths (CA files, client certificates) are resolved against
     /// `base`. Each upstream records into `metrics`. Upstreams with targets
-    /// named by DNS get a discovery task resolving them per `discovery`.
+    /// named by DNS get a discovery task resolving them per `discovery`,
+    /// starting from what the same upstream of `previous` (the pipeline
+    /// being replaced) last found.
     pub fn new(
         configs: &BTreeMap<String, UpstreamConfig>,
         budgets: &Budgets,
@@ -63,13 +65,20 @@ impl Upstreams {
         base: &std::path::Path,
         metrics: &Arc<HostMetrics>,
         discovery: &DiscoveryConfig,
+        previous: Option<&Upstreams>,
     ) -> Result<Self, String> {
         let alive = Arc::new(());
         let mut by_name = BTreeMap::new();
         let mut resolver = None;
         for (name, config) in configs {
-            let (mut upstream, watch) =
-                Upstream::new(name, config, budgets, workers + 1, base, discovery)?;
+            let context = Context {
+                budgets,
+                pools: workers + 1,
+                base,
+                discovery,
+                previous: previous.and_then(|p| p.get(name)),
+            };
+            let (mut upstream, watch) = Upstream::new(name, config, &context)?;
             upstream.metrics = metrics.enabled().then(|| metrics.upstream(name));
             if let Some(health) = &config.health {
                 runtime(name, "health checks")?.spawn(health::run(
@@ -116,22 +125,33 @@ impl Upstreams {
     }
 }
 
+/// What building one upstream needs besides its configuration.
+struct Context<'a> {
+    budgets: &'a Budgets,
+    /// Connection pools: worker threads plus one.
+    pools: usize,
+    base: &'a std::path::Path,
+    discovery: &'a DiscoveryConfig,
+    /// The same upstream in the pipeline being replaced.
+    previous: Option<&'a Upstream>,
+}
+
 /// An upstream's connection pools: one for each of `pools` threads (at
 /// least one), all with one connector. TLS names discovered targets from
-/// `set`.
+/// `names`.
 fn clients(
     name: &str,
     config: &UpstreamConfig,
     base: &std::path::Path,
     pools: usize,
-    set: &Arc<ArcSwap<TargetSet>>,
+    names: &Arc<tls::ServerNames>,
 ) -> Result<(UpstreamClient, Vec<UpstreamClient>), String> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
     http.set_nodelay(true);
     // The TLS layer checks the scheme.
     http.enforce_http(false);
-    let connector = tls::connector(name, config.tls.as_ref(), base, http, set.clone())?;
+    let connector = tls::connector(name, config.tls.as_ref(), base, http, names.clone())?;
     let mut builder = Client::builder(TokioExecutor::new());
     builder.pool_idle_timeout(Duration::from_secs(90));
     if config.protocol == Protocol::H2c {
@@ -148,6 +168,15 @@ fn clients(
 fn runtime(name: &str, what: &str) -> Result<tokio::runtime::Handle, String> {
     tokio::runtime::Handle::try_current()
         .map_err(|_| format!("upstream `{name}`: {what} need a running tokio runtime"))
+}
+
+/// The balancer `balance` names.
+fn balancer(balance: BalanceConfig) -> Balancer {
+    match balance {
+        BalanceConfig::RoundRobin => Balancer::round_robin(),
+        BalanceConfig::LeastRequests => Balancer::least_requests(),
+        BalanceConfig::ConsistentHash => Balancer::consistent_hash(),
+    }
 }
 
 /// What a request carries for choosing a target.
@@ -198,20 +227,22 @@ pub struct Upstream {
     ejection: Ejection,
     /// Where it records (none for upstreams built outside a pipeline).
     metrics: Option<UpstreamMetrics>,
+    /// Requests a target serves at once, and the health checks: while
+    /// both stay the same, a reload reuses its discovered targets.
+    slots: usize,
+    health: Option<HealthConfig>,
 }
 
 impl Upstream {
     fn new(
         name: &str,
         config: &UpstreamConfig,
-        budgets: &Budgets,
-        pools: usize,
-        base: &std::path::Path,
-        discovery: &DiscoveryConfig,
+        context: &Context<'_>,
     ) -> Result<(Self, Option<discovery::Watch>), String> {
         let slots = config
             .max_connections_per_target
-            .unwrap_or(budgets.upstream_connections_per_target) as usize;
+            .unwrap_or(context.budgets.upstream_connections_per_target)
+            as usize;
         let specs = config
             .targets
             .iter()
@@ -222,16 +253,23 @@ impl Upstream {
             .into_iter()
             .map(|(https, authority)| Arc::new(Target::new(authority, https, slots)))
             .collect();
-        let balancer = match config.balance {
-            BalanceConfig::RoundRobin => Balancer::round_robin(),
-            BalanceConfig::LeastRequests => Balancer::least_requests(),
-            BalanceConfig::ConsistentHash => Balancer::consistent_hash(),
-        };
+        let balancer = balancer(config.balance);
+        let previous = context.previous.map(|p| discovery::seed::Previous {
+            discovery: p.discovery.as_deref(),
+            reusable: if p.slots == slots && p.health == config.health {
+                p.targets()
+            } else {
+                Vec::new()
+            },
+        });
+        let start = discovery::seed::start(&sources, &fixed, previous, slots);
+        let names = Arc::new(tls::ServerNames::default());
+        names.update(&start.targets);
         let set = Arc::new(ArcSwap::from_pointee(TargetSet::new(
-            fixed.clone(),
+            start.targets,
             balancer.hashed(),
         )));
-        let (first, more) = clients(name, config, base, pools, &set)?;
+        let (first, more) = clients(name, config, context.base, context.pools, &names)?;
         let watch = (!sources.is_empty()).then(|| discovery::Watch {
             upstream: name.to_string(),
             sources,
@@ -239,9 +277,12 @@ impl Upstream {
             set: set.clone(),
             hashed: balancer.hashed(),
             slots,
-            discovery: Arc::new(discovery::Discovery::new(Duration::from_millis(
-                discovery.timeout_ms,
-            ))),
+            discovery: Arc::new(discovery::Discovery::new(
+                Duration::from_millis(context.discovery.timeout_ms),
+                start.answers,
+                start.last_resolved,
+            )),
+            names,
         });
         let discovery = watch.as_ref().map(|w| w.discovery.clone());
         let upstream = Upstream {
@@ -261,16 +302,10 @@ impl Upstream {
                 duration: Duration::from_millis(config.passive.eject_ms),
             },
             metrics: None,
+            slots,
+            health: config.health.clone(),
         };
         Ok((upstream, watch))
-    }
-
-    /// Count a failed request by its cause and hand the failure back.
-    fn failed(&self, failure: UpstreamFailure) -> UpstreamFailure {
-        if let Some(metrics) = &self.metrics {
-            metrics.failed(failure.cause());
-        }
-        failure
     }
 
     /// This thread's connection pool.
@@ -306,7 +341,8 @@ impl Upstream {
 
     /// The targets to pick from for one request: the current set, after
     /// waiting (briefly) for discovery's first answer when there is none
-    /// yet, so the first requests after a start or reload find targets.
+    /// yet, so the first requests after a start find targets (after a
+    /// reload the set starts with the previous pipeline's answers).
     async fn current_set(&self) -> Arc<TargetSet> {
         let set = self.set.load_full();
         match &self.discovery {
@@ -338,200 +374,4 @@ impl Upstream {
                 .map(str::to_string),
         }
     }
-
-    /// Send a request (its URI holds the path and query) to a target and
-    /// wait for the response head within `timeout` (capped by the upstream's
-    /// own). Idempotent requests with a replayable body are retried, on
-    /// another target when there is one, after a connection failure or a
-    /// 502/503 answer, up to `retries` times.
-    pub async fn send(
-        &self,
-        head: Head<'_>,
-        body: Outgoing,
-        affinity: Affinity<'_>,
-        timeout: Option<Duration>,
-    ) -> Result<Response<Body>, UpstreamFailure> {
-        let started = std::time::Instant::now();
-        let sent = self.send_once(head, body, affinity, timeout).await;
-        match sent {
-            Ok(response) => {
-                if let Some(metrics) = &self.metrics {
-                    metrics.duration.observe(started.elapsed().as_secs_f64());
-                }
-                Ok(response)
-            }
-            Err(failure) => Err(self.failed(failure)),
-        }
-    }
-
-    /// [`Upstream::send`] without the accounting.
-    async fn send_once(
-        &self,
-        mut head: Head<'_>,
-        body: Outgoing,
-        affinity: Affinity<'_>,
-        timeout: Option<Duration>,
-    ) -> Result<Response<Body>, UpstreamFailure> {
-        let timeout = timeout.map_or(self.request_timeout, |t| t.min(self.request_timeout));
-        let (replay, mut streaming) = match body {
-            Outgoing::Replayable(bytes) => (Some(bytes), None),
-            Outgoing::Streaming(body) => (None, Some(body)),
-        };
-        let attempts = if replay.is_some() && is_idempotent(head.method) {
-            1 + self.retries
-        } else {
-            1
-        };
-        let key = match self.balancer {
-            Balancer::ConsistentHash(_) => self.hash_key(affinity),
-            _ => None,
-        };
-        // One set for all attempts: `tried` holds indexes into it.
-        let set = self.current_set().await;
-        let mut tried: Vec<usize> = Vec::new();
-        let mut last_failure = None;
-        for attempt in 1..=attempts {
-            if attempt > 1
-                && let Some(metrics) = &self.metrics
-            {
-                metrics.retries.inc();
-            }
-            let Some((index, target)) = self.balancer.pick(&set, key.as_deref(), &tried) else {
-                return Err(UpstreamFailure::NoHealthyTarget);
-            };
-            tried.push(index);
-            let body = match (&replay, streaming.take()) {
-                (Some(bytes), _) => body::full(bytes.clone()),
-                (None, Some(body)) => body,
-                (None, None) => body::empty(),
-            };
-            let mut request = Request::new(body);
-            *request.method_mut() = head.method.clone();
-            // Keep a copy only while another attempt may need it.
-            *request.headers_mut() = if attempt < attempts {
-                head.headers.clone()
-            } else {
-                std::mem::take(&mut head.headers)
-            };
-            *request.uri_mut() = Uri::builder()
-                .scheme(if target.https() {
-                    Scheme::HTTPS
-                } else {
-                    Scheme::HTTP
-                })
-                .authority(target.authority().clone())
-                .path_and_query(head.path_and_query)
-                .build()
-                .map_err(|e| UpstreamFailure::Protocol(format!("bad target URI: {e}")))?;
-            let more = attempt < attempts;
-            // A full target is not a failed one: no ejection, no retry.
-            let Some(in_flight) = target.start(self.connect_timeout).await else {
-                return Err(UpstreamFailure::Saturated(format!(
-                    "{}: all {} connections in use (budgets.upstream_connections_per_target)",
-                    target.authority(),
-                    target.max_in_flight()
-                )));
-            };
-            match tokio::time::timeout(timeout, self.client().request(request)).await {
-                Err(_) => return Err(UpstreamFailure::Timeout(timeout)),
-                Ok(Ok(response)) => {
-                    target.succeeded();
-                    let retryable = matches!(
-                        response.status(),
-                        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
-                    );
-                    if retryable && more {
-                        tracing::debug!(upstream = self.name, target = %target.authority(), status = %response.status(), "retrying");
-                        continue;
-                    }
-                    let (parts, incoming) = response.into_parts();
-                    let tracked = Tracked {
-                        inner: incoming,
-                        _in_flight: in_flight,
-                    };
-                    return Ok(Response::from_parts(parts, body::boxed(tracked)));
-                }
-                Ok(Err(e)) => {
-                    let failure = if let Some(verdict) = tls::verdict(&e) {
-                        // A certificate the gateway will not trust: not the
-                        // target's fault in a way another try would fix.
-                        tracing::warn!(upstream = self.name, target = %target.authority(), "{}", source_chain(&e));
-                        UpstreamFailure::Tls(verdict)
-                    } else if e.is_connect() {
-                        if target.connect_failed(self.ejection) {
-                            if let Some(metrics) = &self.metrics {
-                                metrics.ejections.inc();
-                            }
-                            tracing::warn!(upstream = self.name, target = %target.authority(), "connection failures; target ejected");
-                        }
-                        UpstreamFailure::Connect(format!(
-                            "{}: {}",
-                            target.authority(),
-                            source_chain(&e)
-                        ))
-                    } else {
-                        UpstreamFailure::Protocol(format!(
-                            "{}: {}",
-                            target.authority(),
-                            source_chain(&e)
-                        ))
-                    };
-                    tracing::debug!(upstream = self.name, "attempt {attempt} failed: {failure}");
-                    last_failure = Some(failure);
-                    if !more {
-                        break;
-                    }
-                }
-            }
-        }
-        Err(last_failure.unwrap_or(UpstreamFailure::NoHealthyTarget))
-    }
-}
-
-/// A response body that keeps its target's in-flight count up until it has
-/// been read (or dropped), forwarding everything else untouched so hyper
-/// still sees the exact length and the end of the stream.
-struct Tracked {
-    inner: hyper::body::Incoming,
-    _in_flight: target::InFlight,
-}
-
-impl http_body::Body for Tracked {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Methods that may be repeated without changing the result (RFC 9110 §9.2.2).
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
-
-/// An error with its causes, `a: b: c`.
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -1,8 +1,9 @@
 //! The targets of an upstream at one moment: an immutable snapshot that a
 //! request picks from, replaced as a whole when discovery finds a change,
 //! so a pick never sees half an update. It carries what the balancer
-//! precomputes from the targets' weights: the smooth weighted round-robin
-//! order and the consistent-hash ring.
+//! precomputes from the targets' weights and tiers (SRV priorities): each
+//! tier's members and smooth weighted round-robin order, and the
+//! consistent-hash ring.
 
 use std::sync::Arc;
 
@@ -20,30 +21,72 @@ const MAX_ORDER: u64 = 10_000;
 #[derive(Debug, Default)]
 pub struct TargetSet {
     targets: Vec<Arc<Target>>,
-    /// Target indexes in smooth weighted round-robin order; `0..n` when the
-    /// weights are equal.
-    order: Vec<usize>,
+    /// The fallback tiers present, lowest first (one, tier 0, unless SRV
+    /// records have several priorities).
+    tiers: Vec<Tier>,
+    /// Index into `tiers`, by target index.
+    tier_of: Vec<usize>,
     /// `(point, target index)`, sorted by point; empty unless hashing.
     ring: Vec<(u64, usize)>,
-    /// Normalised weights, by target index.
+    /// Weights normalised within each tier, by target index.
     weights: Vec<u32>,
 }
 
+/// The targets of one fallback tier.
+#[derive(Debug, Default)]
+pub struct Tier {
+    /// Target indexes, ascending.
+    pub members: Vec<usize>,
+    /// Target indexes in smooth weighted round-robin order; the members
+    /// in turn when the weights are equal.
+    pub order: Vec<usize>,
+}
+
 impl TargetSet {
-    /// A snapshot of `targets`, with a hash ring when `hashed`.
+    /// A snapshot of `targets`, with a hash ring when `hashed`. Weights are
+    /// shares within a tier (RFC 2782: within a priority), so each tier
+    /// gets its own round-robin order and its own share of ring points.
     pub fn new(targets: Vec<Arc<Target>>, hashed: bool) -> Self {
-        let raw: Vec<u32> = targets.iter().map(|t| t.weight()).collect();
-        let weights = effective_weights(&raw);
-        let order = smooth_order(&weights);
-        let ring = if hashed {
-            ring(&targets, &weights)
-        } else {
-            Vec::new()
-        };
+        let mut ranks: Vec<u32> = targets.iter().map(|t| t.tier()).collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let tier_of: Vec<usize> = targets
+            .iter()
+            .map(|t| ranks.partition_point(|&r| r < t.tier()))
+            .collect();
+        let mut weights = vec![1; targets.len()];
+        let mut ring_points = Vec::new();
+        let tiers = (0..ranks.len())
+            .map(|tier| {
+                let members: Vec<usize> = (0..targets.len())
+                    .filter(|&i| tier_of.get(i) == Some(&tier))
+                    .collect();
+                let raw: Vec<u32> = members
+                    .iter()
+                    .filter_map(|&i| targets.get(i).map(|t| t.weight()))
+                    .collect();
+                let shares = effective_weights(&raw);
+                for (&i, &w) in members.iter().zip(&shares) {
+                    if let Some(slot) = weights.get_mut(i) {
+                        *slot = w;
+                    }
+                }
+                if hashed {
+                    ring_points.extend(ring(&targets, &members, &shares));
+                }
+                let order = smooth_order(&shares)
+                    .into_iter()
+                    .filter_map(|k| members.get(k).copied())
+                    .collect();
+                Tier { members, order }
+            })
+            .collect();
+        ring_points.sort_unstable();
         TargetSet {
             targets,
-            order,
-            ring,
+            tiers,
+            tier_of,
+            ring: ring_points,
             weights,
         }
     }
@@ -53,12 +96,17 @@ impl TargetSet {
         &self.targets
     }
 
-    /// Round-robin order (indexes into [`TargetSet::targets`]).
-    pub fn order(&self) -> &[usize] {
-        &self.order
+    /// The fallback tiers, lowest first.
+    pub fn tiers(&self) -> &[Tier] {
+        &self.tiers
     }
 
-    /// The hash ring.
+    /// The index in [`TargetSet::tiers`] of target `index`'s tier.
+    pub fn tier_of(&self, index: usize) -> Option<usize> {
+        self.tier_of.get(index).copied()
+    }
+
+    /// The hash ring (all tiers: a pick skips points of other tiers).
     pub fn ring(&self) -> &[(u64, usize)] {
         &self.ring
     }
@@ -136,21 +184,23 @@ fn best_index(credit: &[i64]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// The hash ring: each target gets points in proportion to its weight,
-/// [`RING_POINTS`] for an average one (so equal weights give the ring a
-/// fixed target list always had).
-fn ring(targets: &[Arc<Target>], weights: &[u32]) -> Vec<(u64, usize)> {
-    let n = targets.len() as u64;
-    let sum: u64 = weights.iter().map(|&w| u64::from(w)).sum::<u64>().max(1);
+/// The ring points of one tier's `members`: each gets points in
+/// proportion to its share, [`RING_POINTS`] for an average one (so equal
+/// weights give the ring a fixed target list always had).
+fn ring(targets: &[Arc<Target>], members: &[usize], shares: &[u32]) -> Vec<(u64, usize)> {
+    let n = members.len() as u64;
+    let sum: u64 = shares.iter().map(|&w| u64::from(w)).sum::<u64>().max(1);
     let mut ring = Vec::new();
-    for (index, (target, &w)) in targets.iter().zip(weights).enumerate() {
+    for (&index, &w) in members.iter().zip(shares) {
+        let Some(target) = targets.get(index) else {
+            continue;
+        };
         let points = (RING_POINTS * n * u64::from(w) / sum).max(1);
         for point in 0..points {
             let label = format!("{}#{point}", target.authority());
             ring.push((fnv1a(label.as_bytes()), index));
         }
     }
-    ring.sort_unstable();
     ring
 }
 

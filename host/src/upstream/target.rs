@@ -3,15 +3,21 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use http::uri::Authority;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Duration, Instant};
 
+/// Ids of targets: never reused within a process, unlike addresses in
+/// memory, so state kept by id cannot pass to a later target.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A target and its health.
 #[derive(Debug)]
 pub struct Target {
+    /// Unique in the process.
+    id: u64,
     authority: Authority,
     https: bool,
     in_flight: AtomicUsize,
@@ -30,6 +36,10 @@ pub struct Target {
     /// The name TLS sends and verifies when the authority is an address
     /// resolved from a name.
     server_name: Option<Arc<str>>,
+    /// Its fallback tier: 0 for the preferred targets, 1 for an SRV
+    /// source's next priority, and so on. The balancer picks from the
+    /// lowest tier that has an available target.
+    tier: u32,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +62,7 @@ impl Target {
     /// requests at once.
     pub fn new(authority: Authority, https: bool, max_in_flight: usize) -> Self {
         Target {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             authority,
             https,
             in_flight: AtomicUsize::new(0),
@@ -62,7 +73,24 @@ impl Target {
             weight: 1,
             origin: None,
             server_name: None,
+            tier: 0,
         }
+    }
+
+    /// The same target in fallback tier `tier`.
+    pub fn in_tier(mut self, tier: u32) -> Self {
+        self.tier = tier;
+        self
+    }
+
+    /// Its fallback tier (0 is preferred).
+    pub fn tier(&self) -> u32 {
+        self.tier
+    }
+
+    /// Its id, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The same target, found by discovery: its weight, the name it was

@@ -6,10 +6,12 @@
 //! upstream's `ca_file`. It can be turned off only per upstream, by name,
 //! and every load that does so logs a warning.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use http::uri::Authority;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -17,20 +19,20 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-use super::set::TargetSet;
+use super::target::Target;
 use crate::config::UpstreamTls;
 use crate::server::tls::provider;
 
 /// The connector of an upstream: plain HTTP, or TLS for `https://` targets.
 /// The name TLS sends and verifies is `tls.server_name` when set, else the
-/// DNS name a discovered target (found in `set` by its address) came from,
-/// else the target's host.
+/// DNS name a discovered target (found in `names` by its address) came
+/// from, else the target's host.
 pub fn connector(
     name: &str,
     tls: Option<&UpstreamTls>,
     base: &Path,
     http: HttpConnector,
-    set: Arc<ArcSwap<TargetSet>>,
+    names: Arc<ServerNames>,
 ) -> Result<HttpsConnector<HttpConnector>, String> {
     let config = client_config(name, tls, base)?;
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
@@ -43,15 +45,56 @@ pub fn connector(
             })?;
             builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(server))
         }
-        None => builder.with_server_name_resolver(DiscoveredNames { set }),
+        None => builder.with_server_name_resolver(DiscoveredNames { names }),
     };
     Ok(builder.enable_all_versions().wrap_connector(http))
+}
+
+/// How long the name of a target that left the set is still known: a
+/// request that picked it just before may connect after. Far longer than
+/// any connect (`connect_timeout_ms`, waiting for a slot included).
+const NAME_GRACE: Duration = Duration::from_secs(300);
+
+/// The TLS names of an upstream's discovered targets, by address: those in
+/// the current set and, for [`NAME_GRACE`], those that left it, so a
+/// connection to a target discovery has just removed still verifies the
+/// name it was found by (a lookup in the current set would fall back to the
+/// address and fail).
+#[derive(Debug, Default)]
+pub struct ServerNames {
+    by_address: Mutex<HashMap<Authority, Known>>,
+}
+
+/// A target's name, and since when it is no longer in the set.
+type Known = (Arc<str>, Option<Instant>);
+
+impl ServerNames {
+    /// Record the names of `targets`, the upstream's new set.
+    pub fn update(&self, targets: &[Arc<Target>]) {
+        let now = Instant::now();
+        let mut map = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, left) in map.values_mut() {
+            left.get_or_insert(now);
+        }
+        for target in targets {
+            if let Some(name) = target.server_name() {
+                map.insert(target.authority().clone(), (name.into(), None));
+            }
+        }
+        map.retain(|_, (_, left)| left.is_none_or(|left| now.duration_since(left) < NAME_GRACE));
+    }
+
+    /// The name for connections to `authority`, if it was discovered.
+    pub fn get(&self, authority: &Authority) -> Option<Arc<str>> {
+        let map = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(authority).map(|(name, _)| name.clone())
+    }
 }
 
 /// Server names for connections to discovered targets: their authority is
 /// an address, but the certificate names the DNS name they were found by.
 struct DiscoveredNames {
-    set: Arc<ArcSwap<TargetSet>>,
+    names: Arc<ServerNames>,
 }
 
 impl hyper_rustls::ResolveServerName for DiscoveredNames {
@@ -59,14 +102,8 @@ impl hyper_rustls::ResolveServerName for DiscoveredNames {
         &self,
         uri: &http::Uri,
     ) -> Result<ServerName<'static>, Box<dyn std::error::Error + Sync + Send>> {
-        let set = self.set.load();
-        let discovered = uri.authority().and_then(|authority| {
-            set.targets()
-                .iter()
-                .find(|t| t.authority() == authority)
-                .and_then(|t| t.server_name())
-        });
-        let host = match discovered {
+        let discovered = uri.authority().and_then(|a| self.names.get(a));
+        let host = match discovered.as_deref() {
             Some(name) => name,
             None => {
                 let host = uri.host().unwrap_or_default();
@@ -238,4 +275,26 @@ pub fn verdict(error: &(dyn std::error::Error + 'static)) -> Option<&'static str
         };
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_targets_that_left_stay_known_for_a_while() {
+        let names = ServerNames::default();
+        let target = Arc::new(
+            Target::new("10.0.0.1:443".parse().unwrap(), true, 1).discovered(
+                1,
+                "api.test:443".into(),
+                "api.test".into(),
+            ),
+        );
+        names.update(std::slice::from_ref(&target));
+        // Discovery removed it; a request that picked it may still connect.
+        names.update(&[]);
+        assert_eq!(names.get(target.authority()).as_deref(), Some("api.test"));
+        assert!(names.get(&"10.0.0.2:443".parse().unwrap()).is_none());
+    }
 }

@@ -2,16 +2,19 @@
 //! name (`http://api.internal:8080`) is resolved by the gateway, A and
 //! AAAA, each address becoming a target of its own, and re-resolved when
 //! the answer's TTL runs out (Envoy's STRICT_DNS); `srv:` targets follow
-//! SRV records (lowest priority with a reachable target, weights as
-//! shares). Targets that appear join the balancer, targets that vanish
-//! leave it while requests already sent to them finish. A failed lookup
-//! keeps the last good answer.
+//! SRV records (every priority, each a fallback tier the balancer uses
+//! when the lower ones have no available target; weights as shares).
+//! Targets that appear join the balancer, targets that vanish leave it
+//! while requests already sent to them finish. A failed lookup keeps the
+//! last good answer, and so does a reload: the new pipeline starts from the
+//! old one's answers (`seed.rs`).
 //!
 //! Names the system answers from its hosts file (`localhost` and what
 //! `/etc/hosts` lists) have no TTL and are not in DNS: they stay fixed
 //! targets, connected by the system resolver as before.
 
 mod resolve;
+pub mod seed;
 mod srv;
 mod task;
 
@@ -70,6 +73,9 @@ pub struct Endpoint {
     pub origin: Arc<str>,
     /// Its SRV weight (1 for A/AAAA).
     pub weight: u32,
+    /// Its fallback tier: the rank of its SRV priority among the
+    /// priorities of the answer that resolved (0 for A/AAAA).
+    pub tier: u32,
 }
 
 /// Split an upstream's targets into fixed ones (`https`, authority) and the

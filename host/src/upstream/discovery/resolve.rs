@@ -1,6 +1,7 @@
 //! Asking DNS: the resolver built from `[discovery]`, and one lookup of a
 //! source, giving its endpoints and how long the answer may be used.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,16 +69,22 @@ pub struct Answer {
     pub endpoints: Vec<Endpoint>,
     /// Seconds the answer may be used.
     pub ttl: u32,
+    /// Why SRV target hosts were left out (they did not resolve in time).
+    pub skipped: Vec<String>,
 }
 
-/// Resolve `source`. An answer without addresses is an error: the caller
-/// keeps what it had.
-pub async fn lookup(resolver: &Resolver, source: &Source) -> Result<Answer, String> {
+/// Resolve `source`, each query within `limit`. An answer without
+/// addresses is an error: the caller keeps what it had.
+pub async fn lookup(
+    resolver: &Resolver,
+    source: &Source,
+    limit: Duration,
+) -> Result<Answer, String> {
     let resolver = resolver.as_ref().as_ref().map_err(Clone::clone)?;
     let origin: Arc<str> = source.label().into();
     let answer = match source {
         Source::Name { https, host, port } => {
-            let (ips, ttl) = addresses(resolver, host, &[]).await?;
+            let (ips, ttl) = within(limit, host, addresses(resolver, host, &[])).await?;
             let server_name: Arc<str> = host.as_str().into();
             let endpoints = ips
                 .into_iter()
@@ -87,16 +94,32 @@ pub async fn lookup(resolver: &Resolver, source: &Source) -> Result<Answer, Stri
                     server_name: server_name.clone(),
                     origin: origin.clone(),
                     weight: 1,
+                    tier: 0,
                 })
                 .collect();
-            Answer { endpoints, ttl }
+            Answer {
+                endpoints,
+                ttl,
+                skipped: Vec::new(),
+            }
         }
-        Source::Srv { https, name } => srv(resolver, name, *https, origin).await?,
+        Source::Srv { https, name } => srv(resolver, name, *https, origin, limit).await?,
     };
     if answer.endpoints.is_empty() {
         return Err(format!("`{}`: no addresses", source.label()));
     }
     Ok(answer)
+}
+
+/// `query`, failing when it takes longer than `limit`.
+async fn within<T>(
+    limit: Duration,
+    name: &str,
+    query: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(limit, query)
+        .await
+        .unwrap_or_else(|_| Err(format!("`{name}`: no answer in {limit:?}")))
 }
 
 /// A name as asked: with a dot inside it is taken as fully qualified (no
@@ -156,22 +179,84 @@ fn same_name(a: &str, b: &str) -> bool {
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
-/// Follow the SRV records of `name`: the lowest priority with a target that
-/// resolves, each address of each record's target an endpoint with the
-/// record's weight and port, TLS naming the record's target.
+/// Follow the SRV records of `name`: each address of each record's target
+/// an endpoint with the record's weight and port, in the tier of its
+/// priority among those that resolved, TLS naming the record's target.
+/// Target hosts are resolved at once, each within `limit`; one that fails
+/// is skipped, not the whole answer.
 async fn srv(
     resolver: &TokioResolver,
     name: &str,
     https: bool,
     origin: Arc<str>,
+    limit: Duration,
 ) -> Result<Answer, String> {
-    let lookup = resolver
-        .srv_lookup(fqdn(name))
-        .await
-        .map_err(|e| format!("`srv:{name}`: {e}"))?;
+    let label = format!("srv:{name}");
+    let lookup = within(limit, &label, async {
+        resolver
+            .srv_lookup(fqdn(name))
+            .await
+            .map_err(|e| format!("`{label}`: {e}"))
+    })
+    .await?;
+    let (records, mut ttl) = srv_records(lookup.answers());
+    let groups = by_priority(records);
+    let mut hosts: Vec<&str> = groups.iter().flatten().map(|r| r.target.as_str()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let known = lookup.additionals();
+    let resolved = futures::future::join_all(
+        hosts
+            .iter()
+            .map(|host| within(limit, host, addresses(resolver, host, known))),
+    )
+    .await;
+    let resolved: HashMap<&str, Result<(Vec<IpAddr>, u32), String>> =
+        hosts.into_iter().zip(resolved).collect();
+    let mut endpoints = Vec::new();
+    let mut tier = 0;
+    for group in &groups {
+        let before = endpoints.len();
+        for record in group {
+            let Some(Ok((ips, address_ttl))) = resolved.get(record.target.as_str()) else {
+                continue;
+            };
+            ttl = ttl.min(*address_ttl);
+            let server_name: Arc<str> = record.target.as_str().into();
+            endpoints.extend(ips.iter().map(|ip| Endpoint {
+                addr: SocketAddr::new(*ip, record.port),
+                https,
+                server_name: server_name.clone(),
+                origin: origin.clone(),
+                weight: u32::from(record.weight),
+                tier,
+            }));
+        }
+        // A priority none of whose hosts resolved takes no tier, so the
+        // lowest that resolved is tier 0, shared with the other sources.
+        if endpoints.len() > before {
+            tier += 1;
+        }
+    }
+    let skipped: Vec<String> = resolved.into_values().filter_map(Result::err).collect();
+    if endpoints.is_empty() {
+        return Err(skipped
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| format!("`{label}`: no SRV records")));
+    }
+    Ok(Answer {
+        endpoints,
+        ttl,
+        skipped,
+    })
+}
+
+/// The SRV records among `answers`, and their smallest TTL.
+fn srv_records(answers: &[Record]) -> (Vec<SrvRecord>, u32) {
     let mut ttl = u32::MAX;
     let mut records = Vec::new();
-    for record in lookup.answers() {
+    for record in answers {
         if let RData::SRV(srv) = &record.data {
             ttl = ttl.min(record.ttl);
             records.push(SrvRecord {
@@ -186,32 +271,5 @@ async fn srv(
             });
         }
     }
-    let mut last_error = format!("`srv:{name}`: no SRV records");
-    for group in by_priority(records) {
-        let mut endpoints = Vec::new();
-        let mut group_ttl = ttl;
-        for record in group {
-            match addresses(resolver, &record.target, lookup.additionals()).await {
-                Ok((ips, address_ttl)) => {
-                    group_ttl = group_ttl.min(address_ttl);
-                    let server_name: Arc<str> = record.target.as_str().into();
-                    endpoints.extend(ips.into_iter().map(|ip| Endpoint {
-                        addr: SocketAddr::new(ip, record.port),
-                        https,
-                        server_name: server_name.clone(),
-                        origin: origin.clone(),
-                        weight: u32::from(record.weight),
-                    }));
-                }
-                Err(e) => last_error = e,
-            }
-        }
-        if !endpoints.is_empty() {
-            return Ok(Answer {
-                endpoints,
-                ttl: group_ttl,
-            });
-        }
-    }
-    Err(last_error)
+    (records, ttl)
 }

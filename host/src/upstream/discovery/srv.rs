@@ -1,7 +1,8 @@
 //! SRV records (RFC 2782) as the balancer needs them: grouped by priority,
 //! lowest first, without the "no service here" record (target `.`).
-//! Weights inside a group become target weights (`set.rs` turns them into
-//! shares, giving weight 0 a very small one).
+//! Each group becomes a fallback tier of targets; weights inside a group
+//! become target weights (`set.rs` turns them into shares within the tier,
+//! giving weight 0 a very small one).
 
 /// One SRV record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,9 +17,8 @@ pub struct SrvRecord {
     pub target: String,
 }
 
-/// The records grouped by priority, lowest value first. A group is used
-/// only when no lower one has a target that resolves, so the caller walks
-/// them in order.
+/// The records grouped by priority, lowest value first: the order of the
+/// fallback tiers.
 pub fn by_priority(mut records: Vec<SrvRecord>) -> Vec<Vec<SrvRecord>> {
     // RFC 2782: a lone "." target means the service is decidedly not
     // available at this name.

@@ -1,9 +1,11 @@
-//! The discovery task of one upstream: resolve its sources, turn the
-//! answers into a new target set when they changed (keeping the very same
-//! `Target` for an address that stays, so its health and in-flight count
-//! carry over), and sleep until the shortest TTL runs out. A source whose
-//! lookup fails keeps its last good endpoints and is retried with back-off.
-//! The task ends when its pipeline's upstreams are dropped.
+//! The discovery task of one upstream: resolve its sources (at once, so a
+//! slow one holds up no other), turn the answers into a new target set
+//! when they changed (keeping the very same `Target` for an address that
+//! stays, so its health and in-flight count carry over), and sleep until
+//! the shortest TTL runs out. A source whose lookup fails keeps its last
+//! good endpoints (from the previous pipeline too, after a reload) and is
+//! retried with back-off. The task ends when its pipeline's upstreams are
+//! dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -14,10 +16,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::resolve::{Resolver, lookup};
+use super::seed::{self, Answers};
 use super::{Endpoint, Source};
 use crate::config::DiscoveryConfig;
 use crate::upstream::set::TargetSet;
 use crate::upstream::target::Target;
+use crate::upstream::tls::ServerNames;
 
 /// The longest back-off between retries of a failing source (unless
 /// `min_ttl_ms` is longer).
@@ -31,6 +35,9 @@ pub struct Discovery {
     ready: watch::Sender<bool>,
     /// How long a request waits for the first round.
     pub first_wait: Duration,
+    /// Each source's last good endpoints, for the next pipeline to start
+    /// from.
+    answers: Mutex<Answers>,
 }
 
 /// The last round's outcome.
@@ -45,13 +52,26 @@ pub struct Status {
 }
 
 impl Discovery {
-    /// Not yet resolved.
-    pub fn new(first_wait: Duration) -> Self {
+    /// Not yet resolved in this pipeline; `answers` (with their time,
+    /// `last_resolved`) are what the previous one found.
+    pub fn new(first_wait: Duration, answers: Answers, last_resolved: Option<SystemTime>) -> Self {
         Discovery {
-            status: Mutex::new(Status::default()),
+            status: Mutex::new(Status {
+                last_resolved,
+                ..Status::default()
+            }),
             ready: watch::Sender::new(false),
             first_wait,
+            answers: Mutex::new(answers),
         }
+    }
+
+    /// Each source's last good endpoints.
+    pub fn answers(&self) -> Answers {
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The last round's outcome.
@@ -66,6 +86,10 @@ impl Discovery {
     pub async fn first_round(&self) {
         let mut ready = self.ready.subscribe();
         let _ = tokio::time::timeout(self.first_wait, ready.wait_for(|done| *done)).await;
+    }
+
+    fn keep(&self, answers: Answers) {
+        *self.answers.lock().unwrap_or_else(|p| p.into_inner()) = answers;
     }
 
     fn record(&self, error: Option<String>, next: Duration) {
@@ -97,12 +121,16 @@ pub struct Watch {
     pub slots: usize,
     /// Status and first-round signal.
     pub discovery: Arc<Discovery>,
+    /// The TLS names of targets, for connections to them.
+    pub names: Arc<ServerNames>,
 }
 
 /// One source's state between rounds.
 #[derive(Default)]
 struct Known {
     endpoints: Vec<Endpoint>,
+    /// SRV target hosts left out of the last answer, to log changes only.
+    skipped: usize,
     /// Failed lookups in a row.
     failures: u32,
     /// The last failure, while failing.
@@ -115,7 +143,8 @@ struct Known {
 struct Bounds {
     min_ttl: Duration,
     max_ttl: Duration,
-    /// Limit on one source's lookup: a few attempts at a few servers.
+    /// Limit on one query (an SRV lookup asks one, then one per target
+    /// host at once).
     limit: Duration,
 }
 
@@ -128,18 +157,17 @@ impl Known {
         bounds: &Bounds,
         upstream: &str,
     ) {
-        let result = match tokio::time::timeout(bounds.limit, lookup(resolver, source)).await {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "`{}`: no answer in {:?}",
-                source.label(),
-                bounds.limit
-            )),
-        };
-        match result {
+        match lookup(resolver, source, bounds.limit).await {
             Ok(answer) => {
                 if self.failures > 0 {
                     tracing::info!(upstream, source = source.label(), "DNS answers again");
+                }
+                if answer.skipped.len() != self.skipped {
+                    self.skipped = answer.skipped.len();
+                    if !answer.skipped.is_empty() {
+                        tracing::warn!(upstream, source = source.label(), skipped = ?answer.skipped,
+                            "SRV target hosts that did not resolve are left out");
+                    }
                 }
                 self.failures = 0;
                 self.error = None;
@@ -168,19 +196,39 @@ pub async fn run(watch: Watch, resolver: Resolver, config: DiscoveryConfig, aliv
     let bounds = Bounds {
         min_ttl: Duration::from_millis(config.min_ttl_ms),
         max_ttl: Duration::from_millis(config.max_ttl_ms),
+        // Per query: a few attempts at a few servers.
         limit: Duration::from_millis(config.timeout_ms.saturating_mul(4)),
     };
-    let mut known: Vec<Known> = watch.sources.iter().map(|_| Known::default()).collect();
+    // Start from the answers the previous pipeline had (if any), refreshed
+    // at once.
+    let seeded = watch.discovery.answers();
+    let mut known: Vec<Known> = watch
+        .sources
+        .iter()
+        .map(|source| Known {
+            endpoints: seed::endpoints(&seeded, source),
+            ..Known::default()
+        })
+        .collect();
     loop {
         let now = Instant::now();
-        for (source, state) in watch.sources.iter().zip(known.iter_mut()) {
-            if state.due.is_none_or(|due| due <= now) {
-                state
-                    .refresh(source, &resolver, &bounds, &watch.upstream)
-                    .await;
-            }
-        }
+        // Sources are asked at once: a slow one does not hold up the rest.
+        let due = watch
+            .sources
+            .iter()
+            .zip(known.iter_mut())
+            .filter(|(_, state)| state.due.is_none_or(|due| due <= now))
+            .map(|(source, state)| state.refresh(source, &resolver, &bounds, &watch.upstream));
+        futures::future::join_all(due).await;
         publish(&watch, &known);
+        watch.discovery.keep(
+            watch
+                .sources
+                .iter()
+                .zip(&known)
+                .map(|(s, k)| (s.clone(), k.endpoints.clone()))
+                .collect(),
+        );
         let next = known
             .iter()
             .filter_map(|k| k.due)
@@ -254,14 +302,16 @@ fn publish(watch: &Watch, known: &[Known]) {
         .map(|t| format!("{} ({} in flight, draining)", t.authority(), t.in_flight()))
         .collect();
     tracing::info!(upstream = watch.upstream, ?joined, ?left, "targets changed");
+    // Names first: a request may pick a new target as soon as it is stored.
+    watch.names.update(&targets);
     watch
         .set
         .store(Arc::new(TargetSet::new(targets, watch.hashed)));
 }
 
 /// The identity of a discovered target: the same address reached the same
-/// way with the same weight is the same target.
-type Key = (String, bool, Option<Arc<str>>, u32);
+/// way with the same weight and tier is the same target.
+type Key = (String, bool, Option<Arc<str>>, u32, u32);
 
 fn key(target: &Target) -> Key {
     (
@@ -269,12 +319,14 @@ fn key(target: &Target) -> Key {
         target.https(),
         target.server_name().map(Arc::from),
         target.weight(),
+        target.tier(),
     )
 }
 
 /// The fixed targets followed by one per endpoint (the same address from
-/// two sources counts once, with their weights added), reusing a target of
-/// `current` whenever one has the same key, in a stable order.
+/// two sources counts once: in the lower tier, with the weights of that
+/// tier added), reusing a target of `current` whenever one has the same
+/// key, in a stable order.
 pub fn merge<'a>(
     fixed: &[Arc<Target>],
     endpoints: impl Iterator<Item = &'a Endpoint>,
@@ -287,7 +339,11 @@ pub fn merge<'a>(
             .iter_mut()
             .find(|e| e.addr == endpoint.addr && e.https == endpoint.https)
         {
-            Some(e) => e.weight = e.weight.saturating_add(endpoint.weight),
+            Some(e) if e.tier == endpoint.tier => {
+                e.weight = e.weight.saturating_add(endpoint.weight);
+            }
+            Some(e) if e.tier > endpoint.tier => *e = endpoint.clone(),
+            Some(_) => {}
             None => found.push(endpoint.clone()),
         }
     }
@@ -298,11 +354,9 @@ pub fn merge<'a>(
         let Ok(authority) = endpoint.addr.to_string().parse() else {
             continue;
         };
-        let target = Target::new(authority, endpoint.https, slots).discovered(
-            endpoint.weight,
-            endpoint.origin,
-            endpoint.server_name,
-        );
+        let target = Target::new(authority, endpoint.https, slots)
+            .discovered(endpoint.weight, endpoint.origin, endpoint.server_name)
+            .in_tier(endpoint.tier);
         match existing.get(&key(&target)) {
             Some(same) => targets.push(Arc::clone(same)),
             None => targets.push(Arc::new(target)),
@@ -322,6 +376,7 @@ mod tests {
             server_name: "api.test".into(),
             origin: "api.test:80".into(),
             weight,
+            tier: 0,
         }
     }
 
