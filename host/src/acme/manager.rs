@@ -352,3 +352,53 @@ impl Manager {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryKvStore;
+
+    fn manager(kv: &Arc<MemoryKvStore>) -> Manager {
+        let text = "listen = \"127.0.0.1:0\"\n[tls]\nlisten = \"127.0.0.1:1\"\n[tls.acme]\n\
+                    directory = \"https://ca.example/dir\"\n\
+                    domains = [\"a.example.com\", \"b.example.com\"]\n\
+                    challenge = \"tls-alpn-01\"\n";
+        let base = std::path::Path::new(".");
+        let config = crate::config::Config::parse(text, &base.join("weir.toml"), base).unwrap();
+        let tls_config = config.tls.clone().unwrap();
+        let settings = tls_config.acme.clone().unwrap();
+        let tls = TlsState::load(&config, &tls_config).unwrap();
+        let http = AcmeHttp::new(&settings, base).unwrap();
+        Manager::new(settings, AcmeStore::new(kv.clone()), tls, http, "here")
+    }
+
+    #[tokio::test]
+    async fn acme_alpn_challenges_of_another_orderer_are_served_even_when_not_due_here() {
+        let kv = Arc::new(MemoryKvStore::new());
+        let mut here = manager(&kv);
+        // Both names certified here, nothing due: this gateway would not order.
+        let now = now_ms() / 1000;
+        for state in here.names.values_mut() {
+            state.cert = Some(CertRecord {
+                chain_pem: String::new(),
+                key_pem: String::new(),
+                not_before: now,
+                not_after: now + 90 * 86_400,
+                serial: "01".into(),
+            });
+        }
+        // Another gateway judges b due, holds the lock and publishes.
+        let store = AcmeStore::new(kv.clone());
+        let other = OrderLock::new(store.clone(), "there");
+        assert!(other.try_acquire().await.unwrap());
+        store.put_alpn("b.example.com", &[7; 32]).await.unwrap();
+        assert_eq!(here.round().await, WAITING_POLL);
+        assert!(here.tls.has_challenge("b.example.com"));
+        assert!(!here.tls.has_challenge("a.example.com"));
+        // Once the lock is given up, the challenge is withdrawn here too.
+        other.release().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(here.round().await > WAITING_POLL);
+        assert!(!here.tls.has_challenge("b.example.com"));
+    }
+}

@@ -64,14 +64,14 @@ impl Budget {
             .timeout(timeout)
     }
 
-    /// Waiting for validation, keeping [`CERT_RESERVE`].
-    fn ready(&self) -> RetryPolicy {
-        Budget::policy(READY_POLL.min(self.left().saturating_sub(CERT_RESERVE)))
+    /// How long to wait for validation, keeping [`CERT_RESERVE`].
+    fn ready_timeout(&self) -> Duration {
+        READY_POLL.min(self.left().saturating_sub(CERT_RESERVE))
     }
 
-    /// Waiting for issuance, keeping [`LAST_REQUEST`].
-    fn certificate(&self) -> RetryPolicy {
-        Budget::policy(self.left().saturating_sub(LAST_REQUEST))
+    /// How long to wait for issuance, keeping [`LAST_REQUEST`].
+    fn certificate_timeout(&self) -> Duration {
+        self.left().saturating_sub(LAST_REQUEST)
     }
 }
 
@@ -131,7 +131,7 @@ impl Ordering<'_> {
                 .map_err(|e| format!("challenge not accepted: {e}"))?;
         }
         let status = order
-            .poll_ready(&budget.ready())
+            .poll_ready(&Budget::policy(budget.ready_timeout()))
             .await
             .map_err(|e| format!("validation: {e}"))?;
         if status != OrderStatus::Ready {
@@ -142,7 +142,7 @@ impl Ordering<'_> {
             .await
             .map_err(|e| format!("finalize: {e}"))?;
         let chain_pem = order
-            .poll_certificate(&budget.certificate())
+            .poll_certificate(&Budget::policy(budget.certificate_timeout()))
             .await
             .map_err(|e| format!("certificate download: {e}"))?;
         record(chain_pem, key_pem)
@@ -225,4 +225,26 @@ pub fn record(chain_pem: String, key_pem: String) -> Result<CertRecord, String> 
         chain_pem,
         key_pem,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn acme_poll_budgets_fit_in_the_order_timeout() {
+        let budget = Budget::start();
+        // Validation polled in full, one request overrunning it, then a
+        // finalize request: certificate polling still has time left.
+        assert_eq!(budget.ready_timeout(), READY_POLL);
+        tokio::time::advance(READY_POLL + REQUEST_TIMEOUT * 2).await;
+        let certificate = budget.certificate_timeout();
+        assert!(certificate >= Duration::from_secs(10), "{certificate:?}");
+        // Its last request ends before the order times out.
+        assert!(budget.left() >= certificate + REQUEST_TIMEOUT);
+        // Late in the order, validation gets no more than is left for it.
+        tokio::time::advance(ORDER_TIMEOUT).await;
+        assert_eq!(budget.ready_timeout(), Duration::ZERO);
+        assert_eq!(budget.certificate_timeout(), Duration::ZERO);
+    }
 }
