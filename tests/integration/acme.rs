@@ -8,10 +8,13 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use http::Method;
+
+use crate::support::client::call;
 use crate::support::pebble::{Pebble, free_port, served};
 use crate::support::process::Process;
 use crate::support::redis::RedisServer;
-use crate::support::{Setup, get};
+use crate::support::{Backend, Setup, get, json};
 
 const NAME: &str = "a.weir.test";
 
@@ -97,7 +100,12 @@ async fn first_certificate(gateway: &Process, root: &str) -> (String, i64) {
 async fn acme_http01_issues_a_certificate_served_over_https() {
     let (http_port, tls_port) = (free_port(), free_port());
     let pebble = Pebble::start(http_port, tls_port, None).await;
-    let setup = setup(&pebble, tls_port, "http-01", &[]);
+    let site = Backend::start().await;
+    let setup = setup(&pebble, tls_port, "http-01", &[])
+        .upstream("site", &[site.url()])
+        .router(json!({"routes": [
+            {"name": "site", "match": {"path_prefix": "/"}, "upstream": "site"}
+        ]}));
     let gateway = start(&setup, http_port).await;
     let root = pebble.root().await;
     let (serial, _) = first_certificate(&gateway, &root).await;
@@ -105,14 +113,24 @@ async fn acme_http01_issues_a_certificate_served_over_https() {
     assert_eq!(name["status"], "valid", "{name}");
     assert_eq!(name["serial"], serial.as_str());
     assert_eq!(name["orders"], 1);
+    assert_eq!(site.hits(), 0, "the CA's validation never reached the site");
     assert!(name["renew_at"].is_string());
     let status = get(&gateway.admin_url("/admin/tls")).await.json();
     assert_eq!(status["acme"]["challenge"], "http-01");
     assert!(status["acme"]["account"].is_string(), "{status}");
     assert!(!status.to_string().contains("PRIVATE KEY"));
-    // Unknown tokens are not the plugins' to answer, and not found.
-    let unknown = get(&gateway.url("/.well-known/acme-challenge/nope")).await;
+    // Unknown tokens for the name are not the plugins' to answer, and not
+    // found.
+    let path = "/.well-known/acme-challenge/nope";
+    let unknown = call(&gateway.url(path), Method::GET, &[("host", NAME)], "").await;
     assert_eq!(unknown.status, 404);
+    assert!(unknown.text().contains("unknown ACME challenge token"));
+    // Another host's validation (a backend doing its own ACME) goes through
+    // the pipeline to its upstream.
+    let host = [("host", "other.weir.test")];
+    let other = call(&gateway.url(path), Method::GET, &host, "").await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert!(site.last_at(path).is_some(), "the site got the request");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,13 +2,16 @@
 //! store, so whichever replica a load balancer sends the validation to
 //! knows the answer, not just the one that ordered:
 //! - http-01: the plain listener answers
-//!   `GET /.well-known/acme-challenge/<token>` with the key authorization,
-//!   before plugins and before `redirect_http`.
+//!   `GET /.well-known/acme-challenge/<token>` for one of `domains` with
+//!   the key authorization, before plugins and before `redirect_http`.
+//!   Other hosts' challenge paths go through the pipeline like any request:
+//!   a backend may run its own ACME for a name Weir does not certify.
 //! - tls-alpn-01 (RFC 8737): the TLS listener serves, only to a client
 //!   offering ALPN `acme-tls/1`, a self-signed certificate for the name
 //!   with the critical acmeIdentifier extension holding the SHA-256 of the
 //!   key authorization; then closes the connection (no HTTP).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use http::{Response, StatusCode};
@@ -26,17 +29,39 @@ pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
 #[derive(Clone)]
 pub struct Http01 {
     store: AcmeStore,
+    /// The names ordered (lower-case): only their validations are ours.
+    domains: Arc<HashSet<String>>,
 }
 
 impl Http01 {
-    /// Answer tokens found in `store`.
-    pub fn new(store: AcmeStore) -> Self {
-        Http01 { store }
+    /// Answer tokens found in `store`, for requests to one of `domains`.
+    pub fn new(store: AcmeStore, domains: &[String]) -> Self {
+        Http01 {
+            store,
+            domains: Arc::new(domains.iter().map(|d| d.to_ascii_lowercase()).collect()),
+        }
     }
 
-    /// Whether a request for `path` is this responder's to answer.
-    pub fn claims(path: &str) -> bool {
-        path.starts_with(HTTP01_PREFIX)
+    /// Whether `request` is this responder's to answer: a challenge path
+    /// on one of the names ordered (the host of the URI or of `Host`,
+    /// without port).
+    pub fn claims<B>(&self, request: &http::Request<B>) -> bool {
+        if !request.uri().path().starts_with(HTTP01_PREFIX) {
+            return false;
+        }
+        let host = match request.uri().authority() {
+            Some(authority) => Some(authority.host().to_string()),
+            None => request
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+                .map(|a| a.host().to_string()),
+        };
+        host.is_some_and(|h| {
+            let h = h.trim_end_matches('.').to_ascii_lowercase();
+            self.domains.contains(&h)
+        })
     }
 
     /// The answer for a request to `path` (under [`HTTP01_PREFIX`]): the
@@ -104,15 +129,36 @@ mod tests {
     async fn acme_http01_answers_published_tokens_only() {
         let store = AcmeStore::new(Arc::new(MemoryKvStore::new()));
         store.put_http01("tok-1", "tok-1.thumb").await.unwrap();
-        let responder = Http01::new(store);
-        assert!(Http01::claims("/.well-known/acme-challenge/tok-1"));
-        assert!(!Http01::claims("/other"));
+        let responder = Http01::new(store, &["a.example.com".to_string()]);
         let found = responder.answer("/.well-known/acme-challenge/tok-1").await;
         assert_eq!(found.status(), 200);
         let unknown = responder.answer("/.well-known/acme-challenge/nope").await;
         assert_eq!(unknown.status(), 404);
         let odd = responder.answer("/.well-known/acme-challenge/../x").await;
         assert_eq!(odd.status(), 404);
+    }
+
+    #[test]
+    fn acme_http01_claims_only_its_own_names() {
+        let store = AcmeStore::new(Arc::new(MemoryKvStore::new()));
+        let responder = Http01::new(store, &["A.example.com".to_string()]);
+        let request = |uri: &str, host: Option<&str>| {
+            let mut builder = http::Request::get(uri);
+            if let Some(host) = host {
+                builder = builder.header("host", host);
+            }
+            builder.body(()).unwrap()
+        };
+        let path = "/.well-known/acme-challenge/tok";
+        assert!(responder.claims(&request(path, Some("a.example.com"))));
+        assert!(responder.claims(&request(path, Some("A.Example.com:80"))));
+        assert!(responder.claims(&request(
+            "http://a.example.com:8080/.well-known/acme-challenge/tok",
+            None
+        )));
+        assert!(!responder.claims(&request(path, Some("b.example.com"))));
+        assert!(!responder.claims(&request(path, None)));
+        assert!(!responder.claims(&request("/other", Some("a.example.com"))));
     }
 
     #[test]

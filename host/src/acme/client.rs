@@ -22,7 +22,7 @@ use crate::server::tls::provider;
 use super::store::AcmeStore;
 
 /// One request to the CA may take this long.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The HTTP client instant-acme sends its requests through.
 #[derive(Clone)]

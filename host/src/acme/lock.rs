@@ -74,6 +74,12 @@ impl OrderLock {
             .await
     }
 
+    /// Whether another gateway holds the lock.
+    pub async fn held_by_other(&self) -> Result<bool, StoreError> {
+        let holder = self.store.kv().get(NS, KEY).await?;
+        Ok(holder.is_some_and(|h| h != self.owner))
+    }
+
     /// Whether anyone holds the lock.
     #[cfg(test)]
     pub async fn held(&self) -> Result<bool, StoreError> {
@@ -101,6 +107,8 @@ mod tests {
         assert!(a.extend().await.unwrap());
         b.release().await;
         assert!(a.held().await.unwrap());
+        assert!(b.held_by_other().await.unwrap());
+        assert!(!a.held_by_other().await.unwrap());
         a.release().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!a.held().await.unwrap());

@@ -5,8 +5,9 @@
 //! thirds of its certificate's lifetime, unless a failed order's back-off
 //! (shared in the store) says not yet. For due names the gateway tries the
 //! order lock; the holder orders them one by one and publishes the
-//! results, the others poll every second (serving tls-alpn-01 challenges
-//! the holder published) until the certificates appear. A failed order
+//! results, the others poll every second (serving the tls-alpn-01
+//! challenges the holder published for any name, due here or not) until
+//! the certificates appear. A failed order
 //! keeps the last good certificate serving and backs off, doubling from
 //! `retry_min_ms` to `retry_max_ms`.
 
@@ -21,7 +22,7 @@ use crate::server::tls::{ManagedCert, TlsState};
 
 use super::client::{self, AcmeHttp};
 use super::lock::OrderLock;
-use super::order::{ORDER_TIMEOUT, Ordering};
+use super::order::Ordering;
 use super::status::{NameState, Phase};
 use super::store::{AcmeStore, CertRecord, FailureRecord, now_ms};
 
@@ -84,8 +85,7 @@ impl Manager {
         }
         let due = self.due();
         if due.is_empty() {
-            self.clear_foreign_challenges();
-            return self.until_next();
+            return self.idle_round().await;
         }
         match self.lock.try_acquire().await {
             Ok(true) => {
@@ -101,7 +101,7 @@ impl Manager {
                 for name in &due {
                     self.state(name).phase = Phase::Waiting;
                 }
-                self.sync_foreign_challenges(&due).await;
+                self.sync_foreign_challenges().await;
                 WAITING_POLL
             }
             Err(e) => {
@@ -109,6 +109,20 @@ impl Manager {
                 Duration::from_millis(self.settings.retry_min_ms.min(self.settings.poll_ms))
             }
         }
+    }
+
+    /// A round with nothing due here. With tls-alpn-01, another gateway
+    /// may still be ordering one of the names (its clock, its back-off):
+    /// while it holds the lock, serve its challenges and look every second.
+    async fn idle_round(&mut self) -> Duration {
+        if self.settings.challenge == AcmeChallenge::TlsAlpn01
+            && matches!(self.lock.held_by_other().await, Ok(true))
+        {
+            self.sync_foreign_challenges().await;
+            return WAITING_POLL;
+        }
+        self.clear_foreign_challenges();
+        self.until_next()
     }
 
     fn state(&mut self, name: &str) -> &mut NameState {
@@ -126,26 +140,20 @@ impl Manager {
                 self.store.failure(&name).await,
             );
             let state = self.state(&name);
-            match failure {
-                Ok(failure) => state.shared_failure = failure,
-                Err(e) => state.store_error = Some(e.to_string()),
-            }
-            match cert {
-                Ok(Some(record)) if state.cert.as_ref() != Some(&record) => {
-                    match ManagedCert::from_pem(
-                        record.chain_pem.as_bytes(),
-                        record.key_pem.as_bytes(),
-                    ) {
-                        Ok(_) => {
-                            state.cert = Some(record);
-                            changed = true;
-                        }
-                        Err(e) => tracing::warn!(name, "ACME: stored certificate unusable: {e}"),
-                    }
+            state.store_error = cert
+                .as_ref()
+                .err()
+                .or(failure.as_ref().err())
+                .map(|e| e.to_string());
+            let cert = cert.ok().flatten().filter(|record| {
+                let usable =
+                    ManagedCert::from_pem(record.chain_pem.as_bytes(), record.key_pem.as_bytes());
+                if let Err(e) = &usable {
+                    tracing::warn!(name, "ACME: stored certificate unusable: {e}");
                 }
-                Ok(_) => state.store_error = None,
-                Err(e) => state.store_error = Some(e.to_string()),
-            }
+                usable.is_ok()
+            });
+            changed |= state.observe(cert, failure.ok());
         }
         if changed {
             self.install();
@@ -208,9 +216,7 @@ impl Manager {
                         tls: &self.tls,
                         challenge: self.settings.challenge,
                     };
-                    tokio::time::timeout(ORDER_TIMEOUT, ordering.order(name))
-                        .await
-                        .unwrap_or_else(|_| Err("the order timed out".into()))
+                    ordering.order(name).await
                 }
                 Err(e) => Err(e),
             };
@@ -280,7 +286,7 @@ impl Manager {
         let record = FailureRecord {
             error: error.clone(),
             failures,
-            next_attempt_ms: now_ms() + backoff,
+            next_attempt_ms: now_ms().saturating_add(backoff),
         };
         tracing::warn!(
             name,
@@ -289,20 +295,24 @@ impl Manager {
             "ACME order failed; the current certificate (if any) keeps serving: {error}"
         );
         state.local_failure = Some(record.clone());
-        state.shared_failure = Some(record.clone());
         state.phase = Phase::Idle;
-        if let Err(e) = self.store.put_failure(name, &record).await {
-            tracing::warn!(name, "ACME failure not shared through the store: {e}");
+        // `shared_failure` mirrors the store only, so that its clearing
+        // tells that an order succeeded somewhere (`NameState::observe`).
+        match self.store.put_failure(name, &record).await {
+            Ok(()) => self.state(name).shared_failure = Some(record),
+            Err(e) => tracing::warn!(name, "ACME failure not shared through the store: {e}"),
         }
     }
 
-    /// Serve the tls-alpn-01 challenges another gateway published for
-    /// `due`, so a validation reaching this gateway succeeds too.
-    async fn sync_foreign_challenges(&mut self, due: &[String]) {
+    /// Serve the tls-alpn-01 challenges another gateway published, for
+    /// every configured name whether due here or not (the orderer judged
+    /// it due), so a validation reaching this gateway succeeds too.
+    async fn sync_foreign_challenges(&mut self) {
         if self.settings.challenge != AcmeChallenge::TlsAlpn01 {
             return;
         }
-        for name in due {
+        let names: Vec<String> = self.names.keys().cloned().collect();
+        for name in &names {
             let digest = self.store.alpn(name).await.ok().flatten();
             if self.foreign_challenges.get(name) == digest.as_ref() {
                 continue;
@@ -340,5 +350,55 @@ impl Manager {
             "account": self.account.as_ref().map(|a| a.id().to_string()),
             "names": names,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryKvStore;
+
+    fn manager(kv: &Arc<MemoryKvStore>) -> Manager {
+        let text = "listen = \"127.0.0.1:0\"\n[tls]\nlisten = \"127.0.0.1:1\"\n[tls.acme]\n\
+                    directory = \"https://ca.example/dir\"\n\
+                    domains = [\"a.example.com\", \"b.example.com\"]\n\
+                    challenge = \"tls-alpn-01\"\n";
+        let base = std::path::Path::new(".");
+        let config = crate::config::Config::parse(text, &base.join("weir.toml"), base).unwrap();
+        let tls_config = config.tls.clone().unwrap();
+        let settings = tls_config.acme.clone().unwrap();
+        let tls = TlsState::load(&config, &tls_config).unwrap();
+        let http = AcmeHttp::new(&settings, base).unwrap();
+        Manager::new(settings, AcmeStore::new(kv.clone()), tls, http, "here")
+    }
+
+    #[tokio::test]
+    async fn acme_alpn_challenges_of_another_orderer_are_served_even_when_not_due_here() {
+        let kv = Arc::new(MemoryKvStore::new());
+        let mut here = manager(&kv);
+        // Both names certified here, nothing due: this gateway would not order.
+        let now = now_ms() / 1000;
+        for state in here.names.values_mut() {
+            state.cert = Some(CertRecord {
+                chain_pem: String::new(),
+                key_pem: String::new(),
+                not_before: now,
+                not_after: now + 90 * 86_400,
+                serial: "01".into(),
+            });
+        }
+        // Another gateway judges b due, holds the lock and publishes.
+        let store = AcmeStore::new(kv.clone());
+        let other = OrderLock::new(store.clone(), "there");
+        assert!(other.try_acquire().await.unwrap());
+        store.put_alpn("b.example.com", &[7; 32]).await.unwrap();
+        assert_eq!(here.round().await, WAITING_POLL);
+        assert!(here.tls.has_challenge("b.example.com"));
+        assert!(!here.tls.has_challenge("a.example.com"));
+        // Once the lock is given up, the challenge is withdrawn here too.
+        other.release().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(here.round().await > WAITING_POLL);
+        assert!(!here.tls.has_challenge("b.example.com"));
     }
 }

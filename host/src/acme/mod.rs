@@ -24,7 +24,8 @@ use crate::gateway::Gateway;
 use crate::server::tls::TlsState;
 
 /// Start keeping `settings`' names certified in the background: http-01
-/// validations are answered by `gateway`'s plain listener, certificates
+/// validations (for `domains` only) are answered by `gateway`'s plain
+/// listener, certificates
 /// served by `tls`. Fails only on a `ca_file` that cannot be read.
 pub fn start(
     settings: &AcmeConfig,
@@ -34,7 +35,11 @@ pub fn start(
 ) -> Result<(), String> {
     let store = store::AcmeStore::new(gateway.stores().kv.clone());
     let http = client::AcmeHttp::new(settings, base)?;
-    gateway.set_acme_http01(challenge::Http01::new(store.clone()));
+    // With tls-alpn-01 the plain listener claims no path: a backend may
+    // answer its own http-01 validations behind the gateway.
+    if settings.challenge == crate::config::AcmeChallenge::Http01 {
+        gateway.set_acme_http01(challenge::Http01::new(store.clone(), &settings.domains));
+    }
     let manager = manager::Manager::new(settings.clone(), store, tls, http, &owner_id());
     tokio::spawn(manager.run());
     Ok(())

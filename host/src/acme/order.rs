@@ -6,18 +6,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
-    RetryPolicy,
+    Account, AuthorizationStatus, ChallengeHandle, ChallengeType, Identifier, NewOrder, Order,
+    OrderStatus, RetryPolicy,
 };
 
 use crate::config::AcmeChallenge;
 use crate::server::tls::TlsState;
 
 use super::challenge::alpn_certificate;
+use super::client::REQUEST_TIMEOUT;
 use super::store::{AcmeStore, CertRecord};
 
-/// One order may take this long, validation and issuance included.
+/// One order may take this long, validation and issuance included; the
+/// polls below end in time for it ([`Budget`]).
 pub const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How long a tls-alpn-01 challenge is published before the CA is told
@@ -25,11 +29,51 @@ pub const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
 /// every second (`manager.rs`), and the validation may reach any of them.
 const ALPN_SPREAD: Duration = Duration::from_millis(1500);
 
-/// How long to wait for the CA to validate, and then to issue.
-const POLL: RetryPolicy = RetryPolicy::new()
-    .initial_delay(Duration::from_millis(250))
-    .backoff(1.5)
-    .timeout(Duration::from_secs(75));
+/// The longest wait for the CA to validate.
+const READY_POLL: Duration = Duration::from_secs(75);
+
+/// What is left for finalizing and downloading when waiting for validation
+/// stops: a finalize request, some polling, and a request in flight.
+const CERT_RESERVE: Duration = Duration::from_secs(90);
+
+/// What certificate polling leaves of the order's time: a poll stops only
+/// between requests, so one may still be in flight at its deadline.
+const LAST_REQUEST: Duration = REQUEST_TIMEOUT.saturating_add(Duration::from_secs(5));
+
+/// The polls' share of one order's [`ORDER_TIMEOUT`]: if the CA issues, the
+/// certificate is downloaded before the timeout would abandon it.
+struct Budget {
+    deadline: Instant,
+}
+
+impl Budget {
+    fn start() -> Budget {
+        Budget {
+            deadline: Instant::now() + ORDER_TIMEOUT,
+        }
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn policy(timeout: Duration) -> RetryPolicy {
+        RetryPolicy::new()
+            .initial_delay(Duration::from_millis(250))
+            .backoff(1.5)
+            .timeout(timeout)
+    }
+
+    /// How long to wait for validation, keeping [`CERT_RESERVE`].
+    fn ready_timeout(&self) -> Duration {
+        READY_POLL.min(self.left().saturating_sub(CERT_RESERVE))
+    }
+
+    /// How long to wait for issuance, keeping [`LAST_REQUEST`].
+    fn certificate_timeout(&self) -> Duration {
+        self.left().saturating_sub(LAST_REQUEST)
+    }
+}
 
 /// What an order needs.
 pub struct Ordering<'a> {
@@ -44,16 +88,14 @@ pub struct Ordering<'a> {
 }
 
 impl Ordering<'_> {
-    /// Order a certificate for `name`.
+    /// Order a certificate for `name`, within [`ORDER_TIMEOUT`]. The
+    /// challenges are withdrawn after the timeout too: it drops the order
+    /// but not the clean-up.
     pub async fn order(&self, name: &str) -> Result<CertRecord, String> {
-        let identifiers = [Identifier::Dns(name.to_string())];
-        let mut order = self
-            .account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(|e| format!("new order refused: {e}"))?;
         let mut published = Vec::new();
-        let outcome = self.complete(name, &mut order, &mut published).await;
+        let outcome = tokio::time::timeout(ORDER_TIMEOUT, self.attempt(name, &mut published))
+            .await
+            .unwrap_or_else(|_| Err("the order timed out".into()));
         for key in &published {
             self.store.remove_challenge(key).await;
         }
@@ -63,17 +105,16 @@ impl Ordering<'_> {
         outcome
     }
 
-    /// Answer the challenges, then finalize and download.
-    async fn complete(
-        &self,
-        name: &str,
-        order: &mut Order,
-        published: &mut Vec<String>,
-    ) -> Result<CertRecord, String> {
-        let kind = match self.challenge {
-            AcmeChallenge::Http01 => ChallengeType::Http01,
-            AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
-        };
+    /// Create the order, answer its challenges (their keys added to
+    /// `published`), then finalize and download.
+    async fn attempt(&self, name: &str, published: &mut Vec<String>) -> Result<CertRecord, String> {
+        let budget = Budget::start();
+        let identifiers = [Identifier::Dns(name.to_string())];
+        let mut order = self
+            .account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(|e| format!("new order refused: {e}"))?;
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization.map_err(|e| format!("authorization: {e}"))?;
@@ -81,52 +122,72 @@ impl Ordering<'_> {
                 continue;
             }
             let mut challenge = authorization
-                .challenge(kind.clone())
+                .challenge(self.challenge_type())
                 .ok_or_else(|| format!("the CA offers no {} challenge", self.challenge.as_str()))?;
-            let key_authorization = challenge.key_authorization();
-            let store_error = |e: crate::state::StoreError| format!("challenge not published: {e}");
-            match self.challenge {
-                AcmeChallenge::Http01 => {
-                    let token = challenge.token.clone();
-                    self.store
-                        .put_http01(&token, key_authorization.as_str())
-                        .await
-                        .map_err(store_error)?;
-                    published.push(format!("http01/{token}"));
-                }
-                AcmeChallenge::TlsAlpn01 => {
-                    let digest = key_authorization.digest();
-                    self.tls
-                        .set_challenge(name, Some(alpn_certificate(name, digest.as_ref())?));
-                    self.store
-                        .put_alpn(name, digest.as_ref())
-                        .await
-                        .map_err(store_error)?;
-                    published.push(format!("alpn/{name}"));
-                    tokio::time::sleep(ALPN_SPREAD).await;
-                }
-            }
+            self.publish(name, &challenge, published).await?;
             challenge
                 .set_ready()
                 .await
                 .map_err(|e| format!("challenge not accepted: {e}"))?;
         }
         let status = order
-            .poll_ready(&POLL)
+            .poll_ready(&Budget::policy(budget.ready_timeout()))
             .await
             .map_err(|e| format!("validation: {e}"))?;
         if status != OrderStatus::Ready {
-            return Err(why_invalid(order, status).await);
+            return Err(why_invalid(&mut order, status).await);
         }
         let key_pem = order
             .finalize()
             .await
             .map_err(|e| format!("finalize: {e}"))?;
         let chain_pem = order
-            .poll_certificate(&POLL)
+            .poll_certificate(&Budget::policy(budget.certificate_timeout()))
             .await
             .map_err(|e| format!("certificate download: {e}"))?;
         record(chain_pem, key_pem)
+    }
+
+    fn challenge_type(&self) -> ChallengeType {
+        match self.challenge {
+            AcmeChallenge::Http01 => ChallengeType::Http01,
+            AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        }
+    }
+
+    /// Publish the answer to `challenge` where every gateway serves it. The
+    /// key joins `published` before the write, so a write cut short by the
+    /// timeout is withdrawn too.
+    async fn publish(
+        &self,
+        name: &str,
+        challenge: &ChallengeHandle<'_>,
+        published: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let key_authorization = challenge.key_authorization();
+        let store_error = |e: crate::state::StoreError| format!("challenge not published: {e}");
+        match self.challenge {
+            AcmeChallenge::Http01 => {
+                let token = challenge.token.clone();
+                published.push(format!("http01/{token}"));
+                self.store
+                    .put_http01(&token, key_authorization.as_str())
+                    .await
+                    .map_err(store_error)?;
+            }
+            AcmeChallenge::TlsAlpn01 => {
+                let digest = key_authorization.digest();
+                self.tls
+                    .set_challenge(name, Some(alpn_certificate(name, digest.as_ref())?));
+                published.push(format!("alpn/{name}"));
+                self.store
+                    .put_alpn(name, digest.as_ref())
+                    .await
+                    .map_err(store_error)?;
+                tokio::time::sleep(ALPN_SPREAD).await;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,4 +225,26 @@ pub fn record(chain_pem: String, key_pem: String) -> Result<CertRecord, String> 
         chain_pem,
         key_pem,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn acme_poll_budgets_fit_in_the_order_timeout() {
+        let budget = Budget::start();
+        // Validation polled in full, one request overrunning it, then a
+        // finalize request: certificate polling still has time left.
+        assert_eq!(budget.ready_timeout(), READY_POLL);
+        tokio::time::advance(READY_POLL + REQUEST_TIMEOUT * 2).await;
+        let certificate = budget.certificate_timeout();
+        assert!(certificate >= Duration::from_secs(10), "{certificate:?}");
+        // Its last request ends before the order times out.
+        assert!(budget.left() >= certificate + REQUEST_TIMEOUT);
+        // Late in the order, validation gets no more than is left for it.
+        tokio::time::advance(ORDER_TIMEOUT).await;
+        assert_eq!(budget.ready_timeout(), Duration::ZERO);
+        assert_eq!(budget.certificate_timeout(), Duration::ZERO);
+    }
 }

@@ -57,6 +57,33 @@ impl NameState {
         self.failure().map_or(0, |f| f.failures)
     }
 
+    /// Take what the store holds for the name: `cert`, a usable
+    /// certificate, and `failure`, `None` when it could not be read.
+    /// Whether the certificate changed (to be served).
+    ///
+    /// This gateway's own failure is forgotten once the name was certified
+    /// elsewhere: a new certificate appeared, or the shared failure was
+    /// cleared (which the gateway that succeeded does). Otherwise the name
+    /// would show `failed` and back off from a stale count for ever.
+    pub fn observe(
+        &mut self,
+        cert: Option<CertRecord>,
+        failure: Option<Option<FailureRecord>>,
+    ) -> bool {
+        let changed = cert.is_some() && cert != self.cert;
+        if changed {
+            self.cert = cert;
+            self.local_failure = None;
+        }
+        if let Some(failure) = failure {
+            if failure.is_none() && self.shared_failure.is_some() {
+                self.local_failure = None;
+            }
+            self.shared_failure = failure;
+        }
+        changed
+    }
+
     /// When the certificate should be renewed (ms since the epoch).
     fn renew_at_ms(&self) -> Option<u64> {
         self.cert.as_ref().map(|c| c.renew_at() * 1000)
@@ -156,5 +183,51 @@ mod tests {
         assert!(state.due(100_000));
         assert_eq!(state.status(), "failed");
         assert_eq!(state.to_json("a", 0)["failures"], 2);
+    }
+
+    fn failure(failures: u32) -> FailureRecord {
+        FailureRecord {
+            error: "boom".into(),
+            failures,
+            next_attempt_ms: 100_000,
+        }
+    }
+
+    #[test]
+    fn acme_local_failure_is_forgotten_when_another_gateway_certifies() {
+        // A certificate another gateway obtained appears in the store.
+        let mut state = NameState {
+            cert: Some(cert(0, 90)),
+            local_failure: Some(failure(3)),
+            ..NameState::default()
+        };
+        assert!(!state.observe(Some(cert(0, 90)), Some(None)));
+        assert_eq!(state.status(), "failed", "same certificate: still failed");
+        assert!(state.observe(Some(cert(80, 170)), Some(None)));
+        assert_eq!(state.status(), "valid");
+        assert_eq!(state.failures(), 0);
+
+        // The shared failure is cleared by the gateway that succeeded.
+        let mut state = NameState {
+            shared_failure: Some(failure(2)),
+            local_failure: Some(FailureRecord {
+                next_attempt_ms: 200_000,
+                ..failure(3)
+            }),
+            ..NameState::default()
+        };
+        assert!(!state.observe(None, None), "store unreadable: kept");
+        assert_eq!(state.failures(), 3);
+        state.observe(None, Some(None));
+        assert_eq!(state.failures(), 0);
+        assert!(state.local_failure.is_none());
+
+        // A failure never shared (the store was down) still bounds retries.
+        let mut state = NameState {
+            local_failure: Some(failure(1)),
+            ..NameState::default()
+        };
+        state.observe(None, Some(None));
+        assert_eq!(state.failures(), 1);
     }
 }

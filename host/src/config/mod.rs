@@ -317,16 +317,7 @@ impl Config {
             validate_upstream(name, upstream)?;
         }
         if let Some(tls) = &self.tls {
-            match &tls.acme {
-                Some(acme) => acme.validate()?,
-                None if tls.certificates.is_empty() => {
-                    return Err(
-                        "`tls.certificates` must list at least one certificate (or set `[tls.acme]`)"
-                            .into(),
-                    );
-                }
-                None => {}
-            }
+            tls.validate()?;
             if tls.listen == self.listen {
                 return Err("`tls.listen` must differ from `listen`".into());
             }

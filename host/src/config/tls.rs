@@ -47,6 +47,42 @@ pub struct TlsConfig {
     pub acme: Option<AcmeConfig>,
 }
 
+impl TlsConfig {
+    /// Check the certificates' sources and how they combine with mutual
+    /// TLS.
+    pub fn validate(&self) -> Result<(), String> {
+        let Some(acme) = &self.acme else {
+            if self.certificates.is_empty() {
+                return Err(
+                    "`tls.certificates` must list at least one certificate (or set `[tls.acme]`)"
+                        .into(),
+                );
+            }
+            return Ok(());
+        };
+        acme.validate()?;
+        // The CA's validator presents no client certificate, so a listener
+        // requiring one fails every tls-alpn-01 validation: refused here
+        // rather than failing orders for ever.
+        if acme.challenge == AcmeChallenge::TlsAlpn01
+            && self.client_ca.is_some()
+            && self.client_auth == ClientAuth::Required
+        {
+            return Err(
+                "`tls.acme.challenge = \"tls-alpn-01\"` cannot work with `tls.client_ca` and \
+                 `tls.client_auth = \"required\"` (the CA presents no client certificate): \
+                 use `challenge = \"http-01\"` or `client_auth = \"optional\"`"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Longest `tls.acme.retry_max_ms`: 7 days. Longer back-offs would leave a
+/// name uncertified for longer than renewal leaves before expiry.
+pub const ACME_RETRY_MAX_MS: u64 = 7 * 24 * 3_600_000;
+
 /// `[tls.acme]`: certificates ordered from an ACME CA and kept in the
 /// `[state]` store, so every gateway on one store shares one account and
 /// one certificate per name.
@@ -87,8 +123,17 @@ pub struct AcmeConfig {
 impl AcmeConfig {
     /// Check the names and the timings.
     pub fn validate(&self) -> Result<(), String> {
-        if self.directory.is_empty() {
-            return Err("`tls.acme.directory` must be the CA's directory URL".into());
+        // RFC 8555 §6.1: ACME runs over HTTPS only.
+        let https = self
+            .directory
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        if !https || self.directory.len() <= 8 {
+            return Err(format!(
+                "`tls.acme.directory` must be the CA's https:// directory URL (RFC 8555 \
+                 requires HTTPS), not `{}`",
+                self.directory
+            ));
         }
         if self.domains.is_empty() {
             return Err("`tls.acme.domains` must list at least one name".into());
@@ -104,12 +149,17 @@ impl AcmeConfig {
                 return Err(format!("`tls.acme.domains`: `{name}` is not a DNS name"));
             }
         }
-        if self.retry_min_ms == 0 || self.retry_max_ms < self.retry_min_ms || self.poll_ms == 0 {
-            return Err(
+        if self.retry_min_ms == 0
+            || self.retry_max_ms < self.retry_min_ms
+            || self.retry_max_ms > ACME_RETRY_MAX_MS
+            || self.poll_ms == 0
+            || self.poll_ms > ACME_RETRY_MAX_MS
+        {
+            return Err(format!(
                 "`tls.acme`: `retry_min_ms` and `poll_ms` must be greater than 0, \
-                 and `retry_max_ms` at least `retry_min_ms`"
-                    .into(),
-            );
+                 `retry_max_ms` at least `retry_min_ms`, and none more than \
+                 {ACME_RETRY_MAX_MS} (7 days)"
+            ));
         }
         Ok(())
     }
@@ -255,6 +305,41 @@ mod tests {
         let mut backwards = acme(&["a.example.com"]);
         backwards.retry_max_ms = 10;
         assert!(backwards.validate().is_err());
+    }
+
+    #[test]
+    fn acme_directory_must_be_https_and_timings_bounded() {
+        let mut plain = acme(&["a.example.com"]);
+        plain.directory = "http://ca.example/dir".into();
+        let e = plain.validate().unwrap_err();
+        assert!(e.contains("https://"), "{e}");
+        let mut huge = acme(&["a.example.com"]);
+        huge.retry_max_ms = u64::MAX;
+        assert!(huge.validate().unwrap_err().contains("7 days"));
+        huge.retry_max_ms = ACME_RETRY_MAX_MS;
+        assert!(huge.validate().is_ok());
+        let mut zero = acme(&["a.example.com"]);
+        zero.retry_min_ms = 0;
+        assert!(zero.validate().is_err());
+    }
+
+    #[test]
+    fn acme_tls_alpn_is_refused_with_required_client_certificates() {
+        let tls = |challenge: &str, auth: &str| -> TlsConfig {
+            toml::from_str(&format!(
+                "listen = \"127.0.0.1:8443\"\nclient_ca = \"ca.pem\"\nclient_auth = \"{auth}\"\n\
+                 [acme]\ndirectory = \"https://ca/dir\"\ndomains = [\"a.example.com\"]\n\
+                 challenge = \"{challenge}\""
+            ))
+            .unwrap()
+        };
+        let e = tls("tls-alpn-01", "required").validate().unwrap_err();
+        assert!(
+            e.contains("tls.client_ca") && e.contains("tls.client_auth"),
+            "{e}"
+        );
+        assert!(tls("tls-alpn-01", "optional").validate().is_ok());
+        assert!(tls("http-01", "required").validate().is_ok());
     }
 
     #[test]

@@ -290,11 +290,10 @@ async fn serve_io<I>(
         asked.store(true, Ordering::Relaxed);
         let (gateway, peer) = (gateway.clone(), peer.clone());
         async move {
-            // ACME's http-01 validation, on plain HTTP only, before any
-            // plugin.
+            // ACME's http-01 validation of a name Weir orders, on plain
+            // HTTP only, before any plugin.
             if peer.tls.is_none()
-                && Http01::claims(request.uri().path())
-                && let Some(acme) = gateway.acme_http01()
+                && let Some(acme) = gateway.acme_http01().filter(|a| a.claims(&request))
             {
                 return Ok::<_, Infallible>(acme.answer(request.uri().path()).await);
             }
@@ -363,8 +362,9 @@ async fn serve_redirect(
         asked.store(true, Ordering::Relaxed);
         let acme = acme.clone();
         async move {
-            // ACME's http-01 validation is answered, not redirected.
-            if let Some(acme) = acme.filter(|_| Http01::claims(request.uri().path())) {
+            // ACME's http-01 validation is answered, not redirected (other
+            // hosts' challenge paths are redirected like any request).
+            if let Some(acme) = acme.filter(|a| a.claims(&request)) {
                 return Ok::<_, Infallible>(acme.answer(request.uri().path()).await);
             }
             Ok::<_, Infallible>(redirect_response(&request, port))
@@ -413,6 +413,9 @@ fn redirect_response<B>(
     }
     response
 }
+
+#[cfg(test)]
+mod tls_tests;
 
 #[cfg(test)]
 mod tests {

@@ -89,7 +89,8 @@ pub struct TlsState {
     base_dir: PathBuf,
     current: ArcSwap<Current>,
     last_error: Mutex<Option<String>>,
-    /// ACME's certificates, kept across reloads of the files.
+    /// ACME's certificates, kept across reloads of the files. Its lock
+    /// also serialises building and storing generations.
     managed: Mutex<Vec<ManagedCert>>,
     /// tls-alpn-01 certificates being validated; shared by every
     /// generation's resolver, so a challenge needs no new generation.
@@ -169,6 +170,8 @@ impl TlsState {
     /// previous managed ones. For their names they take precedence over
     /// the files'. The files are not read again.
     pub fn set_managed(&self, certs: Vec<ManagedCert>) -> Result<(), String> {
+        // Held until the generation is stored, like `reload` does, so the
+        // two never interleave (each builds on what the other stored).
         let mut managed = self.managed.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.current.load();
         let files: Vec<Loaded> = current
@@ -240,11 +243,13 @@ impl TlsState {
 
     /// Read the files again; swap the new certificates in only if all load.
     pub fn reload(&self) -> Result<(), String> {
+        // Held until the new generation is stored: a `set_managed` meanwhile
+        // would otherwise be overwritten by a generation built without it
+        // (a renewal lost until the next one), or overwrite this one.
         let managed = self
             .managed
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let outcome = generation(&self.settings, &self.base_dir, &managed, &self.challenges);
         let mut last_error = self
             .last_error
