@@ -306,3 +306,32 @@ impl Fleet {
         (name_a, name_b)
     }
 }
+
+/// On the in-memory `[state]` backend the account and the certificate are
+/// also kept on disk (`cache_dir/acme/`, as Traefik's `acme.json` or
+/// Caddy's data directory), so a restarted gateway serves the same
+/// certificate at once and orders nothing: public CAs limit duplicate
+/// certificates, and a gateway that reordered at every restart would
+/// soon be refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn acme_on_the_memory_backend_keeps_its_certificate_across_a_restart() {
+    let (http_port, tls_port) = (free_port(), free_port());
+    let pebble = Pebble::start(http_port, tls_port, None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let setup = setup(&pebble, tls_port, "http-01", &[]).cache_dir(cache.path());
+    let gateway = start(&setup, http_port).await;
+    let root = pebble.root().await;
+    let (serial, _) = first_certificate(&gateway, &root).await;
+    assert_eq!(acme_name(&gateway).await["orders"], 1);
+    gateway.stop().await;
+
+    let again = start(&setup, http_port).await;
+    let (served_again, _) = first_certificate(&again, &root).await;
+    assert_eq!(
+        served_again, serial,
+        "the restarted gateway serves what it had"
+    );
+    let name = acme_name(&again).await;
+    assert_eq!(name["status"], "valid", "{name}");
+    assert_eq!(name["orders"], 0, "no new order after a restart: {name}");
+}

@@ -16,25 +16,38 @@ mod order;
 mod status;
 pub mod store;
 
-use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::AcmeConfig;
+use crate::config::{AcmeConfig, Config, StateBackend};
 use crate::gateway::Gateway;
 use crate::server::tls::TlsState;
+use crate::state::{KvStore, OnDiskKv};
 
 /// Start keeping `settings`' names certified in the background: http-01
-/// validations (for `domains` only) are answered by `gateway`'s plain
-/// listener, certificates
-/// served by `tls`. Fails only on a `ca_file` that cannot be read.
-pub fn start(
+/// validations are answered by `gateway`'s plain listener, certificates
+/// served by `tls`. Everything lives in the `[state]` store; on the
+/// in-memory backend its lasting records (account, certificates) are also
+/// kept under `cache_dir/acme/`, so a restart neither registers nor orders
+/// again. Fails only on a `ca_file` or that directory that cannot be read.
+pub async fn start(
     settings: &AcmeConfig,
     tls: Arc<TlsState>,
     gateway: &Gateway,
-    base: &Path,
+    config: &Config,
 ) -> Result<(), String> {
-    let store = store::AcmeStore::new(gateway.stores().kv.clone());
-    let http = client::AcmeHttp::new(settings, base)?;
+    let kv = match config.state.backend {
+        StateBackend::Memory => {
+            let dir = config
+                .cache_dir()
+                .join("acme")
+                .join(store::directory_hash(&settings.directory));
+            let on_disk = OnDiskKv::open(gateway.stores().kv.clone(), &dir).await?;
+            Arc::new(on_disk) as Arc<dyn KvStore>
+        }
+        StateBackend::Redis | StateBackend::RedisCluster => gateway.stores().kv.clone(),
+    };
+    let store = store::AcmeStore::new(kv).for_directory(&settings.directory);
+    let http = client::AcmeHttp::new(settings, &config.base_dir)?;
     // With tls-alpn-01 the plain listener claims no path: a backend may
     // answer its own http-01 validations behind the gateway.
     if settings.challenge == crate::config::AcmeChallenge::Http01 {

@@ -62,6 +62,17 @@ pub struct FailureRecord {
 #[derive(Clone)]
 pub struct AcmeStore {
     kv: Arc<dyn KvStore>,
+    /// Certificates and failures are kept per directory (`<hash>/`), so
+    /// moving from a staging directory to production orders anew instead
+    /// of serving the staging certificate until its renewal.
+    scope: String,
+}
+
+/// A short, stable name for an ACME directory URL (for keys and paths).
+pub fn directory_hash(directory: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(directory.as_bytes());
+    hex::encode(digest.get(..8).unwrap_or_default())
 }
 
 /// Milliseconds since the epoch.
@@ -74,7 +85,16 @@ pub fn now_ms() -> u64 {
 impl AcmeStore {
     /// ACME's records in `kv`.
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        AcmeStore { kv }
+        AcmeStore {
+            kv,
+            scope: String::new(),
+        }
+    }
+
+    /// Keep certificates and failures apart for each `directory`.
+    pub fn for_directory(mut self, directory: &str) -> Self {
+        self.scope = format!("{}/", directory_hash(directory));
+        self
     }
 
     /// The raw store (for the lock).
@@ -132,28 +152,32 @@ impl AcmeStore {
 
     /// The certificate for `name`.
     pub async fn cert(&self, name: &str) -> Result<Option<CertRecord>, StoreError> {
-        self.get_json(&format!("cert/{name}")).await
+        self.get_json(&format!("cert/{}{name}", self.scope)).await
     }
 
     /// Publish the certificate for `name`.
     pub async fn put_cert(&self, name: &str, record: &CertRecord) -> Result<(), StoreError> {
-        self.put_json(&format!("cert/{name}"), record, None).await
+        self.put_json(&format!("cert/{}{name}", self.scope), record, None)
+            .await
     }
 
     /// The last failure for `name`.
     pub async fn failure(&self, name: &str) -> Result<Option<FailureRecord>, StoreError> {
-        self.get_json(&format!("failure/{name}")).await
+        self.get_json(&format!("failure/{}{name}", self.scope))
+            .await
     }
 
     /// Record a failure for `name`.
     pub async fn put_failure(&self, name: &str, record: &FailureRecord) -> Result<(), StoreError> {
-        self.put_json(&format!("failure/{name}"), record, None)
+        self.put_json(&format!("failure/{}{name}", self.scope), record, None)
             .await
     }
 
     /// Forget the failures of `name` (it has a certificate now).
     pub async fn clear_failure(&self, name: &str) -> Result<(), StoreError> {
-        self.kv.delete(NS, &format!("failure/{name}")).await?;
+        self.kv
+            .delete(NS, &format!("failure/{}{name}", self.scope))
+            .await?;
         Ok(())
     }
 
@@ -196,5 +220,28 @@ impl AcmeStore {
     /// Withdraw a challenge once its order is over.
     pub async fn remove_challenge(&self, key: &str) {
         let _ = self.kv.delete(NS, key).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryKvStore;
+
+    #[tokio::test]
+    async fn certificates_are_kept_per_directory() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryKvStore::new());
+        let staging = AcmeStore::new(kv.clone()).for_directory("https://staging.example/dir");
+        let production = AcmeStore::new(kv).for_directory("https://acme.example/dir");
+        let record = CertRecord {
+            chain_pem: "chain".into(),
+            key_pem: "key".into(),
+            not_before: 1,
+            not_after: 2,
+            serial: "01".into(),
+        };
+        staging.put_cert("a.example", &record).await.unwrap();
+        assert!(staging.cert("a.example").await.unwrap().is_some());
+        assert!(production.cert("a.example").await.unwrap().is_none());
     }
 }

@@ -190,6 +190,11 @@ impl Process {
     }
 
     /// Whether the process is still running.
+    /// Kill it and wait until it has exited (its ports are free again).
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

@@ -126,7 +126,8 @@ async fn serve_until_stopped(
     let workers = config.runtime.worker_count();
     let listeners = bind_listeners(&config, tls.as_ref(), workers)?;
     if let (Some(state), Some(acme)) = (&tls, config.tls.as_ref().and_then(|t| t.acme.as_ref())) {
-        crate::acme::start(acme, state.clone(), &gateway, &config.base_dir)
+        crate::acme::start(acme, state.clone(), &gateway, &config)
+            .await
             .map_err(|e| anyhow::anyhow!("[tls.acme]: {e}"))?;
     }
     let admin_listener = match config.admin.enabled {
