@@ -133,6 +133,18 @@ fn parse_hosts(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Each source's last good endpoints.
+pub type Answers = Vec<(Source, Vec<Endpoint>)>;
+
+/// The endpoints `answers` holds for `source` (none if it has none).
+pub fn endpoints(answers: &Answers, source: &Source) -> Vec<Endpoint> {
+    answers
+        .iter()
+        .find(|(s, _)| s == source)
+        .map(|(_, e)| e.clone())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

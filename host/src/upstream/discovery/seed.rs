@@ -11,11 +11,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::task::{Discovery, merge};
-use super::{Endpoint, Source};
+use super::{Answers, Source, endpoints};
 use crate::upstream::target::Target;
-
-/// Each source's last good endpoints.
-pub type Answers = Vec<(Source, Vec<Endpoint>)>;
 
 /// The upstream of the same name in the pipeline being replaced.
 pub struct Previous<'a> {
@@ -64,13 +61,4 @@ pub fn start(
         last_resolved: discovery.status().last_resolved,
         targets,
     }
-}
-
-/// The endpoints `answers` holds for `source` (none if it has none).
-pub fn endpoints(answers: &Answers, source: &Source) -> Vec<Endpoint> {
-    answers
-        .iter()
-        .find(|(s, _)| s == source)
-        .map(|(_, e)| e.clone())
-        .unwrap_or_default()
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::resolve::{Resolver, lookup};
-use super::seed::{self, Answers};
+use super::{Answers, endpoints};
 use super::{Endpoint, Source};
 use crate::config::DiscoveryConfig;
 use crate::upstream::set::TargetSet;
@@ -206,7 +206,7 @@ pub async fn run(watch: Watch, resolver: Resolver, config: DiscoveryConfig, aliv
         .sources
         .iter()
         .map(|source| Known {
-            endpoints: seed::endpoints(&seeded, source),
+            endpoints: endpoints(&seeded, source),
             ..Known::default()
         })
         .collect();
