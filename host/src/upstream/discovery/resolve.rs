@@ -122,16 +122,6 @@ async fn within<T>(
         .unwrap_or_else(|_| Err(format!("`{name}`: no answer in {limit:?}")))
 }
 
-/// A name as asked: with a dot inside it is taken as fully qualified (no
-/// search domains), a single label is left to the search list.
-fn fqdn(name: &str) -> String {
-    if name.contains('.') && !name.ends_with('.') {
-        format!("{name}.")
-    } else {
-        name.to_string()
-    }
-}
-
 /// The A and AAAA addresses of `host` and their TTL, from `known` records
 /// (an SRV answer's additional section) when they hold any, else asked.
 async fn addresses(
@@ -143,8 +133,12 @@ async fn addresses(
     if !from_known.0.is_empty() {
         return Ok(from_known);
     }
+    // Names are asked as the system's resolver asks them: with
+    // resolv.conf, fewer dots than `ndots` go through the search list
+    // first (Kubernetes' `users.other-namespace`, Docker's `backend`); a
+    // trailing `.` is absolute; with `[discovery] nameservers`, no search.
     let lookup = resolver
-        .lookup_ip(fqdn(host))
+        .lookup_ip(host)
         .await
         .map_err(|e| format!("`{host}`: {e}"))?;
     let (ips, ttl) = ips_for(lookup.as_lookup().answers(), "");
@@ -194,7 +188,7 @@ async fn srv(
     let label = format!("srv:{name}");
     let lookup = within(limit, &label, async {
         resolver
-            .srv_lookup(fqdn(name))
+            .srv_lookup(name)
             .await
             .map_err(|e| format!("`{label}`: {e}"))
     })
