@@ -13,8 +13,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use instant_acme::{Account, BodyWrapper, BytesResponse, NewAccount};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::config::AcmeConfig;
 use crate::server::tls::provider;
@@ -34,22 +32,8 @@ impl AcmeHttp {
     /// A client trusting the system's roots and `ca_file` (relative to
     /// `base`).
     pub fn new(settings: &AcmeConfig, base: &Path) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            // One unreadable system certificate must not stop ACME.
-            let _ = roots.add(cert);
-        }
-        if let Some(ca) = &settings.ca_file {
-            let ca = base.join(ca);
-            let certs = CertificateDer::pem_file_iter(&ca)
-                .map_err(|e| format!("{}: cannot be read: {e}", ca.display()))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| format!("{}: not PEM: {e}", ca.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", ca.display()))?;
-            }
-        }
+        let ca = settings.ca_file.as_ref().map(|ca| base.join(ca));
+        let roots = crate::upstream::tls::trust(true, ca.as_deref())?;
         let config = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("ACME client TLS: {e}"))?

@@ -163,8 +163,21 @@ fn client_config(
 
 /// The system's roots (unless `ca_only`) and the upstream's `ca_file`.
 fn roots(name: &str, tls: &UpstreamTls, base: &Path) -> Result<rustls::RootCertStore, String> {
+    let ca = tls.ca_file.as_ref().map(|ca| base.join(ca));
+    let roots = trust(!tls.ca_only, ca.as_deref())?;
+    if roots.is_empty() {
+        return Err(format!(
+            "upstream `{name}`: no CA to verify its certificates (set `tls.ca_file`)"
+        ));
+    }
+    Ok(roots)
+}
+
+/// Roots to verify servers against: the system's (with `system`) and those
+/// of the PEM file `ca_file`. Shared by upstreams and the ACME client.
+pub fn trust(system: bool, ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
-    if !tls.ca_only {
+    if system {
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
             // A system bundle with a certificate rustls cannot parse should
@@ -172,9 +185,8 @@ fn roots(name: &str, tls: &UpstreamTls, base: &Path) -> Result<rustls::RootCertS
             let _ = roots.add(cert);
         }
     }
-    if let Some(ca) = &tls.ca_file {
-        let ca = base.join(ca);
-        let certs = CertificateDer::pem_file_iter(&ca)
+    if let Some(ca) = ca_file {
+        let certs = CertificateDer::pem_file_iter(ca)
             .map_err(|e| format!("{}: cannot be read: {e}", ca.display()))?;
         for cert in certs {
             let cert = cert.map_err(|e| format!("{}: not PEM: {e}", ca.display()))?;
@@ -182,11 +194,6 @@ fn roots(name: &str, tls: &UpstreamTls, base: &Path) -> Result<rustls::RootCertS
                 .add(cert)
                 .map_err(|e| format!("{}: {e}", ca.display()))?;
         }
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "upstream `{name}`: no CA to verify its certificates (set `tls.ca_file`)"
-        ));
     }
     Ok(roots)
 }
