@@ -96,6 +96,9 @@ async fn first_certificate(gateway: &Process, root: &str) -> (String, i64) {
     .await
 }
 
+/// RFC 8555 §8.3: the CA fetches `/.well-known/acme-challenge/TOKEN` over
+/// plain HTTP and gets the key authorization; the order (§7.4) is then
+/// finalized and the certificate served over HTTPS for its name.
 #[tokio::test(flavor = "multi_thread")]
 async fn acme_http01_issues_a_certificate_served_over_https() {
     let (http_port, tls_port) = (free_port(), free_port());
@@ -133,6 +136,9 @@ async fn acme_http01_issues_a_certificate_served_over_https() {
     assert!(site.last_at(path).is_some(), "the site got the request");
 }
 
+/// RFC 8737 §3: the CA's handshake offers only ALPN `acme-tls/1` and gets a
+/// self-signed certificate for the one name with the critical
+/// id-pe-acmeIdentifier extension holding SHA-256 of the key authorization.
 #[tokio::test(flavor = "multi_thread")]
 async fn acme_tls_alpn01_issues_a_certificate() {
     let (http_port, tls_port) = (free_port(), free_port());
@@ -148,6 +154,9 @@ async fn acme_tls_alpn01_issues_a_certificate() {
     assert_eq!(status["acme"]["challenge"], "tls-alpn-01");
 }
 
+/// Renewal before expiry (RFC 8555 §7.4 orders anew): at two thirds of the
+/// lifetime a new certificate (new serial, later notAfter) is served
+/// without a restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn acme_renews_at_two_thirds_of_the_lifetime() {
     let (http_port, tls_port) = (free_port(), free_port());
@@ -178,6 +187,9 @@ async fn acme_renews_at_two_thirds_of_the_lifetime() {
     assert_ne!(name["renew_at"], renew_at.as_str());
 }
 
+/// An order whose challenge fails (RFC 8555 §7.1.6: the authorization
+/// becomes `invalid`) is reported with its cause and backed off, and the
+/// certificate obtained before keeps serving.
 #[tokio::test(flavor = "multi_thread")]
 async fn acme_failed_order_keeps_the_last_certificate_serving() {
     let (http_port, tls_port) = (free_port(), free_port());
@@ -214,6 +226,8 @@ async fn acme_failed_order_keeps_the_last_certificate_serving() {
     assert_eq!(again["serial"], first.as_str());
 }
 
+/// Two gateways on one Redis share one account (RFC 8555 §7.3) and make
+/// exactly one order between them; both serve its certificate.
 #[tokio::test(flavor = "multi_thread")]
 async fn acme_two_gateways_on_one_redis_order_once() {
     let fleet = Fleet::new("http-01").await;
@@ -229,6 +243,8 @@ async fn acme_two_gateways_on_one_redis_order_once() {
     assert_eq!(redirected.status, 308);
 }
 
+/// RFC 8737 §3 across a fleet: the validation reaches a gateway that did
+/// not order, which answers it from the store.
 #[tokio::test(flavor = "multi_thread")]
 async fn acme_tls_alpn01_challenge_of_one_gateway_is_answered_by_another() {
     let fleet = Fleet::new("tls-alpn-01").await;

@@ -106,6 +106,8 @@ async fn gets_nothing(backend: &Backend, period: Duration) {
     );
 }
 
+/// A name's A records are cached no longer than their TTL (RFC 1035 §3.2.1,
+/// RFC 2181 §8): a change takes traffic within one TTL, none failing.
 #[tokio::test]
 async fn discovery_follows_a_records_within_one_ttl_under_load() {
     let backends = Backend::on_one_port(&["127.0.0.2", "127.0.0.3"]).await;
@@ -146,6 +148,9 @@ async fn first_hit_again(backend: &Backend, limit: Duration) {
     }
 }
 
+/// RFC 2782: targets of the lowest priority value are used, shared in
+/// proportion to their weights; higher priority values get nothing while
+/// they are available.
 #[tokio::test]
 async fn discovery_follows_srv_priority_and_weight_and_changes_under_load() {
     let (a, b, c, d) = (
@@ -338,6 +343,9 @@ async fn discovery_keeps_the_last_answer_across_reloads_while_dns_is_down() {
     assert!(status.last_resolved.is_some(), "carried over from before");
 }
 
+/// RFC 2782: "A client MUST attempt to contact the target host with the
+/// lowest-numbered priority it can reach": when those are unreachable the
+/// next priority serves.
 #[tokio::test]
 async fn discovery_falls_back_to_a_higher_srv_priority_when_the_lower_is_unavailable() {
     let (a, b, c) = (
