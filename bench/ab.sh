@@ -13,6 +13,12 @@
 # 10-second figure by 1.5x, then falls on both alike.
 # Printed: CPU microseconds per request and requests served, per build.
 #
+# RATE=N drives each turn open loop instead, at a fixed N req/s (Debian's
+# hey, 32 workers at ceil(N/32) req/s each): the cost at a moderate load,
+# where requests arrive spread out (see bench/peers.sh's LOADS). Use turns
+# of a few seconds (e.g. `RATE=5000 bench/ab.sh 10 3`): hey needs a moment
+# to reach its rate.
+#
 # EXTRA_B="a.wasm b.wasm" adds plugins to B's chain (copied in as
 # 91-a.wasm, 92-b.wasm, ..., after the default ones, with a .json beside
 # them when one sits beside the original). With A and B the same binary,
@@ -34,7 +40,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 A=${A:?A=path to the first weir binary}
 B=${B:?B=path to the second weir binary}
 CHAIN=${CHAIN:-1}
-for tool in nginx wrk curl; do
+for tool in nginx wrk curl ${RATE:+hey}; do
     command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install nginx wrk curl)" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
@@ -72,7 +78,12 @@ declare -A reqs=([a]=0 [b]=0) ticks=([a]=0 [b]=0)
 turn() { # a|b pid port
     local c0 n
     c0=$(cpu_ticks "$2")
-    n=$(wrk -t1 -c32 -d"${S}s" -H "x-api-key: $KEY" "http://127.0.0.1:$3/service1/hello" | awk '/requests in/ {print $1}')
+    if [ -n "${RATE:-}" ]; then
+        n=$(hey -z "${S}s" -c 32 -q $(((RATE + 31) / 32)) -H "x-api-key: $KEY" "http://127.0.0.1:$3/service1/hello" |
+            awk '/^[[:space:]]*\[[0-9]+\][[:space:]]+[0-9]+ responses/ {gsub(/[^0-9 ]/, " "); n += $2} END {print n + 0}')
+    else
+        n=$(wrk -t1 -c32 -d"${S}s" -H "x-api-key: $KEY" "http://127.0.0.1:$3/service1/hello" | awk '/requests in/ {print $1}')
+    fi
     reqs[$1]=$((reqs[$1] + ${n:-0}))
     ticks[$1]=$((ticks[$1] + $(cpu_ticks "$2") - c0))
 }

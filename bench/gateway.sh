@@ -8,8 +8,15 @@
 #   weir_gateway WEIR DIR PORT CHAIN [EXTRA.wasm ...]
 #
 # CHAIN=1 keeps auth (API key $KEY, stored as its SHA-256) and rate-limit
-# (one limit by consumer, too high to refuse): the default chain. CHAIN=0
-# keeps the router alone. Extra plugins are copied in after them as
+# (one limit by consumer, too high to refuse): the default chain. CHAIN=2
+# also keeps validate, cache and aggregate with the configs `weir init`
+# writes, which concern other routes, so they pass /service1 through: the
+# six plugins a new user's chain runs (ip-filter, cors and forward-auth,
+# off until configured, are removed). CHAIN=3 is CHAIN=2 with those three
+# scoped by the operator to the routes their configs name (`[plugins.NAME]
+# routes`, docs/plugins.md), so the gateway does not call them for
+# /service1: what not calling a plugin that would do nothing saves.
+# CHAIN=0 keeps the router alone. Extra plugins are copied in after them as
 # 91-NAME.wasm, 92-..., with the .json beside each when there is one.
 # Needs BACKEND (host:port) set.
 
@@ -52,8 +59,21 @@ TOML
     cat >"$dir/plugins/50-router.json" <<'JSON'
 {"routes": [{"name": "service1", "match": {"path_prefix": "/service1"}, "upstream": "service1", "strip_prefix": true}]}
 JSON
-    rm -f "$dir"/plugins/{52-ip-filter,55-cors,62-forward-auth,65-validate,75-cache,80-aggregate}.*
-    if [ "$chain" = 1 ]; then
+    rm -f "$dir"/plugins/{52-ip-filter,55-cors,62-forward-auth}.*
+    case $chain in
+        2) ;;
+        3) cat >>"$dir/weir.toml" <<'TOML'
+[plugins.65-validate]
+routes = ["orders"]
+[plugins.75-cache]
+routes = ["user"]
+[plugins.80-aggregate]
+routes = ["user-summary"]
+TOML
+           ;;
+        *) rm -f "$dir"/plugins/{65-validate,75-cache,80-aggregate}.* ;;
+    esac
+    if [ "$chain" != 0 ]; then
         cat >"$dir/plugins/60-auth.json" <<JSON
 {"api_key": {"header": "x-api-key", "consumers": [{"id": "bench", "sha256": "$KEY_SHA"}]},
  "default": {"methods": ["api_key"]}}

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use wasmtime::{InstancePre, Store, TypedFunc, UpdateDeadline};
+use wasmtime::{InstancePre, Store, TypedFunc};
 
 use super::state::{FilterState, StreamState};
 use crate::error::PluginFailure;
@@ -144,12 +144,12 @@ impl Instances {
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.host.limiter);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().host.deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
+        let ticker = self.runtime.ticker().clone();
+        store.epoch_deadline_callback(move |ctx| {
+            Ok(crate::runtime::ticker::on_tick(
+                &ticker,
+                ctx.data().host.deadline,
+            ))
         });
         arm(&mut store, deadline);
         let config_len = self.config.len() as u32;

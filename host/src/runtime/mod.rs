@@ -33,7 +33,7 @@ pub(crate) use pool::bounded;
 
 use crate::config::{Limits, RuntimeSettings};
 
-pub use ticker::EPOCH_TICK;
+pub use ticker::{EPOCH_TICK, SLOW_TICK};
 
 /// The engine and linker shared by every plugin of every pipeline.
 pub struct Runtime {
@@ -74,7 +74,7 @@ impl Runtime {
     }
 
     /// The epoch ticker, which hooks keep awake.
-    pub fn ticker(&self) -> &ticker::Ticker {
+    pub fn ticker(&self) -> &Arc<ticker::Ticker> {
         &self.ticker
     }
 

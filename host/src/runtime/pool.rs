@@ -24,13 +24,14 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use wasmtime::component::Resource;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap};
 
 use super::Runtime;
 use super::bindings::{Action, Hooks};
 use super::budget::PluginBudget;
 use super::capabilities::Capabilities;
 use super::host::{DeadlineReached, HostState, MemoryLimitExceeded};
+use super::ticker::on_tick;
 use super::world::{Instance, PluginPre};
 use crate::error::PluginFailure;
 use crate::exchange::{Exchange, HookFailure};
@@ -249,15 +250,8 @@ impl InstancePool {
         );
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // Give other tasks the thread; the deadline is checked again
-                // on the next tick.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        let ticker = self.runtime.ticker().clone();
+        store.epoch_deadline_callback(move |ctx| Ok(on_tick(&ticker, ctx.data().deadline)));
         self.runtime.ticker().hook_started();
         arm(&mut store, deadline);
         let outcome = tokio::time::timeout_at(deadline, async {

@@ -27,8 +27,8 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::Instant;
+use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
@@ -165,12 +165,12 @@ impl Handler {
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.host.limiter);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().host.deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
+        let ticker = self.runtime.ticker().clone();
+        store.epoch_deadline_callback(move |ctx| {
+            Ok(crate::runtime::ticker::on_tick(
+                &ticker,
+                ctx.data().host.deadline,
+            ))
         });
         store.set_epoch_deadline(1);
         store
