@@ -38,11 +38,12 @@
 #
 # Needs: nginx haproxy wrk hey (caddy optional), from Debian; a release build
 # of weir (cargo build --release), or WEIR=/path/to/weir. PERF=1 records a
-# `perf record -g` profile of each peer run into bench/perf-NAME.data
-# (weir-chain into perf-chain.data, weir-router into perf-router.data);
-# PERF_ARGS replaces `-g -F 999`. PERF=stat counts instead (`perf stat`):
-# system calls, context switches and page faults per request served. bench/perf-split.py sorts a profile's
-# samples into kernel, hyper, tokio, wasm, wasmtime, Weir, allocator...
+# `perf record -g` profile of each peer run into bench/perf-NAME[RATE].data
+# (weir-chain saturated into perf-chain.data, at 5000 req/s into
+# perf-chain5000.data); PERF_ARGS replaces `-g -F 999`. bench/perf-split.py
+# sorts a profile's samples into kernel, hyper, tokio, wasm, wasmtime, Weir,
+# allocator... PERF=stat counts instead (`perf stat` on the peer's
+# threads): system calls, context switches and page faults per request.
 # ONLY="nginx weir-chain" runs just those peers.
 set -u
 D=${1:-10}
