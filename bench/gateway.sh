@@ -10,12 +10,12 @@
 # CHAIN=1 keeps auth (API key $KEY, stored as its SHA-256) and rate-limit
 # (one limit by consumer, too high to refuse): the default chain. CHAIN=2
 # also keeps validate, cache and aggregate with the configs `weir init`
-# writes, which concern other routes, so they pass /service1 through: the
-# six plugins a new user's chain runs (ip-filter, cors and forward-auth,
-# off until configured, are removed). CHAIN=3 is CHAIN=2 with those three
+# writes, which concern other routes (and declare them, contract 0.5.0,
+# so the gateway does not call them for /service1): the six plugins a new
+# user's chain runs (ip-filter, cors and forward-auth, off until
+# configured, are removed). CHAIN=3 is CHAIN=2 with those three also
 # scoped by the operator to the routes their configs name (`[plugins.NAME]
-# routes`, docs/plugins.md), so the gateway does not call them for
-# /service1: what not calling a plugin that would do nothing saves.
+# routes`, docs/plugins.md), the only way not to call them before 0.5.0.
 # CHAIN=0 keeps the router alone. Extra plugins are copied in after them as
 # 91-NAME.wasm, 92-..., with the .json beside each when there is one.
 # Needs BACKEND (host:port) set.

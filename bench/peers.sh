@@ -12,11 +12,13 @@
 #   weir-chain   router + auth (API key) + rate-limit (one limit by consumer,
 #                high enough never to refuse), the default chain
 #   weir-six     weir-chain plus validate, cache and aggregate with the configs
-#                `weir init` writes (they concern other routes, so they pass
-#                /service1 through): the six plugins a new user's chain runs
-#   weir-six-scoped  weir-six with those three scoped to the routes their
-#                configs name (`[plugins.NAME] routes`), so they are not
-#                called for /service1: what skipping them saves
+#                `weir init` writes: the six plugins a new user's chain runs.
+#                Their configs concern other routes, which they declare
+#                (contract 0.5.0), so the gateway does not call them for
+#                /service1
+#   weir-six-scoped  weir-six with the operator also scoping those three to
+#                the routes their configs name (`[plugins.NAME] routes`):
+#                before 0.5.0, the only way not to call them
 #   hyper-floor  host/examples/floor_proxy.rs: hyper's server and pooled
 #                client on one single-threaded runtime, like Weir's, with no
 #                plugins and none of Weir's checks: the floor under Weir

@@ -46,6 +46,7 @@ fn main() {
         "host/wit-0.1.0",
         "host/wit-0.2.0",
         "host/wit-0.3.0",
+        "host/wit-0.4.0",
     ]) {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }

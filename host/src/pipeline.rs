@@ -193,10 +193,30 @@ fn scopes(config: &Config, plugins: &[LoadedPlugin], governed: &[Governed]) -> S
             config.plugins_dir().display()
         );
     }
-    let scoped: Vec<Scoped<'_>> = plugins
+    // The routes each place acts on: the plugin's declared routes, and its
+    // canary's with them, since that place calls either (a version that
+    // declares fewer still sees the others, and lets them pass).
+    let declared: Vec<Option<Vec<String>>> = plugins
         .iter()
         .zip(governed)
         .map(|(p, g)| {
+            let canary = g.canary.as_ref().and_then(|c| plugins.get(c.index));
+            match (p.routes(), canary.map(|c| c.routes())) {
+                (None, _) | (_, Some(None)) => None,
+                (Some(own), None) => Some(own.to_vec()),
+                (Some(own), Some(Some(theirs))) => {
+                    let mut both = own.to_vec();
+                    both.extend(theirs.iter().filter(|r| !own.contains(r)).cloned());
+                    Some(both)
+                }
+            }
+        })
+        .collect();
+    let scoped: Vec<Scoped<'_>> = plugins
+        .iter()
+        .zip(governed)
+        .enumerate()
+        .map(|(index, (p, g))| {
             let canary_hooks = g
                 .canary
                 .as_ref()
@@ -208,6 +228,7 @@ fn scopes(config: &Config, plugins: &[LoadedPlugin], governed: &[Governed]) -> S
                     None => p.hooks() | canary_hooks,
                 },
                 policy: config.plugins.get(p.name()),
+                declared: declared.get(index).and_then(|d| d.as_deref()),
             }
         })
         .collect();

@@ -81,7 +81,7 @@
 //!   `limits.waits_per_request` times per plugin; a further `Wait` counts as
 //!   `Continue`.
 //!
-//! This SDK targets the `weir:plugin@0.4.0` contract.
+//! This SDK targets the `weir:plugin@0.5.0` contract.
 
 pub mod bindings;
 pub mod crypto;
@@ -114,6 +114,18 @@ pub trait Plugin: Sized + 'static {
     /// only the ones you override (e.g. `Hooks::ON_REQUEST`). A hook that is
     /// implemented but not declared is never called.
     const HOOKS: Hooks = Hooks::ON_REQUEST.union(Hooks::ON_RESPONSE);
+
+    /// The routes this plugin acts on: the `route` names the router sets.
+    /// The gateway then calls neither hook for any other request (nor for
+    /// one no plugin has routed), so a plugin whose config names a few
+    /// routes costs nothing on the rest. `None` (the default): every
+    /// request. Asked once, right after [`Plugin::new`]; return `None` when
+    /// the config has a rule for every route (a `default`), and order the
+    /// plugin after the router. The operator's `[plugins.NAME] routes`
+    /// still applies: the plugin runs where both allow.
+    fn routes(&self) -> Option<Vec<String>> {
+        None
+    }
 
     /// Runs for every request, in plugin file-name order.
     fn on_request(&mut self, req: &Request) -> Action {
@@ -154,6 +166,7 @@ macro_rules! export_plugin {
                     config: ::std::string::String,
                 ) -> ::std::result::Result<$crate::Hooks, ::std::string::String> {
                     let plugin = $crate::__private::init::<$plugin>(&config)?;
+                    $crate::__private::declare(&plugin);
                     __WEIR_PLUGIN
                         .with(|cell| *cell.borrow_mut() = ::std::option::Option::Some(plugin));
                     ::std::result::Result::Ok(<$plugin as $crate::Plugin>::HOOKS)
@@ -201,6 +214,13 @@ pub mod __private {
         let parsed: P::Config =
             serde_json::from_str(source).map_err(|e| format!("invalid config: {e}"))?;
         P::new(parsed)
+    }
+
+    /// Tell the host the routes `plugin` acts on, if it names any.
+    pub fn declare<P: Plugin>(plugin: &P) {
+        if let Some(routes) = plugin.routes() {
+            crate::bindings::weir::plugin::interest::only_routes(&routes);
+        }
     }
 
     /// The host always calls `init` first; answer clearly if it did not.

@@ -267,3 +267,62 @@ async fn router_routes_without_upstream_name_aggregate_endpoints() {
     assert_eq!(reply.header("x-route"), Some("user-summary"));
     assert_eq!(get(&gw.url("/users/7")).await.status, 200);
 }
+
+/// An endpoint that names the router's route answers only requests the
+/// router sent to that route; when every endpoint names one, the plugin
+/// declares them (contract 0.5.0's `interest.only-routes`) and the gateway
+/// calls it on no other route.
+#[tokio::test]
+async fn endpoints_naming_a_route_answer_on_it_only_and_are_declared() {
+    let b = Three::start().await;
+    let mut endpoint = summary(standard_calls());
+    endpoint["route"] = json!("user-summary");
+    let orders = json!({
+        "path": "/orders/{id}/summary",
+        "route": "orders-summary",
+        "calls": {"orders": {"upstream": "orders", "path": "/orders"}}
+    });
+    let router = |summary_route: &str| {
+        json!({"routes": [
+            {"name": summary_route, "match": {"path": "/users/{id}/summary"}},
+            {"name": "orders-summary", "match": {"path": "/orders/{id}/summary"}},
+            {"name": "user", "match": {"path": "/users/{id}"}, "upstream": "users"}
+        ]})
+    };
+    let setup =
+        |summary_route: &str| {
+            Setup::new()
+            .limit("hook_deadline_ms = 5000")
+            .upstream("users", &[b.users.url()])
+            .upstream("orders", &[b.orders.url()])
+            .upstream("billing", &[b.billing.url()])
+            .plugin("10-router", "weir_plugin_router", Some(router(summary_route)))
+            .plugin(
+                "40-aggregate",
+                "weir_plugin_aggregate",
+                Some(json!({"endpoints": [endpoint.clone(), orders.clone()]})),
+            )
+            .scripted(
+                "90-fallback",
+                json!({"on_request": [{"op": "respond", "status": 299, "body": "fell through"}]}),
+            )
+        };
+    let gw = setup("user-summary").serve().await;
+    let pipeline = gw.gateway.pipeline();
+    assert_eq!(
+        pipeline.plugins()[1].routes(),
+        Some(&["user-summary".to_string(), "orders-summary".to_string()][..])
+    );
+    let reply = get(&gw.url("/users/7/summary")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["user"]["name"], "Ada");
+    // Another route: the plugin is not in its chain.
+    assert_eq!(get(&gw.url("/users/7")).await.status, 299);
+
+    // The router names the path `orders-summary`: the plugin is called (it
+    // declared that route), but the endpoint for the path wants
+    // `user-summary`, so the request passes on.
+    let gw = setup("orders-summary").serve().await;
+    let reply = get(&gw.url("/users/7/summary")).await;
+    assert_eq!(reply.status, 299, "{}", reply.text());
+}

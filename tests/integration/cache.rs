@@ -466,3 +466,22 @@ async fn two_gateways_on_one_redis_share_one_cache_entry() {
     assert_eq!(conditional.status, 304);
     assert_eq!(backend.hits(), 1);
 }
+
+/// The cache declares the routes it has rules for (contract 0.5.0's
+/// `interest.only-routes`), so the gateway does not call it for the rest;
+/// a `default` rule covers every route, so it then declares none. (The
+/// other tests here run with the declaration: `api` only.)
+#[tokio::test]
+async fn the_cache_declares_its_routes_unless_a_default_rule_covers_all() {
+    let backend = Backend::start().await;
+    let backend = &backend;
+    let routes = |cache: Value| async move {
+        let gw = cached(backend, cache).gateway().await;
+        let pipeline = gw.pipeline();
+        let plugin = pipeline.plugins().iter().find(|p| p.name() == "75-cache");
+        plugin.unwrap().routes().map(<[String]>::to_vec)
+    };
+    assert_eq!(routes(api(json!({}))).await, Some(vec!["api".to_string()]));
+    let all = json!({"default": {}, "routes": {"api": {}}});
+    assert_eq!(routes(all).await, None);
+}

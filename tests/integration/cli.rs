@@ -73,7 +73,7 @@ async fn weir_run_refuses_a_component_of_another_world() {
         &setup,
         &[
             "20-wrong.wasm",
-            "does not implement the weir:plugin/plugin@0.4.0 world (nor @0.3.0, @0.2.0 or @0.1.0)",
+            "does not implement the weir:plugin/plugin@0.5.0 world (nor @0.4.0, @0.3.0, @0.2.0 or @0.1.0)",
         ],
     )
     .await;

@@ -42,7 +42,7 @@ async fn a_plugin_importing_outbound_without_the_grant_is_refused_at_load() {
         .expect("refused")
         .to_string();
     assert!(error.contains("80-aggregate.wasm"), "{error}");
-    assert!(error.contains("weir:plugin/outbound@0.4.0"), "{error}");
+    assert!(error.contains("weir:plugin/outbound@0.5.0"), "{error}");
     assert!(
         error.contains("add \"outbound\" to [plugins.80-aggregate] capabilities in weir.toml"),
         "{error}"
@@ -251,7 +251,7 @@ async fn a_reload_adding_an_ungranted_import_is_refused_and_the_old_pipeline_ser
     .unwrap();
     let error = reloader.reload("test").await.unwrap_err().to_string();
     assert!(error.contains("20-stamp.wasm"), "{error}");
-    assert!(error.contains("weir:plugin/outbound@0.4.0"), "{error}");
+    assert!(error.contains("weir:plugin/outbound@0.5.0"), "{error}");
     assert!(error.contains("add \"metrics\", \"outbound\""), "{error}");
     let status = reloader.status();
     assert!(status.last_error.is_some());

@@ -81,7 +81,7 @@ async fn a_component_of_another_world_is_refused() {
     let err = load_error(Setup::new().plugin("30-wrong", "fixture_wrong_world", None)).await;
     assert!(
         err.contains(
-            "30-wrong.wasm: does not implement the weir:plugin/plugin@0.4.0 world (nor @0.3.0, @0.2.0 or @0.1.0)"
+            "30-wrong.wasm: does not implement the weir:plugin/plugin@0.5.0 world (nor @0.4.0, @0.3.0, @0.2.0 or @0.1.0)"
         ),
         "{err}"
     );
@@ -156,7 +156,7 @@ async fn a_plugin_built_for_contract_0_1_0_loads_and_runs_unchanged() {
         .await;
     let pipeline = gw.gateway.pipeline();
     assert_eq!(pipeline.plugins()[1].info().contract, "0.1.0");
-    assert_eq!(pipeline.plugins()[0].info().contract, "0.4.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.5.0");
 
     // Its request edit reaches the upstream, its response edit the client,
     // and its kv counter works through the adapted capability.
@@ -201,7 +201,7 @@ async fn a_plugin_built_for_contract_0_2_0_loads_and_runs_unchanged() {
     let gw = setup.serve().await;
     let pipeline = gw.gateway.pipeline();
     assert_eq!(pipeline.plugins()[1].info().contract, "0.2.0");
-    assert_eq!(pipeline.plugins()[0].info().contract, "0.4.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.5.0");
     assert_eq!(pipeline.plugins()[1].hooks(), Hooks::all());
 
     // Its imports work through the adapter: `set-headers` on the request
@@ -248,7 +248,7 @@ async fn a_plugin_built_for_contract_0_2_0_loads_and_runs_unchanged() {
         out.contains("plugin 20-old ok (") && out.contains(", weir:plugin@0.2.0) imports: "),
         "{out}"
     );
-    assert!(out.contains(", weir:plugin@0.4.0) imports: "), "{out}");
+    assert!(out.contains(", weir:plugin@0.5.0) imports: "), "{out}");
 
     // The hooks its `init` declares are the ones called.
     let gw = Setup::new()
@@ -274,9 +274,9 @@ async fn a_plugin_built_for_contract_0_2_0_loads_and_runs_unchanged() {
 }
 
 /// A plugin built for 0.3.0 (from `host/wit-0.3.0`, not the SDK) loads
-/// beside 0.4.0 ones; what 0.3.0 added over 0.2.0 (`kv.set-if-absent`, the
+/// beside current ones; what 0.3.0 added over 0.2.0 (`kv.set-if-absent`, the
 /// `wait` action) works through the adapter, and its `client-addr` is the
-/// connection's peer, as it was, while a 0.4.0 plugin on the same request
+/// connection's peer, as it was, while a current plugin on the same request
 /// reads the resolved `client-ip`.
 #[tokio::test]
 async fn a_plugin_built_for_contract_0_3_0_loads_and_runs_unchanged() {
@@ -294,7 +294,7 @@ async fn a_plugin_built_for_contract_0_3_0_loads_and_runs_unchanged() {
     let gw = setup.serve().await;
     let pipeline = gw.gateway.pipeline();
     assert_eq!(pipeline.plugins()[1].info().contract, "0.3.0");
-    assert_eq!(pipeline.plugins()[0].info().contract, "0.4.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.5.0");
 
     let from = |wait: bool| {
         let mut builder = http::Request::builder()
@@ -327,6 +327,53 @@ async fn a_plugin_built_for_contract_0_3_0_loads_and_runs_unchanged() {
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("plugin 20-old ok (") && out.contains(", weir:plugin@0.3.0) imports: "),
+        "{out}"
+    );
+}
+
+/// A plugin built for 0.4.0 (from `host/wit-0.4.0`, not the SDK) loads
+/// beside 0.5.0 ones; what 0.4.0 added over 0.3.0 (`request.client-ip`)
+/// works through the adapter, and, having no way to declare routes, it runs
+/// on every route, both hooks.
+#[tokio::test]
+async fn a_plugin_built_for_contract_0_4_0_loads_and_runs_unchanged() {
+    let backend = Backend::start().await;
+    let setup = Setup::new()
+        .top(r#"trusted_proxies = ["127.0.0.1"]"#)
+        .upstream("backend", &[backend.url()])
+        .router(json!({"routes": [
+            {"name": "users", "match": {"path": "/users/{id}"}, "upstream": "backend"},
+            {"name": "orders", "match": {"path_prefix": "/orders"}, "upstream": "backend"}
+        ]}))
+        .plugin("60-old", "fixture_v0_4_plugin", None);
+    let gw = setup.serve().await;
+    let pipeline = gw.gateway.pipeline();
+    assert_eq!(pipeline.plugins()[1].info().contract, "0.4.0");
+    assert_eq!(pipeline.plugins()[0].info().contract, "0.5.0");
+    assert_eq!(pipeline.plugins()[1].routes(), None);
+
+    let client = crate::support::client::http1();
+    for path in ["/users/1", "/orders/1"] {
+        let req = http::Request::builder()
+            .uri(gw.url(path))
+            .header("x-forwarded-for", "203.0.113.9")
+            .body(weir::http::body::empty())
+            .unwrap();
+        let reply = send(&client, req).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        assert_eq!(reply.header("x-v04-contract"), Some("0.4.0"), "{path}");
+        assert_eq!(reply.header("x-v04-seen"), Some("yes"), "{path}");
+        let seen = backend.last().unwrap();
+        assert_eq!(seen.headers["x-v04-client-ip"], "203.0.113.9");
+        assert_eq!(seen.headers["x-v04-peer"], "127.0.0.1");
+    }
+
+    let config = setup.write();
+    let (ok, out, err) =
+        crate::support::process::run_to_end(&["check", "--config", config.to_str().unwrap()]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("plugin 60-old ok (") && out.contains(", weir:plugin@0.4.0) imports: "),
         "{out}"
     );
 }

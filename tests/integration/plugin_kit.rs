@@ -235,6 +235,33 @@ async fn test_plugin_on_the_command_line_checks_an_expectation() {
     );
 }
 
+/// `weir test-plugin` shows the routes a plugin declared from `init`
+/// (contract 0.5.0), `null` for a plugin that runs on every request.
+#[tokio::test]
+async fn test_plugin_shows_the_routes_a_plugin_declares() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = include_str!("../../plugins/validate/sample.json");
+    std::fs::write(dir.path().join("config.json"), sample).unwrap();
+    let validate = wasm("weir_plugin_validate");
+    let (ok, out, err) = weir_command(
+        &[
+            "test-plugin",
+            validate.to_str().unwrap(),
+            "--config",
+            "config.json",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}{err}");
+    let output: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(output["routes"], json!(["orders"]));
+    let hello = wasm("hello_header");
+    let (ok, out, err) = weir_command(&["test-plugin", hello.to_str().unwrap()], dir.path());
+    assert!(ok, "{out}{err}");
+    let output: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(output["routes"], serde_json::Value::Null);
+}
+
 #[tokio::test]
 async fn test_plugin_reports_a_plugin_that_refuses_its_config() {
     let dir = tempfile::tempdir().unwrap();

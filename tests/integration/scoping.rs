@@ -1,5 +1,6 @@
 //! Plugin governance in the request path: plugins limited to routes or
-//! hosts (`[plugins.NAME] routes`, `hosts`) and the failure policy
+//! hosts (`[plugins.NAME] routes`, `hosts`, and the routes a plugin's
+//! `init` declares through `interest.only-routes`) and the failure policy
 //! (`on_failure = "skip"` or `"reject"`).
 
 use bytes::Bytes;
@@ -47,6 +48,112 @@ async fn a_plugin_scoped_to_orders_is_never_called_for_users() {
     assert_eq!(get(&gw.url("/nowhere")).await.status, 404);
     get(&gw.url("/orders/8")).await;
     assert_eq!(backend.last().unwrap().headers["x-calls"], "3");
+}
+
+/// `counter()` that also marks the response, declaring `routes` from
+/// `init` (contract 0.5.0's `interest.only-routes`).
+fn declaring(routes: serde_json::Value) -> serde_json::Value {
+    json!({
+        "routes": routes,
+        "on_request": [{"op": "kv_incr", "key": "calls", "header": "x-calls"}],
+        "on_response": [{"op": "set_header", "name": "x-declared", "value": "seen"}]
+    })
+}
+
+#[tokio::test]
+async fn a_plugin_that_declares_its_routes_is_called_on_them_only() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .router(routes())
+        .scripted("60-count", declaring(json!(["orders"])))
+        .serve()
+        .await;
+    let pipeline = gw.gateway.pipeline();
+    assert_eq!(
+        pipeline.plugins()[1].routes(),
+        Some(&["orders".to_string()][..])
+    );
+    // Neither hook runs off its routes, nor where no route is known.
+    assert_eq!(pipeline.request_chain(), &[0]);
+    assert!(pipeline.response_chain().is_empty());
+    for i in 0..5 {
+        let reply = get(&gw.url(&format!("/users/{i}"))).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-declared"), None, "on-response for /users");
+        let seen = backend.last().unwrap();
+        assert!(seen.headers.get("x-calls").is_none(), "called for /users");
+    }
+    assert_eq!(get(&gw.url("/nowhere")).await.status, 404);
+    for expected in ["1", "2"] {
+        let reply = get(&gw.url("/orders/7")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-declared"), Some("seen"));
+        // The count kept in kv: no other request reached the plugin.
+        assert_eq!(backend.last().unwrap().headers["x-calls"], expected);
+    }
+}
+
+#[tokio::test]
+async fn declared_routes_and_operator_routes_meet() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .router(routes())
+        // Declares orders and carts; the operator allows users and orders.
+        .scripted("60-count", declaring(json!(["orders", "carts"])))
+        .section("[plugins.60-count]\nroutes = [\"users\", \"orders\"]")
+        // Declares no route at all: never called.
+        .scripted(
+            "70-none",
+            json!({"routes": [], "on_request": [
+                {"op": "set_header", "name": "x-none", "value": "called"}]}),
+        )
+        .serve()
+        .await;
+    let reply = get(&gw.url("/users/1")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-declared"), None);
+    assert!(backend.last().unwrap().headers.get("x-calls").is_none());
+    let reply = get(&gw.url("/orders/1")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = backend.last().unwrap();
+    assert_eq!(seen.headers["x-calls"], "1");
+    assert!(seen.headers.get("x-none").is_none(), "70-none was called");
+    assert_eq!(
+        gw.gateway.pipeline().plugins()[2].routes(),
+        Some(&[][..]),
+        "an empty declaration is kept as no route"
+    );
+    let reply = get(&gw.url("/users/2")).await;
+    assert_eq!(reply.status, 200);
+    let seen = backend.last().unwrap();
+    assert!(seen.headers.get("x-calls").is_none() && seen.headers.get("x-none").is_none());
+    let reply = get(&gw.url("/orders/2")).await;
+    assert_eq!(backend.last().unwrap().headers["x-calls"], "2");
+    assert_eq!(reply.header("x-declared"), Some("seen"));
+}
+
+#[tokio::test]
+async fn routes_declared_from_a_hook_are_ignored() {
+    let backend = Backend::start().await;
+    let gw = Setup::new()
+        .upstream("backend", &[backend.url()])
+        .router(routes())
+        .scripted(
+            "60-count",
+            json!({"on_request": [
+                {"op": "declare_routes", "routes": ["orders"]},
+                {"op": "kv_incr", "key": "calls", "header": "x-calls"}]}),
+        )
+        .serve()
+        .await;
+    for (path, expected) in [("/orders/1", "1"), ("/users/1", "2"), ("/users/2", "3")] {
+        let reply = get(&gw.url(path)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(backend.last().unwrap().headers["x-calls"], expected);
+    }
+    assert_eq!(gw.gateway.pipeline().plugins()[1].routes(), None);
 }
 
 #[tokio::test]

@@ -476,3 +476,19 @@ async fn weir_init_ships_validate_and_cache_with_sample_configs_that_work() {
         (200, None)
     );
 }
+
+/// Validation declares the routes it has rules for (contract 0.5.0's
+/// `interest.only-routes`), so the gateway does not call it on the others;
+/// a `default` rule covers every route, so it then declares none.
+#[tokio::test]
+async fn validation_declares_its_routes_unless_a_default_rule_covers_all() {
+    let backend = Backend::start().await;
+    let gw = validated(&backend, router(), schemas()).gateway().await;
+    let pipeline = gw.pipeline();
+    assert_eq!(
+        pipeline.plugins()[1].routes(),
+        Some(&["order".to_string(), "orders".to_string()][..])
+    );
+    let gw = with_openapi(&backend).gateway().await;
+    assert_eq!(gw.pipeline().plugins()[1].routes(), None);
+}

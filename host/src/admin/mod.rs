@@ -239,6 +239,8 @@ impl Admin {
                     "contract": info.contract,
                     "kind": p.kind(),
                     "hooks": hook_names(p.hooks()),
+                    // The routes the plugin declared it acts on (null: all).
+                    "routes": p.routes(),
                     "log_lines_dropped": p.log_lines_dropped(),
                     "status": "active",
                     "instances_idle": p.idle_instances(),

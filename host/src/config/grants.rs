@@ -52,7 +52,7 @@ impl Capability {
         Capability::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    /// The capability a component import stands for: `weir:plugin/kv@0.4.0`
+    /// The capability a component import stands for: `weir:plugin/kv@0.5.0`
     /// (or any older version's) is `kv`. `None` for the core interfaces and for other packages.
     pub fn of_import(import: &str) -> Option<Capability> {
         let interface = import.strip_prefix("weir:plugin/")?;
@@ -313,6 +313,8 @@ mod tests {
             Some(Capability::Outbound)
         );
         assert_eq!(Capability::of_import("weir:plugin/types@0.4.0"), None);
+        // Declaring routes gives nothing to grant.
+        assert_eq!(Capability::of_import("weir:plugin/interest@0.5.0"), None);
         assert_eq!(Capability::of_import("wasi:cli/stdout@0.2.6"), None);
         assert_eq!(Capability::of_import("other:pkg/log@1.0.0"), None);
         let imports = [

@@ -1,6 +1,8 @@
-//! Where each plugin runs. A plugin limited to routes or hosts
-//! (`[plugins.NAME] routes`, `hosts`) is left out of the chains of the
-//! others. Every chain is computed when the pipeline is built, one per
+//! Where each plugin runs. A plugin limited to routes or hosts, by the
+//! operator (`[plugins.NAME] routes`, `hosts`) or by itself (the routes its
+//! `init` declared through `interest.only-routes`), is left out of the
+//! chains of the others; where both limit its routes, it runs on the routes
+//! both name. Every chain is computed when the pipeline is built, one per
 //! (host group, route) pair named anywhere in the config, so a request
 //! pays one host lookup and one route lookup whatever the number of
 //! plugins skipped.
@@ -17,6 +19,8 @@ pub struct Scoped<'a> {
     pub hooks: Hooks,
     /// Its `[plugins.NAME]` table, if any.
     pub policy: Option<&'a PluginPolicy>,
+    /// The routes the plugin declared it acts on; `None`: every route.
+    pub declared: Option<&'a [String]>,
 }
 
 /// The chains of a pipeline, by host group and route.
@@ -57,6 +61,9 @@ impl Scopes {
                 push_new(&mut route_names, route.clone());
             }
         }
+        for route in plugins.iter().filter_map(|p| p.declared).flatten() {
+            push_new(&mut route_names, route.clone());
+        }
         let hosts: Vec<(String, usize)> = host_names
             .iter()
             .enumerate()
@@ -78,7 +85,9 @@ impl Scopes {
                     (0..plugins.len())
                         .filter(|&i| {
                             plugins.get(i).is_some_and(|p| {
-                                p.hooks.contains(hook) && applies(p.policy, host_name, route_name)
+                                p.hooks.contains(hook)
+                                    && applies(p.policy, host_name, route_name)
+                                    && declared_for(p.declared, route_name)
                             })
                         })
                         .collect()
@@ -163,6 +172,15 @@ fn applies(policy: Option<&PluginPolicy>, host: Option<&String>, route: Option<&
     host_ok && route_ok
 }
 
+/// Whether a plugin that declared `declared` routes wants `route` (None:
+/// not known yet, or named by no plugin).
+fn declared_for(declared: Option<&[String]>, route: Option<&String>) -> bool {
+    match declared {
+        None => true,
+        Some(routes) => route.is_some_and(|r| routes.contains(r)),
+    }
+}
+
 fn push_new(list: &mut Vec<String>, item: String) {
     if !list.contains(&item) {
         list.push(item);
@@ -195,10 +213,12 @@ mod tests {
             Scoped {
                 hooks: both(),
                 policy: None,
+                declared: None,
             },
             Scoped {
                 hooks: Hooks::ON_RESPONSE,
                 policy: None,
+                declared: None,
             },
         ]);
         let place = scopes.place(Some("any.example:80"));
@@ -214,14 +234,17 @@ mod tests {
             Scoped {
                 hooks: both(),
                 policy: None,
+                declared: None,
             },
             Scoped {
                 hooks: both(),
                 policy: Some(&orders),
+                declared: None,
             },
             Scoped {
                 hooks: both(),
                 policy: None,
+                declared: None,
             },
         ]);
         let start = scopes.place(None);
@@ -242,10 +265,12 @@ mod tests {
             Scoped {
                 hooks: both(),
                 policy: Some(&api),
+                declared: None,
             },
             Scoped {
                 hooks: both(),
                 policy: Some(&api_orders),
+                declared: None,
             },
         ]);
         let api_place = scopes.place(Some("api.example.COM:8443"));
@@ -264,16 +289,64 @@ mod tests {
     }
 
     #[test]
+    fn declared_routes_scope_a_plugin_and_meet_the_operators() {
+        let orders_users = policy("routes = [\"orders\", \"users\"]");
+        let declared = ["orders".to_string(), "carts".to_string()];
+        let none: [String; 0] = [];
+        let scopes = Scopes::build(&[
+            // The router: everywhere.
+            Scoped {
+                hooks: both(),
+                policy: None,
+                declared: None,
+            },
+            // Declared orders and carts.
+            Scoped {
+                hooks: both(),
+                policy: None,
+                declared: Some(&declared),
+            },
+            // Declared orders and carts, scoped by the operator to orders
+            // and users: orders only.
+            Scoped {
+                hooks: Hooks::ON_REQUEST,
+                policy: Some(&orders_users),
+                declared: Some(&declared),
+            },
+            // Declared no route at all.
+            Scoped {
+                hooks: both(),
+                policy: None,
+                declared: Some(&none),
+            },
+        ]);
+        let start = scopes.place(None);
+        assert_eq!(scopes.request_chain(start), [0]);
+        assert_eq!(scopes.response_chain(start), [0]);
+        let orders = scopes.routed(start, "orders");
+        assert_eq!(scopes.request_chain(orders), [0, 1, 2]);
+        assert_eq!(scopes.response_chain(orders), [1, 0]);
+        let carts = scopes.routed(start, "carts");
+        assert_eq!(scopes.request_chain(carts), [0, 1]);
+        let users = scopes.routed(start, "users");
+        assert_eq!(scopes.request_chain(users), [0]);
+        // A route nobody names shares the "no route" chain.
+        assert_eq!(scopes.request_chain(scopes.routed(start, "other")), [0]);
+    }
+
+    #[test]
     fn failure_policy_is_per_plugin() {
         let skip = policy("on_failure = \"skip\"");
         let scopes = Scopes::build(&[
             Scoped {
                 hooks: both(),
                 policy: None,
+                declared: None,
             },
             Scoped {
                 hooks: both(),
                 policy: Some(&skip),
+                declared: None,
             },
         ]);
         assert_eq!(scopes.on_failure(0), OnFailure::Reject);

@@ -53,7 +53,7 @@ pub struct PluginInfo {
     pub sha256: String,
     /// When it was loaded.
     pub loaded_at: SystemTime,
-    /// The contract version it implements, e.g. `0.4.0`, or the ABI of a
+    /// The contract version it implements, e.g. `0.5.0`, or the ABI of a
     /// proxy-wasm filter, e.g. `proxy-wasm 0.2.1`.
     pub contract: &'static str,
     /// The capability interfaces its component imports.
@@ -354,6 +354,16 @@ impl LoadedPlugin {
             Runner::Component(pool) => pool.hooks(),
             Runner::ProxyWasm(filter) => filter.hooks(),
             Runner::WasiHttp(handler) => handler.hooks(),
+        }
+    }
+
+    /// The routes the plugin acts on, as its `init` declared them
+    /// (`interest.only-routes`); `None`: every route. proxy-wasm filters
+    /// and `wasi:http` components declare none.
+    pub fn routes(&self) -> Option<&[String]> {
+        match &self.runner {
+            Runner::Component(pool) => pool.routes(),
+            Runner::ProxyWasm(_) | Runner::WasiHttp(_) => None,
         }
     }
 

@@ -37,6 +37,16 @@ pub struct HostState {
     /// The span of the hook call running, when its request is traced:
     /// `outbound` calls become its children.
     pub(crate) trace: Option<crate::telemetry::traces::Trace>,
+    /// What `init` declares through `interest`: `Some` only while `init`
+    /// runs.
+    pub(crate) declaring: Option<Declared>,
+}
+
+/// What a plugin's `init` declared through `interest` (`interest.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Declared {
+    /// `None`: every route (no `only-routes` call).
+    pub routes: Option<Vec<String>>,
 }
 
 impl HostState {
@@ -58,6 +68,7 @@ impl HostState {
             metric_handles: 0,
             grants,
             trace: None,
+            declaring: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod capabilities;
 mod compat;
 pub mod compile;
 mod host;
+pub mod interest;
 pub mod jose;
 pub(crate) use capabilities::outbound::budgeted_call;
 pub mod perf_map;
@@ -52,10 +53,12 @@ impl Runtime {
             .map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        // Every contract version: 0.3.0, 0.2.0 and 0.1.0 plugins keep
-        // loading (`compat/`). Their interfaces have versioned names, so
-        // the four sets of imports sit side by side in one linker.
+        // Every contract version: 0.4.0, 0.3.0, 0.2.0 and 0.1.0 plugins
+        // keep loading (`compat/`). Their interfaces have versioned names,
+        // so the five sets of imports sit side by side in one linker.
         bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        bindings::v0_4::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         bindings::v0_3::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;

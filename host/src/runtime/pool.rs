@@ -31,6 +31,7 @@ use super::bindings::{Action, Hooks};
 use super::budget::PluginBudget;
 use super::capabilities::Capabilities;
 use super::host::{DeadlineReached, HostState, MemoryLimitExceeded};
+use super::interest::Declared;
 use super::ticker::on_tick;
 use super::world::{Instance, PluginPre};
 use crate::error::PluginFailure;
@@ -73,6 +74,8 @@ pub struct InstancePool {
     budget: Arc<PluginBudget>,
     /// The hooks the plugin declared in its first `init`.
     hooks: Hooks,
+    /// The routes its first `init` declared through `interest`.
+    declared: Declared,
     config: Arc<str>,
     caps: Arc<Capabilities>,
     settings: PoolSettings,
@@ -99,6 +102,7 @@ impl InstancePool {
             pre,
             budget: PluginBudget::new(name, &caps.budgets),
             hooks: Hooks::all(),
+            declared: Declared::default(),
             config: Arc::from(config),
             permits: Semaphore::new(settings.max_instances as usize),
             idle: IdleLists::new(settings.idle_lists),
@@ -106,10 +110,11 @@ impl InstancePool {
             caps,
             settings,
         };
-        let (first, hooks) = pool
+        let (first, hooks, declared) = pool
             .instantiate(Instant::now() + pool.settings.deadline)
             .await?;
         pool.hooks = hooks;
+        pool.declared = declared;
         pool.own_list().push(first);
         Ok(pool)
     }
@@ -117,6 +122,12 @@ impl InstancePool {
     /// The hooks the plugin implements.
     pub fn hooks(&self) -> Hooks {
         self.hooks
+    }
+
+    /// The routes the plugin acts on, as its `init` declared them; `None`:
+    /// every route.
+    pub fn routes(&self) -> Option<&[String]> {
+        self.declared.routes.as_deref()
     }
 
     /// The plugin's budget (for counters).
@@ -241,8 +252,12 @@ impl InstancePool {
         lock(self.idle.own())
     }
 
-    /// A new instance with `init` already run, and the hooks it declared.
-    async fn instantiate(&self, deadline: Instant) -> Result<(Warm, Hooks), PluginFailure> {
+    /// A new instance with `init` already run, and the hooks and routes it
+    /// declared.
+    async fn instantiate(
+        &self,
+        deadline: Instant,
+    ) -> Result<(Warm, Hooks, Declared), PluginFailure> {
         let state = HostState::new(
             self.budget.clone(),
             self.caps.clone(),
@@ -256,12 +271,14 @@ impl InstancePool {
         arm(&mut store, deadline);
         let outcome = tokio::time::timeout_at(deadline, async {
             let plugin = self.pre.instantiate(&mut store).await?;
+            store.data_mut().declaring = Some(Declared::default());
             let init = plugin.init(&mut store, &self.config).await?;
             Ok::<_, wasmtime::Error>((plugin, init))
         })
         .await
         .unwrap_or_else(|_| Err(wasmtime::Error::new(DeadlineReached)));
         let settled = self.settle(&store, outcome)?;
+        let declared = store.data_mut().declaring.take().unwrap_or_default();
         self.metrics.instantiations.inc();
         match settled {
             (plugin, Ok(hooks)) => Ok((
@@ -271,6 +288,7 @@ impl InstancePool {
                     calls: 0,
                 },
                 hooks,
+                declared,
             )),
             (_, Err(message)) => Err(PluginFailure::Instantiate(format!(
                 "init rejected the config: {message}"

@@ -21,6 +21,12 @@ pub struct EndpointConfig {
     /// Method (default `GET`).
     #[serde(default = "get")]
     pub method: String,
+    /// The router's route for this path (its `route` context value). When
+    /// set, the endpoint answers only requests the router sent to it; when
+    /// every endpoint names one, the gateway calls this plugin on those
+    /// routes only, and no other request pays for it.
+    #[serde(default)]
+    pub route: Option<String>,
     /// The calls, by name; each name is a key of the result.
     pub calls: BTreeMap<String, CallConfig>,
     /// Request headers copied to every call; no others are.

@@ -108,13 +108,25 @@ impl Plugin for Aggregate {
         Ok(Aggregate { endpoints, calls })
     }
 
+    /// The endpoints' routes, when every endpoint names one.
+    fn routes(&self) -> Option<Vec<String>> {
+        self.endpoints.iter().map(|e| e.route.clone()).collect()
+    }
+
     fn on_request(&mut self, req: &Request) -> Action {
         let (method, path) = (req.method(), req.path());
-        let Some((endpoint, captures)) = self
-            .endpoints
-            .iter()
-            .find_map(|e| e.matches(&method, &path).map(|c| (e, c)))
-        else {
+        // Asked at most once, and only if an endpoint names a route.
+        let mut route: Option<Option<String>> = None;
+        let Some((endpoint, captures)) = self.endpoints.iter().find_map(|e| {
+            let captures = e.matches(&method, &path)?;
+            if let Some(wanted) = &e.route {
+                let routed = route.get_or_insert_with(|| req.get_context("route"));
+                if routed.as_ref() != Some(wanted) {
+                    return None;
+                }
+            }
+            Some((e, captures))
+        }) else {
             return Action::Continue;
         };
         let headers: Vec<(String, String)> = endpoint

@@ -13,6 +13,8 @@ use crate::config::{CallConfig, EndpointConfig};
 pub struct Endpoint {
     /// Upper-case method.
     pub method: String,
+    /// The router's route it answers on; `None`: any.
+    pub route: Option<String>,
     segments: Vec<Segment>,
     /// Calls grouped by stage, in order.
     pub stages: Vec<Vec<Call>>,
@@ -95,6 +97,7 @@ impl Endpoint {
         let stages = stages(calls).map_err(at)?;
         Ok(Endpoint {
             method: config.method.to_ascii_uppercase(),
+            route: config.route,
             segments,
             stages,
             forward_headers: config

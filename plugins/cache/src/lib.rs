@@ -152,6 +152,14 @@ impl Plugin for Cache {
         })
     }
 
+    /// The routes with a rule, unless a `default` rule covers every route.
+    fn routes(&self) -> Option<Vec<String>> {
+        match self.default {
+            Some(_) => None,
+            None => Some(self.routes.keys().cloned().collect()),
+        }
+    }
+
     fn on_request(&mut self, req: &Request) -> Action {
         self.request(req)
     }

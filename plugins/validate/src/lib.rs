@@ -119,6 +119,14 @@ impl Plugin for Validate {
         })
     }
 
+    /// The routes with a rule, unless a `default` rule covers every route.
+    fn routes(&self) -> Option<Vec<String>> {
+        match self.default {
+            Some(_) => None,
+            None => Some(self.routes.keys().cloned().collect()),
+        }
+    }
+
     fn on_request(&mut self, req: &Request) -> Action {
         let route = req.get_context("route");
         let Some(rule) = self.rule(route.as_deref()) else {

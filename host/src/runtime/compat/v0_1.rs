@@ -1,6 +1,6 @@
-//! The 0.1.0 contract, adapted to the host's 0.4.0 implementation, so
-//! plugins built for 0.1.0 load and run unchanged. Each 0.1.0 import calls
-//! its 0.4.0 twin and converts the values; where a later version added an
+//! The 0.1.0 contract, adapted to the host's current (0.5.0)
+//! implementation, so plugins built for 0.1.0 load and run unchanged. Each
+//! 0.1.0 import calls its current twin and converts the values; where a later version added an
 //! error case, the nearest 0.1.0 case stands in (documented in
 //! docs/plugins.md):
 //!
@@ -44,7 +44,7 @@ fn body(result: Result<Vec<u8>, new::types::BodyError>) -> Result<Vec<u8>, old::
     })
 }
 
-/// A 0.1.0 action as the 0.4.0 one the gateway acts on: the same case
+/// A 0.1.0 action as the current one the gateway acts on: the same case
 /// (0.1.0 has only `continue` and `respond`).
 pub fn action(action: old::types::Action) -> new::types::Action {
     match action {

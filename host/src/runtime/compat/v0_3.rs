@@ -1,9 +1,11 @@
-//! The 0.3.0 contract, adapted to the host's 0.4.0 implementation, so
-//! plugins built for 0.3.0 load and run unchanged. Each 0.3.0 import calls
-//! its 0.4.0 twin and converts the values. 0.4.0 changed no 0.3.0 function
-//! or type, it only added `request.client-ip` (which a 0.3.0 plugin never
-//! calls; its `client-addr` is the connection's peer, as before), so every
-//! conversion is one to one and nothing is lost.
+//! The 0.3.0 contract, adapted to the host's current (0.5.0)
+//! implementation, so plugins built for 0.3.0 load and run unchanged. Each
+//! 0.3.0 import calls its current twin and converts the values. 0.4.0 and
+//! 0.5.0 changed no 0.3.0 function or type, they only added
+//! `request.client-ip` (which a 0.3.0 plugin never calls; its `client-addr`
+//! is the connection's peer, as before) and `interest` (so a 0.3.0 plugin
+//! runs on every route, as before), so every conversion is one to one and
+//! nothing is lost.
 //!
 //! The generated types differ only by package version, but they are
 //! distinct Rust types (one module per WIT package), hence the field by
@@ -19,7 +21,7 @@ use crate::runtime::bindings::weir::plugin as new;
 use crate::runtime::jose::VerifyingKey;
 use crate::telemetry::plugin_metrics::{CounterHandle, GaugeHandle, HistogramHandle};
 
-/// A 0.3.0 action as the 0.4.0 one the gateway acts on: the same case.
+/// A 0.3.0 action as the current one the gateway acts on: the same case.
 pub fn action(action: old::types::Action) -> new::types::Action {
     match action {
         old::types::Action::Continue => new::types::Action::Continue,
@@ -42,7 +44,7 @@ fn reply_of(reply: old::types::Reply) -> new::types::Reply {
     }
 }
 
-/// The hooks a 0.3.0 plugin's `init` declared, as 0.4.0 flags (the same
+/// The hooks a 0.3.0 plugin's `init` declared, as current flags (the same
 /// two).
 pub fn hooks(declared: old::types::Hooks) -> new::types::Hooks {
     let mut hooks = new::types::Hooks::empty();

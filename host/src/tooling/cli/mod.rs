@@ -277,6 +277,11 @@ fn test_plugin(
         .await?;
         let on_request = kit.on_request(&request).await?;
         let mut output = serde_json::Map::new();
+        // What the plugin declared from `init`: a gateway calls it only
+        // for requests routed to one of these (null: every request). The
+        // kit calls the hooks whatever the request's route, so a test can
+        // still exercise them.
+        output.insert("routes".into(), serde_json::to_value(kit.routes())?);
         output.insert("on_request".into(), serde_json::to_value(&on_request)?);
         // `respond-then-continue` carries on to this plugin's `on-response`
         // (in the background, in a gateway); `respond` and `wait` do not.
@@ -309,7 +314,7 @@ fn test_plugin(
     Ok(())
 }
 
-/// How `weir check` names what a plugin implements: `weir:plugin@0.4.0`,
+/// How `weir check` names what a plugin implements: `weir:plugin@0.5.0`,
 /// or the proxy-wasm ABI a filter declares.
 fn contract_label(contract: &str) -> String {
     if contract.starts_with("proxy-wasm") {

@@ -151,6 +151,12 @@ impl PluginUnderTest {
         })
     }
 
+    /// The routes the plugin's `init` declared it acts on
+    /// (`interest.only-routes`); `None`: every route.
+    pub fn routes(&self) -> Option<&[String]> {
+        self.plugin.routes()
+    }
+
     /// Outbound calls made so far (and forget them).
     pub fn take_calls(&self) -> Vec<RecordedCall> {
         std::mem::take(&mut *lock(&self.calls))
