@@ -44,6 +44,7 @@ mod scoping;
 mod support;
 mod tls;
 mod traces;
+mod traps;
 mod upstreams;
 mod validate;
 mod wasi_http;

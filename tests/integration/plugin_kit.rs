@@ -279,75 +279,156 @@ async fn test_plugin_reports_a_plugin_that_refuses_its_config() {
     assert!(err.contains("(config file config.json)"), "{err}");
 }
 
-/// Scaffold `lang`, build it with the real toolchain, run its own test.
-fn scaffold_builds_and_passes(lang: &str, build: impl FnOnce(&Path) -> PathBuf) {
-    let parent = tempfile::tempdir().unwrap();
+/// The `weir` binary copied into an empty directory and run from there,
+/// as an author who got the binary alone (a release, the Docker image)
+/// runs it: `PATH` holds that copy, the language's toolchain and the
+/// system's directories, and nothing under this checkout.
+struct Elsewhere {
+    root: tempfile::TempDir,
+    path: String,
+}
+
+impl Elsewhere {
+    /// A fresh directory with `bin/weir`; `tools` are linked into `tools/`.
+    fn new(tools: &[&Path]) -> Elsewhere {
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        let linked = root.path().join("tools");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&linked).unwrap();
+        std::fs::copy(WEIR, bin.join("weir")).unwrap();
+        for tool in tools {
+            // A bare name is found on this process's PATH.
+            let found = match tool.is_absolute() {
+                true => tool.to_path_buf(),
+                false => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                    .map(|dir| dir.join(tool))
+                    .find(|candidate| candidate.exists())
+                    .unwrap_or_else(|| panic!("{} is not on PATH", tool.display())),
+            };
+            std::os::unix::fs::symlink(&found, linked.join(tool.file_name().unwrap())).unwrap();
+        }
+        // Rust's toolchain: the directory of the cargo running these tests.
+        let cargo_bin = Path::new(env!("CARGO")).parent().unwrap();
+        let path = format!(
+            "{}:{}:{}:/usr/local/bin:/usr/bin:/bin",
+            bin.display(),
+            linked.display(),
+            cargo_bin.display()
+        );
+        Elsewhere { root, path }
+    }
+
+    /// Where projects go.
+    fn work(&self) -> PathBuf {
+        let work = self.root.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        work
+    }
+
+    /// `sh -c script` in `dir`, with only this `PATH` and the variables the
+    /// toolchains need to find their homes.
+    fn sh(&self, script: &str, dir: &Path) -> (bool, String, String) {
+        let mut command = Command::new("/bin/sh");
+        command
+            .args(["-c", script])
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", &self.path);
+        for var in [
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "TMPDIR",
+        ] {
+            if let Some(value) = std::env::var_os(var) {
+                command.env(var, value);
+            }
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// The shell block under `## heading` in a scaffold's README.
+fn readme_block(readme: &str, heading: &str) -> String {
+    let section = readme
+        .split(&format!("## {heading}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `## {heading}` in the README:\n{readme}"));
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("no sh block under `## {heading}`"));
+    block.to_string()
+}
+
+/// Scaffold `lang` with a copy of the binary away from this checkout,
+/// build it with the README's own commands and the real toolchain (`tools`
+/// on `PATH`), and run the README's test, which must pass.
+fn scaffold_builds_and_passes_elsewhere(lang: &str, tools: &[&Path]) {
+    let elsewhere = Elsewhere::new(tools);
+    let work = elsewhere.work();
     let name = format!("my-{lang}-plugin");
-    let (ok, out, err) = weir_command(&["new", "plugin", &name, "--lang", lang], parent.path());
+    let (ok, out, err) = elsewhere.sh(&format!("weir new plugin {name} --lang {lang}"), &work);
     assert!(ok, "{out}{err}");
-    let dir = parent.path().join(&name);
-    assert!(dir.join("README.md").exists());
-    let wasm = build(&dir);
-    let wasm = wasm.to_str().unwrap();
-    let (ok, out, err) = weir_command(
-        &[
-            "test-plugin",
-            wasm,
-            "--config",
-            "config.json",
-            "--request",
-            "test/request.json",
-            "--response",
-            "test/response.json",
-            "--expect",
-            "test/expect.json",
-        ],
-        &dir,
+    let dir = work.join(&name);
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for entry in walk(&dir) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(
+            !text.contains(checkout.to_str().unwrap()),
+            "{} names the checkout",
+            entry.display()
+        );
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let (ok, out, err) = elsewhere.sh(&readme_block(&readme, "Build"), &dir);
+    assert!(
+        ok,
+        "the {lang} scaffold's README build failed:\n{out}\n{err}"
     );
+    let (ok, out, err) = elsewhere.sh(&readme_block(&readme, "Test"), &dir);
     assert!(ok, "the {lang} scaffold failed its own test:\n{out}\n{err}");
     assert!(err.contains("ok: matches test/expect.json"), "{err}");
 }
 
-#[test]
-fn a_rust_scaffold_builds_and_passes_its_test() {
-    scaffold_builds_and_passes("rust", |dir| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
-        let output = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("RUSTFLAGS")
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        target.join("wasm32-wasip2/release/my_rust_plugin.wasm")
-    });
+/// Every file under `dir`, outside `target/` and `node_modules/`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let skip = path
+            .file_name()
+            .is_some_and(|n| n == "target" || n == "node_modules");
+        if path.is_dir() && !skip {
+            files.extend(walk(&path));
+        } else if path.is_file() {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]
-fn a_python_scaffold_builds_and_passes_its_test() {
-    scaffold_builds_and_passes("python", |dir| {
-        let out = dir.join("my_python_plugin.wasm");
-        toolchains::build_python(dir, &dir.join("wit"), &out);
-        out
-    });
+fn a_rust_scaffold_builds_and_passes_its_test_away_from_the_checkout() {
+    scaffold_builds_and_passes_elsewhere("rust", &[]);
 }
 
 #[test]
-fn a_js_scaffold_builds_and_passes_its_test() {
-    scaffold_builds_and_passes("js", |dir| {
-        std::os::unix::fs::symlink(
-            toolchains::componentize_js_modules(),
-            dir.join("node_modules"),
-        )
-        .unwrap();
-        toolchains::build_js(dir, &[]);
-        dir.join("my_js_plugin.wasm")
-    });
+fn a_python_scaffold_builds_and_passes_its_test_away_from_the_checkout() {
+    scaffold_builds_and_passes_elsewhere("python", &[&toolchains::componentize_py()]);
+}
+
+#[test]
+fn a_js_scaffold_builds_and_passes_its_test_away_from_the_checkout() {
+    scaffold_builds_and_passes_elsewhere("js", &[]);
 }
 
 #[test]
@@ -429,4 +510,47 @@ async fn the_kit_shows_the_metrics_a_plugin_emits() {
     let (ok, _, err) = run("wrong.json");
     assert!(!ok);
     assert!(err.contains("seen{method=GET}"), "{err}");
+}
+
+/// `weir-sdk` is ready to publish: `cargo package` builds it from the
+/// packaged files alone (the WIT included), and its docs build without a
+/// warning.
+#[test]
+fn the_sdk_packages_and_its_docs_build_without_warnings() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-package");
+    let cargo = |args: &[&str]| {
+        let output = Command::new(env!("CARGO"))
+            .args(args)
+            .current_dir(workspace)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "cargo {args:?}:\n{stderr}");
+        stderr
+    };
+    let listed = Command::new(env!("CARGO"))
+        .args(["package", "--list", "-p", "weir-sdk", "--allow-dirty"])
+        .current_dir(workspace)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for file in [
+        "wit/types.wit",
+        "wit/world.wit",
+        "README.md",
+        "LICENSE",
+        "src/lib.rs",
+    ] {
+        assert!(
+            listed.lines().any(|l| l == file),
+            "{file} not packaged:\n{listed}"
+        );
+    }
+    let packaged = cargo(&["package", "-p", "weir-sdk", "--allow-dirty"]);
+    assert!(!packaged.contains("warning: manifest has no"), "{packaged}");
+    cargo(&["doc", "-p", "weir-sdk", "--no-deps"]);
 }

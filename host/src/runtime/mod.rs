@@ -129,6 +129,12 @@ fn engine_config(max_memory_bytes: u64, pool_instances: u32) -> EngineConfig {
         .epoch_interruption(true)
         // Component-model async is unused; leaving it on costs ~8 µs a call.
         .concurrency_support(false)
+        // A trap's backtrace names each frame's function (the name
+        // section) and, when the plugin carries DWARF, its file and line.
+        // The DWARF is read when the plugin is compiled (a DWARF-free
+        // release build has none to read) and resolved only for a
+        // backtrace, so nothing is added to a hook call.
+        .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     if perf_map::per_function() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);

@@ -7,4 +7,5 @@ pub mod cli;
 pub mod demo;
 pub mod init;
 pub mod scaffold;
+pub mod sdk_source;
 pub mod testkit;

@@ -15,23 +15,11 @@ pub enum Lang {
     Js,
 }
 
-/// The WIT package, for projects whose toolchain reads it.
-const WIT: &[(&str, &str)] = &[
-    ("types.wit", include_str!("../../../wit/types.wit")),
-    (
-        "capabilities.wit",
-        include_str!("../../../wit/capabilities.wit"),
-    ),
-    ("world.wit", include_str!("../../../wit/world.wit")),
-];
+use super::sdk_source::{self, WIT};
 
-/// The SDK in the checkout this binary was built from.
-fn default_sdk() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-    built.canonicalize().unwrap_or(built)
-}
-
-/// Write the project `dir/name`; returns the files written.
+/// Write the project `dir/name`; returns the files written. A Rust project
+/// gets the SDK the binary carries, in `weir-sdk/`, unless `sdk` names
+/// another copy (an SDK checkout, for its developers).
 pub fn new_plugin(
     parent: &Path,
     name: &str,
@@ -69,7 +57,15 @@ pub fn new_plugin(
     ];
     let (build, wasm) = match lang {
         Lang::Rust => {
-            let sdk = sdk.map(Path::to_path_buf).unwrap_or_else(default_sdk);
+            let sdk = match sdk {
+                Some(path) => path.to_path_buf(),
+                None => {
+                    for (path, text) in sdk_source::files()? {
+                        files.push((dir.join("weir-sdk").join(path), text));
+                    }
+                    PathBuf::from("weir-sdk")
+                }
+            };
             files.push((dir.join("Cargo.toml"), rust_manifest(name, &sdk)));
             files.push((dir.join("src/lib.rs"), RUST_LIB.to_string()));
             (

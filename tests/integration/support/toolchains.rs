@@ -167,6 +167,30 @@ pub fn python_sleeper() -> &'static Path {
     })
 }
 
+/// `tests/fixtures/c-trap`, which traps on a request for `/null`, built
+/// with DWARF (`-g`, `debug`) or with its name section only.
+pub fn c_trap(debug: bool) -> &'static Path {
+    static PLAIN: OnceLock<PathBuf> = OnceLock::new();
+    static DEBUG: OnceLock<PathBuf> = OnceLock::new();
+    let (cell, name) = match debug {
+        true => (&DEBUG, "c_trap_debug.wasm"),
+        false => (&PLAIN, "c_trap.wasm"),
+    };
+    cell.get_or_init(|| {
+        let out = built(name);
+        let mut command = Command::new("bash");
+        command
+            .current_dir(workspace().join("tests/fixtures/c-trap"))
+            .arg("build.sh")
+            .arg(&out);
+        if debug {
+            command.arg("-g");
+        }
+        run(&mut command, "tests/fixtures/c-trap/build.sh");
+        out
+    })
+}
+
 /// `tests/fixtures/c-sleeper`: `nanosleep` and `poll_oneoff` through
 /// wasi-libc, wrapped with the WASI preview 1 adapter of the wasmtime
 /// release Weir runs on.

@@ -109,7 +109,8 @@ enum NewCommand {
         /// Where to create the project directory.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// For Rust: path to the `weir-sdk` crate (default: this checkout's).
+        /// For Rust: path to another `weir-sdk` crate (default: the copy
+        /// this binary carries, written into the project as `weir-sdk/`).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -333,8 +334,17 @@ fn new_plugin(
     sdk: Option<&Path>,
 ) -> anyhow::Result<()> {
     let files = crate::tooling::scaffold::new_plugin(dir, name, lang, sdk)?;
-    for file in &files {
+    let sdk_dir = dir.join(name).join("weir-sdk");
+    let (carried, own): (Vec<_>, Vec<_>) = files.iter().partition(|f| f.starts_with(&sdk_dir));
+    for file in &own {
         println!("wrote {}", file.display());
+    }
+    if !carried.is_empty() {
+        println!(
+            "wrote {} (the Rust SDK and the contract's WIT, {} files)",
+            sdk_dir.display(),
+            carried.len()
+        );
     }
     println!(
         "next: see {} for how to build, test and deploy it",
