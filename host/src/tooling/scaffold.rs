@@ -258,7 +258,10 @@ class Handler(exports.Handler):
         return types.Action_Continue()
 
     def on_response(self, req: types.Request, resp: types.Response) -> types.Action:
-        resp.set_header(SETTINGS["header"], SETTINGS["value"])
+        # Every call into the host costs microseconds from Python: edit
+        # headers with one `set_headers` call (a list of pairs) rather than
+        # a `set_header` each.
+        resp.set_headers([(SETTINGS["header"], SETTINGS["value"])])
         return types.Action_Continue()
 "#;
 
@@ -287,8 +290,11 @@ export const handler = {
     return { tag: 'continue' };
   },
 
+  // Every call into the host costs microseconds from JavaScript: edit
+  // headers with one `setHeaders` call (a list of pairs) rather than a
+  // `setHeader` each.
   onResponse(req, resp) {
-    resp.setHeader(settings.header, settings.value);
+    resp.setHeaders([[settings.header, settings.value]]);
     return { tag: 'continue' };
   },
 };
