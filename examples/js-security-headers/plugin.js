@@ -11,6 +11,7 @@ import { log, level } from './weir-log.js';
 
 let settings = {
   allowOrigins: [],
+  anyOrigin: false,
   allowMethods: ['GET', 'HEAD', 'POST'],
   allowHeaders: ['content-type', 'authorization'],
   maxAge: 600,
@@ -23,8 +24,11 @@ const SECURITY_HEADERS = [
   ['referrer-policy', 'no-referrer'],
 ];
 
+// One object for every `continue`, rather than a new one per call.
+const CONTINUE = { tag: 'continue' };
+
 function allowed(origin) {
-  return origin !== undefined && (settings.allowOrigins.includes('*') || settings.allowOrigins.includes(origin));
+  return origin !== undefined && (settings.anyOrigin || settings.allowOrigins.includes(origin));
 }
 
 export const handler = {
@@ -42,6 +46,7 @@ export const handler = {
     if (!Array.isArray(parsed.allow_origins)) throw 'invalid config: `allow_origins` (a list) is required';
     settings = {
       allowOrigins: parsed.allow_origins,
+      anyOrigin: parsed.allow_origins.includes('*'),
       allowMethods: (parsed.allow_methods ?? settings.allowMethods).map((m) => m.toUpperCase()),
       allowHeaders: (parsed.allow_headers ?? settings.allowHeaders).map((h) => h.toLowerCase()),
       maxAge: parsed.max_age ?? settings.maxAge,
@@ -56,7 +61,7 @@ export const handler = {
   // there), and one `headers()` instead of a `header()` per name.
   onRequest(req) {
     const preflight = req.method() === 'OPTIONS' && req.header('access-control-request-method') !== undefined;
-    if (!preflight) return { tag: 'continue' };
+    if (!preflight) return CONTINUE;
     const origin = req.header('origin');
     // Preflight: answered here, never forwarded.
     const headers = [['vary', 'Origin']];
@@ -74,27 +79,42 @@ export const handler = {
   },
 
   // All edits go to the host in one `setHeaders` call, which replaces the
-  // named headers: `vary` keeps the values it had.
+  // named headers: `vary` keeps the values it had. The code runs in an
+  // interpreter (ComponentizeJS has no JIT), so it is written plainly:
+  // indexed loops and no Set, destructuring or closures on this path.
   onResponse(req, resp) {
     const origin = req.header('origin');
     const cors = allowed(origin);
-    if (!cors && !settings.securityHeaders) return { tag: 'continue' };
+    if (!cors && !settings.securityHeaders) return CONTINUE;
     const current = resp.headers();
     const edits = [];
+    let vary;
+    let missing = settings.securityHeaders ? SECURITY_HEADERS.length : 0;
+    const absent = [true, true, true];
+    for (let i = 0; i < current.length; i++) {
+      const name = current[i][0];
+      if (name === 'vary') {
+        // RFC 9110 section 5.3: the lines of a list field join with ", ".
+        vary = vary === undefined ? current[i][1] : `${vary}, ${current[i][1]}`;
+      } else if (missing > 0) {
+        for (let j = 0; j < SECURITY_HEADERS.length; j++) {
+          if (absent[j] && name === SECURITY_HEADERS[j][0]) {
+            absent[j] = false;
+            missing--;
+          }
+        }
+      }
+    }
     if (cors) {
       edits.push(['access-control-allow-origin', origin]);
-      for (const [name, value] of current) {
-        if (name === 'vary') edits.push(['vary', value]);
-      }
-      edits.push(['vary', 'Origin']);
+      edits.push(['vary', vary === undefined ? 'Origin' : `${vary}, Origin`]);
     }
     if (settings.securityHeaders) {
-      const present = new Set(current.map(([name]) => name));
-      for (const [name, value] of SECURITY_HEADERS) {
-        if (!present.has(name)) edits.push([name, value]);
+      for (let j = 0; j < SECURITY_HEADERS.length; j++) {
+        if (absent[j]) edits.push(SECURITY_HEADERS[j]);
       }
     }
     if (edits.length > 0) resp.setHeaders(edits);
-    return { tag: 'continue' };
+    return CONTINUE;
   },
 };

@@ -143,7 +143,8 @@ async fn js_security_headers_answers_preflights_and_decorates_responses() {
         .scripted(
             "30-route",
             json!({"on_request": [{"op": "set_upstream", "name": "backend"}],
-                   "on_response": [{"op": "set_header", "name": "X-Frame-Options", "value": "SAMEORIGIN"}]}),
+                   "on_response": [{"op": "set_header", "name": "X-Frame-Options", "value": "SAMEORIGIN"},
+                                   {"op": "set_header", "name": "Vary", "value": "Accept-Encoding"}]}),
         )
         .serve()
         .await;
@@ -189,6 +190,15 @@ async fn js_security_headers_answers_preflights_and_decorates_responses() {
         Some("SAMEORIGIN"),
         "a header the upstream set was overwritten"
     );
+    // RFC 9110 section 12.5.5: the upstream's Vary stays, and Origin joins
+    // it (the field's lines may be one comma-joined line or several).
+    let vary: Vec<&str> = reply
+        .headers
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(vary.join(", "), "Accept-Encoding, Origin");
 
     let other = send(
         &client,
