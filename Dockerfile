@@ -12,10 +12,15 @@ FROM rust:1.95-bookworm AS builder
 # runs; here the toolchain is the one this image's tag pins.
 ENV RUSTUP_TOOLCHAIN=${RUST_VERSION}
 # host/build.rs compiles the workspace's Rust plugin crates (plugins/*,
-# examples/*, tests/fixtures/* that have a Cargo.toml) for this target and
-# embeds the default ones in the binary; nothing else is needed (the C,
-# Python and JavaScript examples are not built by it).
-RUN rustup target add wasm32-wasip2
+# examples/*, tests/fixtures/* that have a Cargo.toml) for wasm32-wasip2 and
+# embeds the default ones in the binary, and the proxy-wasm test filters for
+# wasm32-wasip1. With clang, llvm-ar and wasi-libc it also builds the
+# JavaScript runtime (QuickJS) that `weir build-js` fills with a plugin.
+RUN rustup target add wasm32-wasip2 wasm32-wasip1 \
+    && apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        clang llvm wasi-libc \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY . .

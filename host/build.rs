@@ -3,6 +3,10 @@
 //! a plain `cargo build` yields the gateway and its plugins, and the binary
 //! can embed the default plugins for `weir init`.
 //!
+//! The JavaScript runtime (`runtimes/js`, QuickJS) is built the same way
+//! when a C compiler for wasm is at hand (see [`build_js_runtime`]), and
+//! embedded for `weir build-js`.
+//!
 //! The nested cargo uses its own target directory (`target/wasm`), so it does
 //! not wait on the lock of the outer build, and is shared by every profile.
 
@@ -76,8 +80,13 @@ fn main() {
     // `WEIR_SKIP_WASM_BUILD=1 cargo check`: check the host alone, with the
     // wasm from the last build, while a plugin is half-written.
     println!("cargo:rerun-if-env-changed=WEIR_SKIP_WASM_BUILD");
+    println!("cargo::rustc-check-cfg=cfg(weir_js_runtime)");
     if env::var_os("WEIR_SKIP_WASM_BUILD").is_some() {
         println!("cargo:rustc-env=WEIR_WASM_DIR={}", out_dir.display());
+        let runtime = out_dir.join(JS_RUNTIME_FILE);
+        if runtime.exists() {
+            embed_js_runtime(&runtime);
+        }
         let filters = wasm_target_dir.join("wasm32-wasip1").join("release");
         println!("cargo:rustc-env=WEIR_PROXY_WASM_DIR={}", filters.display());
         return;
@@ -113,11 +122,154 @@ fn main() {
 
     println!("cargo:rustc-env=WEIR_WASM_DIR={}", out_dir.display());
 
+    if let Some(runtime) = build_js_runtime(&workspace, &wasm_target_dir) {
+        embed_js_runtime(&runtime);
+    }
+
     let filters_dir = build_proxy_wasm_filters(&workspace, &wasm_target_dir);
     println!(
         "cargo:rustc-env=WEIR_PROXY_WASM_DIR={}",
         filters_dir.display()
     );
+}
+
+const JS_RUNTIME_FILE: &str = "weir_js.wasm";
+
+/// The clang wrapper of the WASI SDK stand-in: maps the `wasm32-wasip1/2`
+/// triples to `wasm32-wasi` and drops the SDK's `--sysroot`.
+const CLANG_SHIM: &str = r#"#!/bin/sh
+# Made by host/build.rs: the system clang standing in for a WASI SDK's.
+n=$#; i=0
+while [ $i -lt $n ]; do
+  a="$1"; shift; i=$((i+1))
+  case "$a" in
+    --target=wasm32-wasi*) set -- "$@" --target=wasm32-wasi ;;
+    --sysroot=*) ;;
+    *) set -- "$@" "$a" ;;
+  esac
+done
+exec "@CLANG@"@SYSROOT@ "$@"
+"#;
+
+fn embed_js_runtime(runtime: &Path) {
+    println!("cargo:rustc-cfg=weir_js_runtime");
+    println!("cargo:rustc-env=WEIR_JS_RUNTIME={}", runtime.display());
+}
+
+/// A C compiler and archiver for wasm32-wasi, as `rquickjs-sys` wants them:
+/// a WASI SDK directory (`bin/clang`, `bin/ar`, `share/wasi-sysroot`).
+/// `$WASI_SDK` when set; otherwise one made of the system's clang, llvm-ar
+/// and wasi-libc (Debian: `clang llvm wasi-libc`), whose clang is wrapped
+/// to take the `wasm32-wasip2` triple older clangs do not know. `None`
+/// when neither is there.
+fn wasi_sdk(wasm_target_dir: &Path) -> Option<PathBuf> {
+    println!("cargo:rerun-if-env-changed=WASI_SDK");
+    println!("cargo:rerun-if-env-changed=WASI_SYSROOT");
+    if let Some(sdk) = env::var_os("WASI_SDK") {
+        return Some(PathBuf::from(sdk));
+    }
+    let find = |names: &[&str]| {
+        names.iter().find_map(|name| {
+            env::split_paths(&env::var_os("PATH")?)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    let versions = |tool: &str| -> Vec<String> {
+        std::iter::once(tool.to_string())
+            .chain((14..=22).rev().map(|v| format!("{tool}-{v}")))
+            .collect()
+    };
+    let clang_names = versions("clang");
+    let ar_names = versions("llvm-ar");
+    let clang = find(&clang_names.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let ar = find(&ar_names.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let sysroot = env::var_os("WASI_SYSROOT").map(PathBuf::from);
+    let libc_dir = match &sysroot {
+        Some(root) => root.join("lib/wasm32-wasi"),
+        None => PathBuf::from("/usr/lib/wasm32-wasi"),
+    };
+    if !libc_dir.join("libc.a").is_file() {
+        return None;
+    }
+    let shim = wasm_target_dir.join("wasi-sdk-shim");
+    fs::create_dir_all(shim.join("bin")).ok()?;
+    fs::create_dir_all(shim.join("share/wasi-sysroot")).ok()?;
+    let sysroot_flag = sysroot
+        .map(|root| format!(" \"--sysroot={}\"", root.display()))
+        .unwrap_or_default();
+    let script = CLANG_SHIM
+        .replace("@CLANG@", &clang.display().to_string())
+        .replace("@SYSROOT@", &sysroot_flag);
+    let clang_shim = shim.join("bin/clang");
+    if fs::read_to_string(&clang_shim).ok().as_deref() != Some(script.as_str()) {
+        fs::write(&clang_shim, script).ok()?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&clang_shim, fs::Permissions::from_mode(0o755)).ok()?;
+        let ar_link = shim.join("bin/ar");
+        if fs::read_link(&ar_link).ok().as_deref() != Some(ar.as_path()) {
+            let _ = fs::remove_file(&ar_link);
+            std::os::unix::fs::symlink(&ar, &ar_link).ok()?;
+        }
+    }
+    Some(shim)
+}
+
+/// Build the JavaScript runtime (`runtimes/js`: QuickJS, whose C code needs
+/// a wasm C compiler). Without one the gateway still builds, and
+/// `weir build-js` says what to install.
+fn build_js_runtime(workspace: &Path, wasm_target_dir: &Path) -> Option<PathBuf> {
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("runtimes/js").display()
+    );
+    let Some(sdk) = wasi_sdk(wasm_target_dir) else {
+        // Build again once wasi-libc is installed (a path that does not
+        // exist makes cargo rerun this script).
+        println!("cargo:rerun-if-changed=/usr/lib/wasm32-wasi/libc.a");
+        println!(
+            "cargo:warning=the JavaScript plugin runtime is not built: it needs clang, llvm-ar \
+             and wasi-libc (Debian: apt install clang llvm wasi-libc), or $WASI_SDK. \
+             `weir build-js` will say so; everything else works."
+        );
+        return None;
+    };
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target")
+        .arg(TARGET)
+        .arg("--profile")
+        .arg(PROFILE)
+        .arg("--target-dir")
+        .arg(wasm_target_dir)
+        .args(["-p", "weir-js"])
+        .env("WASI_SDK", &sdk);
+    for var in OUTER_BUILD_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.stdout(std::process::Stdio::inherit());
+    let status = cmd
+        .status()
+        .expect("run the nested `cargo build` for the JavaScript runtime");
+    if !status.success() {
+        panic!(
+            "building the JavaScript runtime (runtimes/js) failed; see the output above \
+             (WASI SDK: {})",
+            sdk.display()
+        );
+    }
+    Some(
+        wasm_target_dir
+            .join(TARGET)
+            .join(PROFILE)
+            .join(JS_RUNTIME_FILE),
+    )
 }
 
 /// The proxy-wasm filters the tests run (`tests/proxy-wasm`, a workspace of

@@ -1,5 +1,5 @@
-//! Per-hook cost by plugin language: the Rust, Python, JavaScript and C
-//! examples, each on a warm (reused) instance and on a fresh instance per
+//! Per-hook cost by plugin language: the Rust, Python, JavaScript (built by
+//! `weir build-js`, and the same source by ComponentizeJS) and C examples, each on a warm (reused) instance and on a fresh instance per
 //! call, plus the cost of loading each plugin with a cold and a warm
 //! compiled-plugin cache.
 //!
@@ -101,6 +101,21 @@ fn cases() -> Vec<Case> {
             wasm: PathBuf::new(),
             config: example_config("js-security-headers"),
             work: "GET with an allowed Origin; on-response adds CORS + 3 security headers",
+            request: || {
+                request(
+                    "GET",
+                    "/users/7",
+                    &[("origin", "https://app.example.com")],
+                    None,
+                )
+            },
+        },
+        Case {
+            label: "JavaScript, ComponentizeJS build",
+            build: || toolchains::js_security_headers_componentize().to_path_buf(),
+            wasm: PathBuf::new(),
+            config: example_config("js-security-headers"),
+            work: "the same source built with ComponentizeJS 0.23 (SpiderMonkey)",
             request: || {
                 request(
                     "GET",

@@ -240,7 +240,7 @@ fn the_import_check_sees_a_circle() {
 }
 
 #[test]
-fn every_wit_capability_has_a_grant_a_host_file_and_an_sdk_module() {
+fn every_wit_capability_has_a_grant_a_host_file_an_sdk_module_and_a_js_module() {
     let wit = std::fs::read_to_string(workspace().join("wit/capabilities.wit")).unwrap();
     let interfaces: BTreeSet<String> = wit
         .lines()
@@ -255,11 +255,19 @@ fn every_wit_capability_has_a_grant_a_host_file_and_an_sdk_module() {
         interfaces, granted,
         "each interface in wit/capabilities.wit needs a Capability in config/grants.rs"
     );
+    let loader = std::fs::read_to_string(workspace().join("runtimes/js/src/modules.rs")).unwrap();
     for name in &interfaces {
         let host = host_src().join(format!("runtime/capabilities/{name}.rs"));
         assert!(host.is_file(), "no {}", host.display());
         let sdk = workspace().join(format!("sdk/src/{name}.rs"));
         assert!(sdk.is_file(), "no {}", sdk.display());
+        // The JavaScript runtime's module, and the loader arm serving it.
+        let js = workspace().join(format!("runtimes/js/src/api/{name}.rs"));
+        assert!(js.is_file(), "no {}", js.display());
+        assert!(
+            loader.contains(&format!("Some(\"{name}\") =>")),
+            "runtimes/js/src/modules.rs does not load weir:plugin/{name}"
+        );
     }
 }
 
@@ -283,7 +291,14 @@ fn paths_named_in(doc: &str) -> Vec<String> {
 fn every_path_docs_architecture_names_exists() {
     let doc = std::fs::read_to_string(workspace().join("docs/architecture.md")).unwrap();
     let roots = [
-        "host/", "tests/", "tools/", "wit/", "sdk/", "plugins/", "testkit/",
+        "host/",
+        "tests/",
+        "tools/",
+        "wit/",
+        "sdk/",
+        "plugins/",
+        "testkit/",
+        "runtimes/",
     ];
     let named = paths_named_in(&doc);
     assert!(named.len() > 30, "only {} paths found", named.len());

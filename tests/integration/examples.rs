@@ -1,5 +1,6 @@
 //! The example plugins, built with their real toolchains (Rust by the build
-//! script, Python with componentize-py, JavaScript with ComponentizeJS, C
+//! script, Python with componentize-py, JavaScript with `weir build-js`
+//! and with ComponentizeJS, C
 //! with clang + wit-bindgen + wasm-tools), run through the real host: each
 //! changes traffic as its README says.
 
@@ -130,12 +131,23 @@ async fn python_validator_answers_422_with_every_error_and_passes_valid_bodies()
 
 #[tokio::test]
 async fn js_security_headers_answers_preflights_and_decorates_responses() {
+    security_headers_behaviour(toolchains::js_security_headers()).await;
+}
+
+/// The same source built with ComponentizeJS behaves the same: Weir's
+/// runtime serves ComponentizeJS's JavaScript API.
+#[tokio::test]
+async fn js_security_headers_built_with_componentize_js_behaves_the_same() {
+    security_headers_behaviour(toolchains::js_security_headers_componentize()).await;
+}
+
+async fn security_headers_behaviour(plugin: &std::path::Path) {
     let backend = Backend::start().await;
     let gw = Setup::new()
         .upstream("backend", &[backend.url()])
         .plugin_file(
             "20-headers",
-            toolchains::js_security_headers(),
+            plugin,
             Some(example_config("js-security-headers")),
         )
         // Responses pass 30 before 20: this stands in for an upstream that

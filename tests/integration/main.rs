@@ -27,6 +27,7 @@ mod grpc;
 mod hooks;
 mod instances;
 mod ip_filter;
+mod js_runtime;
 mod loading;
 mod metrics;
 mod normalization;

@@ -429,6 +429,17 @@ fn a_python_scaffold_builds_and_passes_its_test_away_from_the_checkout() {
 #[test]
 fn a_js_scaffold_builds_and_passes_its_test_away_from_the_checkout() {
     scaffold_builds_and_passes_elsewhere("js", &[]);
+    // It builds with the binary alone: no Node.js project to install.
+    let parent = tempfile::tempdir().unwrap();
+    let (ok, _, err) = weir_command(&["new", "plugin", "solo", "--lang", "js"], parent.path());
+    assert!(ok, "{err}");
+    let dir = parent.path().join("solo");
+    assert!(!dir.join("package.json").exists());
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert_eq!(
+        readme_block(&readme, "Build").trim(),
+        "weir build-js plugin.js -o solo.wasm"
+    );
 }
 
 #[test]

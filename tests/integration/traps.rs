@@ -89,6 +89,24 @@ async fn test_plugin_shows_the_same_backtrace() {
 }
 
 #[tokio::test]
+async fn a_js_exception_reaches_the_log_with_its_stack_tagged_with_the_plugin() {
+    let log = log_of_trap(toolchains::js_api(), "/raise").await;
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("stderr") && l.contains("60-trap"))
+        .collect();
+    let text = lines.join("\n");
+    assert!(
+        text.contains("JavaScript exception in onRequest: Error: boom from js on /raise"),
+        "{log}"
+    );
+    assert!(
+        text.contains("at explode (plugin.js:"),
+        "the throwing frame:\n{log}"
+    );
+}
+
+#[tokio::test]
 async fn a_python_exception_reaches_the_log_as_a_whole_traceback_tagged_with_the_plugin() {
     let log = log_of_trap(toolchains::python_sleeper(), "/raise").await;
     let lines: Vec<&str> = log

@@ -11,7 +11,7 @@ pub enum Lang {
     Rust,
     /// Python, with componentize-py.
     Python,
-    /// JavaScript, with ComponentizeJS.
+    /// JavaScript, built by `weir build-js` (Weir's QuickJS runtime).
     Js,
 }
 
@@ -91,16 +91,8 @@ pub fn new_plugin(
         }
         Lang::Js => {
             files.push((dir.join("plugin.js"), JS_PLUGIN.to_string()));
-            files.push((
-                dir.join("build.mjs"),
-                JS_BUILD.replace("OUT", &format!("{artifact}.wasm")),
-            ));
-            files.push((dir.join("package.json"), JS_PACKAGE.replace("NAME", name)));
-            for (file, text) in WIT {
-                files.push((dir.join("wit").join(file), (*text).to_string()));
-            }
             (
-                "npm install && node build.mjs".to_string(),
+                format!("weir build-js plugin.js -o {artifact}.wasm"),
                 format!("{artifact}.wasm"),
             )
         }
@@ -152,7 +144,11 @@ fn readme(name: &str, lang: Lang, build: &str, wasm: &str) -> String {
         Lang::Python => {
             "Needs componentize-py: `pip install -r requirements.txt` (in a virtualenv if you like)."
         }
-        Lang::Js => "Needs Node.js and npm; `npm install` fetches ComponentizeJS.",
+        Lang::Js => {
+            "Needs only the `weir` binary: `weir build-js` bundles `plugin.js` (and any \
+             `.js`/`.mjs` files beside it) into Weir's JavaScript runtime. ComponentizeJS \
+             builds the same source too, if you prefer it (see Weir's docs/plugins.md)."
+        }
     };
     format!(
         r#"# {name}
@@ -290,43 +286,11 @@ export const handler = {
     return { tag: 'continue' };
   },
 
-  // Every call into the host costs microseconds from JavaScript: edit
-  // headers with one `setHeaders` call (a list of pairs) rather than a
-  // `setHeader` each.
+  // One `setHeaders` call (a list of pairs) edits several headers at
+  // once: each call into the host has a cost, in any language.
   onResponse(req, resp) {
     resp.setHeaders([[settings.header, settings.value]]);
     return { tag: 'continue' };
   },
 };
-"#;
-
-const JS_BUILD: &str = r#"// Builds plugin.js into a Weir plugin component with ComponentizeJS.
-import { componentize } from '@bytecodealliance/componentize-js';
-import { writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const { component } = await componentize({
-  sourcePath: join(here, 'plugin.js'),
-  witPath: join(here, 'wit'),
-  worldName: 'weir:plugin/plugin',
-  // Weir plugins get no wasi:http.
-  disableFeatures: ['http', 'fetch-event'],
-});
-await writeFile(join(here, 'OUT'), component);
-console.log('wrote OUT');
-"#;
-
-const JS_PACKAGE: &str = r#"{
-  "name": "NAME",
-  "private": true,
-  "version": "0.1.0",
-  "type": "module",
-  "scripts": { "build": "node build.mjs" },
-  "devDependencies": {
-    "@bytecodealliance/componentize-js": "0.23.0",
-    "@bytecodealliance/preview2-shim": "0.25.0"
-  }
-}
 "#;

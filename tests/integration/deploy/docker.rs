@@ -19,6 +19,9 @@ async fn dockerfile_is_multi_stage_non_root_and_its_config_passes_weir_check() {
     let runs = file.all(0, "RUN").join("\n");
     for step in [
         "rustup target add wasm32-wasip2",
+        // The JavaScript runtime's C compiler, so the image's `weir`
+        // has `weir build-js`.
+        "clang llvm wasi-libc",
         "cargo build --release --locked -p weir",
         "deploy/docker/layout.sh /",
         "weir check --config /etc/weir/weir.toml",

@@ -128,12 +128,40 @@ pub fn python_validator() -> &'static Path {
     })
 }
 
-/// `examples/js-security-headers`, built with ComponentizeJS.
+/// `examples/js-security-headers`, built by `weir build-js` (Weir's
+/// QuickJS runtime, which the binary carries).
 pub fn js_security_headers() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        componentize_js_modules();
         let out = built("js_security_headers.wasm");
+        let entry = workspace().join("examples/js-security-headers/plugin.js");
+        if let Err(e) = weir::tooling::js_build::build(&entry, &out) {
+            panic!("weir build-js {}: {e}", entry.display());
+        }
+        out
+    })
+}
+
+/// `tests/fixtures/js-api`, built by `weir build-js`.
+pub fn js_api() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = built("js_api.wasm");
+        let entry = workspace().join("tests/fixtures/js-api/plugin.js");
+        if let Err(e) = weir::tooling::js_build::build(&entry, &out) {
+            panic!("weir build-js {}: {e}", entry.display());
+        }
+        out
+    })
+}
+
+/// The same example built with ComponentizeJS (its `build.mjs`): the
+/// JavaScript API is the same, so the tests run both builds.
+pub fn js_security_headers_componentize() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        componentize_js_modules();
+        let out = built("js_security_headers_componentize.wasm");
         build_js(&workspace().join("examples/js-security-headers"), &[&out]);
         out
     })

@@ -1,5 +1,5 @@
 //! The `weir` command line: `run`, `demo`, `init`, `check`, `test-plugin`,
-//! `new`.
+//! `new`, `build-js`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -84,6 +84,17 @@ enum Command {
         #[arg(long)]
         expect: Option<PathBuf>,
     },
+    /// Build a JavaScript plugin into a component with the JavaScript
+    /// runtime this binary carries (QuickJS): no other toolchain needed.
+    /// The entry module, and the other .js/.mjs files under its directory,
+    /// are bundled in.
+    BuildJs {
+        /// The entry module: it exports `handler`.
+        entry: PathBuf,
+        /// The component to write (default: the entry with `.wasm`).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Create a new project.
     New {
         #[command(subcommand)]
@@ -158,6 +169,7 @@ pub fn main() -> ExitCode {
                 },
         } => new_plugin(&dir, &name, lang, sdk.as_deref()),
         Command::Check { config } => check(&config),
+        Command::BuildJs { entry, out } => build_js(&entry, out.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,6 +197,18 @@ fn init(dir: &Path, force: bool) -> anyhow::Result<()> {
     println!(
         "start it with: weir run --config {}",
         dir.join("weir.toml").display()
+    );
+    Ok(())
+}
+
+fn build_js(entry: &Path, out: Option<&Path>) -> anyhow::Result<()> {
+    let out = out.map_or_else(|| entry.with_extension("wasm"), Path::to_path_buf);
+    let modules = crate::tooling::js_build::build(entry, &out)?;
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({modules} module{}, {size} bytes)",
+        out.display(),
+        if modules == 1 { "" } else { "s" }
     );
     Ok(())
 }

@@ -1,0 +1,133 @@
+//! `weir:plugin/crypto` (the `VerifyingKey` class), and the table of host
+//! resources JavaScript objects hold, which `metrics` shares.
+
+use std::cell::RefCell;
+
+use rquickjs::function::This;
+use rquickjs::module::{Declarations, Exports, ModuleDef};
+use rquickjs::object::Property;
+use rquickjs::{Ctx, Function, IntoJs, Object, Result, Value};
+use weir_sdk::bindings::weir::plugin::{crypto, metrics};
+
+use crate::convert::{self, bytes_from_js, string_from_js};
+
+/// Host resources a plugin created (keys, metrics), kept for the life of the
+/// instance: plugins make them in `init`, and the host frees them with the
+/// instance.
+pub(super) struct Resources {
+    pub(super) keys: Vec<crypto::VerifyingKey>,
+    pub(super) counters: Vec<metrics::Counter>,
+    pub(super) gauges: Vec<metrics::Gauge>,
+    pub(super) histograms: Vec<metrics::Histogram>,
+}
+
+thread_local! {
+    pub(super) static RESOURCES: RefCell<Resources> = const {
+        RefCell::new(Resources {
+            keys: Vec::new(),
+            counters: Vec::new(),
+            gauges: Vec::new(),
+            histograms: Vec::new(),
+        })
+    };
+}
+
+const HANDLE_KEY: &str = "__weirHandle";
+
+/// A class whose constructor refuses `new` (objects come from a static
+/// method), with its prototype.
+pub(super) fn resource_class<'js>(
+    ctx: &Ctx<'js>,
+    name: &'static str,
+    how: &'static str,
+) -> Result<(Function<'js>, Object<'js>)> {
+    let constructor = Function::new(ctx.clone(), move |c: Ctx<'js>| -> Result<()> {
+        Err(convert::type_error(
+            &c,
+            &format!("make a {name} with {name}.{how}"),
+        ))
+    })?
+    .with_name(name)?;
+    constructor.set_constructor(true);
+    let proto = Object::new(ctx.clone())?;
+    proto.set("constructor", constructor.clone())?;
+    constructor.set("prototype", proto.clone())?;
+    Ok((constructor, proto))
+}
+
+pub(super) fn resource_object<'js>(
+    ctx: &Ctx<'js>,
+    proto: &Object<'js>,
+    index: usize,
+) -> Result<Object<'js>> {
+    let object = Object::new(ctx.clone())?;
+    object.set_prototype(Some(proto))?;
+    object.prop(HANDLE_KEY, Property::from(index as u32))?;
+    Ok(object)
+}
+
+pub(super) fn handle(ctx: &Ctx<'_>, this: &Object<'_>, what: &str) -> Result<usize> {
+    this.get::<_, u32>(HANDLE_KEY)
+        .map(|i| i as usize)
+        .map_err(|_| convert::type_error(ctx, &format!("not a {what}")))
+}
+
+/// `weir:plugin/crypto`: the `VerifyingKey` class.
+pub struct CryptoModule;
+
+impl ModuleDef for CryptoModule {
+    fn declare(decl: &Declarations<'_>) -> Result<()> {
+        decl.declare("VerifyingKey")?;
+        Ok(())
+    }
+
+    fn evaluate<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
+        let (class, proto) = resource_class(ctx, "VerifyingKey", "fromJwk(jwk)")?;
+        let made_proto = proto.clone();
+        let from_jwk = Function::new(
+            ctx.clone(),
+            move |c: Ctx<'js>, jwk: Value<'js>| -> Result<Object<'js>> {
+                let jwk = string_from_js(&c, &jwk, "fromJwk")?;
+                match crypto::VerifyingKey::from_jwk(&jwk) {
+                    Ok(key) => {
+                        let index = RESOURCES.with(|r| {
+                            let mut r = r.borrow_mut();
+                            r.keys.push(key);
+                            r.keys.len() - 1
+                        });
+                        resource_object(&c, &made_proto, index)
+                    }
+                    Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
+                }
+            },
+        )?;
+        class.set("fromJwk", from_jwk.with_name("fromJwk")?)?;
+        let accepts = Function::new(
+            ctx.clone(),
+            |c: Ctx<'js>, This(this): This<Object<'js>>, alg: Value<'js>| -> Result<bool> {
+                let i = handle(&c, &this, "VerifyingKey")?;
+                let alg = string_from_js(&c, &alg, "accepts")?;
+                Ok(RESOURCES.with(|r| r.borrow().keys[i].accepts(&alg)))
+            },
+        )?;
+        proto.set("accepts", accepts.with_name("accepts")?)?;
+        let verify = Function::new(
+            ctx.clone(),
+            |c: Ctx<'js>,
+             This(this): This<Object<'js>>,
+             alg: Value<'js>,
+             message: Value<'js>,
+             signature: Value<'js>|
+             -> Result<bool> {
+                let i = handle(&c, &this, "VerifyingKey")?;
+                let alg = string_from_js(&c, &alg, "verify")?;
+                let message = bytes_from_js(&c, &message, "verify: message")?;
+                let signature = bytes_from_js(&c, &signature, "verify: signature")?;
+                Ok(RESOURCES.with(|r| r.borrow().keys[i].verify(&alg, &message, &signature)))
+            },
+        )?;
+        proto.set("verify", verify.with_name("verify")?)?;
+        exports.export("VerifyingKey", class)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! `weir:plugin/metrics`: the `Counter`, `Gauge` and `Histogram` classes.
+
+use rquickjs::function::This;
+use rquickjs::module::{Declarations, Exports, ModuleDef};
+use rquickjs::{Ctx, Function, IntoJs, Object, Result, Value};
+use weir_sdk::bindings::weir::plugin::metrics;
+
+use super::crypto::{RESOURCES, handle, resource_class, resource_object};
+use crate::convert::{self, string_from_js, strings_from_js, u64_from_js};
+
+/// `weir:plugin/metrics`: the `Counter`, `Gauge` and `Histogram` classes.
+pub struct MetricsModule;
+
+/// `(name, help, labels)` of a `define` call.
+fn definition<'js>(
+    c: &Ctx<'js>,
+    name: &Value<'js>,
+    help: &Value<'js>,
+    labels: &Value<'js>,
+) -> Result<(String, String, Vec<String>)> {
+    Ok((
+        string_from_js(c, name, "define: name")?,
+        string_from_js(c, help, "define: help")?,
+        strings_from_js(c, labels, "define: labels")?,
+    ))
+}
+
+fn number(c: &Ctx<'_>, value: &Value<'_>, what: &str) -> Result<f64> {
+    value
+        .as_number()
+        .ok_or_else(|| convert::type_error(c, &format!("{what}: expected a number")))
+}
+
+fn define_counter<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
+    let (class, proto) = resource_class(ctx, "Counter", "define(name, help, labels)")?;
+    let made_proto = proto.clone();
+    let define = Function::new(
+        ctx.clone(),
+        move |c: Ctx<'js>,
+              name: Value<'js>,
+              help: Value<'js>,
+              labels: Value<'js>|
+              -> Result<Object<'js>> {
+            let (name, help, labels) = definition(&c, &name, &help, &labels)?;
+            match metrics::Counter::define(&name, &help, &labels) {
+                Ok(counter) => {
+                    let index = RESOURCES.with(|r| {
+                        let mut r = r.borrow_mut();
+                        r.counters.push(counter);
+                        r.counters.len() - 1
+                    });
+                    resource_object(&c, &made_proto, index)
+                }
+                Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
+            }
+        },
+    )?;
+    class.set("define", define.with_name("define")?)?;
+    let add = Function::new(
+        ctx.clone(),
+        |c: Ctx<'js>,
+         This(this): This<Object<'js>>,
+         values: Value<'js>,
+         value: Value<'js>|
+         -> Result<()> {
+            let i = handle(&c, &this, "Counter")?;
+            let values = strings_from_js(&c, &values, "add: labelValues")?;
+            let value = u64_from_js(&c, &value, "add: value")?;
+            RESOURCES.with(|r| r.borrow().counters[i].add(&values, value));
+            Ok(())
+        },
+    )?;
+    proto.set("add", add.with_name("add")?)?;
+    exports.export("Counter", class)?;
+    Ok(())
+}
+
+fn define_gauge<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
+    let (class, proto) = resource_class(ctx, "Gauge", "define(name, help, labels)")?;
+    let made_proto = proto.clone();
+    let define = Function::new(
+        ctx.clone(),
+        move |c: Ctx<'js>,
+              name: Value<'js>,
+              help: Value<'js>,
+              labels: Value<'js>|
+              -> Result<Object<'js>> {
+            let (name, help, labels) = definition(&c, &name, &help, &labels)?;
+            match metrics::Gauge::define(&name, &help, &labels) {
+                Ok(gauge) => {
+                    let index = RESOURCES.with(|r| {
+                        let mut r = r.borrow_mut();
+                        r.gauges.push(gauge);
+                        r.gauges.len() - 1
+                    });
+                    resource_object(&c, &made_proto, index)
+                }
+                Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
+            }
+        },
+    )?;
+    class.set("define", define.with_name("define")?)?;
+    let set = Function::new(
+        ctx.clone(),
+        |c: Ctx<'js>,
+         This(this): This<Object<'js>>,
+         values: Value<'js>,
+         value: Value<'js>|
+         -> Result<()> {
+            let i = handle(&c, &this, "Gauge")?;
+            let values = strings_from_js(&c, &values, "set: labelValues")?;
+            let value = number(&c, &value, "set: value")?;
+            RESOURCES.with(|r| r.borrow().gauges[i].set(&values, value));
+            Ok(())
+        },
+    )?;
+    proto.set("set", set.with_name("set")?)?;
+    let add = Function::new(
+        ctx.clone(),
+        |c: Ctx<'js>,
+         This(this): This<Object<'js>>,
+         values: Value<'js>,
+         delta: Value<'js>|
+         -> Result<()> {
+            let i = handle(&c, &this, "Gauge")?;
+            let values = strings_from_js(&c, &values, "add: labelValues")?;
+            let delta = number(&c, &delta, "add: delta")?;
+            RESOURCES.with(|r| r.borrow().gauges[i].add(&values, delta));
+            Ok(())
+        },
+    )?;
+    proto.set("add", add.with_name("add")?)?;
+    exports.export("Gauge", class)?;
+    Ok(())
+}
+
+fn define_histogram<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
+    let (class, proto) = resource_class(ctx, "Histogram", "define(name, help, labels, buckets)")?;
+    let made_proto = proto.clone();
+    let define = Function::new(
+        ctx.clone(),
+        move |c: Ctx<'js>,
+              name: Value<'js>,
+              help: Value<'js>,
+              labels: Value<'js>,
+              buckets: Value<'js>|
+              -> Result<Object<'js>> {
+            let (name, help, labels) = definition(&c, &name, &help, &labels)?;
+            let Some(list) = buckets.as_array() else {
+                return Err(convert::type_error(
+                    &c,
+                    "define: buckets: expected an array of numbers",
+                ));
+            };
+            let buckets = list
+                .iter::<Value<'js>>()
+                .map(|b| number(&c, &b?, "define: buckets"))
+                .collect::<Result<Vec<f64>>>()?;
+            match metrics::Histogram::define(&name, &help, &labels, &buckets) {
+                Ok(histogram) => {
+                    let index = RESOURCES.with(|r| {
+                        let mut r = r.borrow_mut();
+                        r.histograms.push(histogram);
+                        r.histograms.len() - 1
+                    });
+                    resource_object(&c, &made_proto, index)
+                }
+                Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
+            }
+        },
+    )?;
+    class.set("define", define.with_name("define")?)?;
+    let observe = Function::new(
+        ctx.clone(),
+        |c: Ctx<'js>,
+         This(this): This<Object<'js>>,
+         values: Value<'js>,
+         value: Value<'js>|
+         -> Result<()> {
+            let i = handle(&c, &this, "Histogram")?;
+            let values = strings_from_js(&c, &values, "observe: labelValues")?;
+            let value = number(&c, &value, "observe: value")?;
+            RESOURCES.with(|r| r.borrow().histograms[i].observe(&values, value));
+            Ok(())
+        },
+    )?;
+    proto.set("observe", observe.with_name("observe")?)?;
+    exports.export("Histogram", class)?;
+    Ok(())
+}
+
+impl ModuleDef for MetricsModule {
+    fn declare(decl: &Declarations<'_>) -> Result<()> {
+        decl.declare("Counter")?
+            .declare("Gauge")?
+            .declare("Histogram")?;
+        Ok(())
+    }
+
+    fn evaluate<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
+        define_counter(ctx, exports)?;
+        define_gauge(ctx, exports)?;
+        define_histogram(ctx, exports)
+    }
+}

@@ -1,0 +1,212 @@
+//! Values between JavaScript and the contract, as ComponentizeJS maps them,
+//! so a plugin written for it runs here unchanged: kebab-case names become
+//! camelCase, an `enum` case is its name as a string, a `variant` is
+//! `{tag, val}`, an `option` is the value or `undefined`, `list<u8>` is a
+//! `Uint8Array`, `u64` a `BigInt`, a `result` error is thrown as a
+//! `ComponentError` whose `payload` is the error value.
+
+use std::cell::RefCell;
+
+use rquickjs::function::Constructor;
+use rquickjs::{
+    Array, BigInt, Ctx, Exception, IntoJs, Object, Persistent, Result, TypedArray, Value,
+};
+
+thread_local! {
+    static COMPONENT_ERROR: RefCell<Option<Persistent<Constructor<'static>>>> =
+        const { RefCell::new(None) };
+}
+
+/// jco's `ComponentError`, which ComponentizeJS throws for a `result`'s error.
+const COMPONENT_ERROR_SOURCE: &str = "(class ComponentError extends Error {
+  constructor(value) {
+    const enumerable = typeof value !== 'string';
+    super(enumerable ? `${String(value)} (see error.payload)` : value);
+    Object.defineProperty(this, 'payload', { value, enumerable });
+  }
+})";
+
+/// Define `ComponentError` in this context (once, at start).
+pub fn install(ctx: &Ctx<'_>) -> Result<()> {
+    let class: Constructor<'_> = ctx.eval(COMPONENT_ERROR_SOURCE)?;
+    let saved = Persistent::save(ctx, class);
+    COMPONENT_ERROR.with(|cell| *cell.borrow_mut() = Some(saved));
+    Ok(())
+}
+
+/// Throw a `ComponentError` carrying `payload`.
+pub fn throw_error<'js>(ctx: &Ctx<'js>, payload: Value<'js>) -> rquickjs::Error {
+    let class = COMPONENT_ERROR.with(|cell| cell.borrow().clone());
+    let Some(class) = class else {
+        return Exception::throw_internal(ctx, "ComponentError is not installed");
+    };
+    let made = class
+        .restore(ctx)
+        .and_then(|class| class.construct::<_, Value<'js>>((payload,)));
+    match made {
+        Ok(error) => ctx.throw(error),
+        Err(e) => e,
+    }
+}
+
+/// A `TypeError` for a value of the wrong shape.
+pub fn type_error(ctx: &Ctx<'_>, message: &str) -> rquickjs::Error {
+    Exception::throw_type(ctx, message)
+}
+
+/// `{tag}` or `{tag, val}`.
+pub fn variant<'js>(ctx: &Ctx<'js>, tag: &str, val: Option<Value<'js>>) -> Result<Value<'js>> {
+    let object = Object::new(ctx.clone())?;
+    object.set("tag", tag)?;
+    if let Some(val) = val {
+        object.set("val", val)?;
+    }
+    Ok(object.into_value())
+}
+
+/// A `list<u8>` for JavaScript.
+pub fn bytes_to_js<'js>(ctx: &Ctx<'js>, bytes: Vec<u8>) -> Result<Value<'js>> {
+    Ok(TypedArray::<u8>::new(ctx.clone(), bytes)?.into_value())
+}
+
+/// A `list<u8>` from a `Uint8Array` (any typed array's bytes), an
+/// `ArrayBuffer`, or an array of byte values.
+pub fn bytes_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<Vec<u8>> {
+    if let Some(object) = value.as_object() {
+        if let Some(typed) = object.as_typed_array::<u8>() {
+            return Ok(typed.as_bytes().unwrap_or_default().to_vec());
+        }
+        if let Some(buffer) = object.as_array_buffer() {
+            return Ok(buffer.as_bytes().unwrap_or_default().to_vec());
+        }
+        if let Some(array) = object.as_array() {
+            let mut out = Vec::with_capacity(array.len());
+            for item in array.iter::<Value<'js>>() {
+                let byte = item?
+                    .as_number()
+                    .filter(|n| n.fract() == 0.0 && (0.0..=255.0).contains(n));
+                match byte {
+                    Some(byte) => out.push(byte as u8),
+                    None => return Err(type_error(ctx, &format!("{what}: not a byte value"))),
+                }
+            }
+            return Ok(out);
+        }
+    }
+    Err(type_error(ctx, &format!("{what}: expected a Uint8Array")))
+}
+
+/// A `u64` for JavaScript: a `BigInt`.
+pub fn u64_to_js<'js>(ctx: &Ctx<'js>, value: u64) -> Result<Value<'js>> {
+    Ok(BigInt::from_u64(ctx.clone(), value)?.into_value())
+}
+
+/// A `u64` from a `BigInt` or a non-negative integer number.
+pub fn u64_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<u64> {
+    if let Some(big) = value.as_big_int() {
+        return u64::try_from(big.clone().to_i64()?)
+            .map_err(|_| type_error(ctx, &format!("{what}: must not be negative")));
+    }
+    match value.as_number() {
+        Some(n) if n.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&n) => Ok(n as u64),
+        _ => Err(type_error(
+            ctx,
+            &format!("{what}: expected a BigInt (or a non-negative integer)"),
+        )),
+    }
+}
+
+/// An optional `u64`: `undefined` and `null` are `None`.
+pub fn opt_u64_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<Option<u64>> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    u64_from_js(ctx, value, what).map(Some)
+}
+
+/// A whole number in `0..=max` (`u16`, `u32`).
+pub fn uint_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, max: u32, what: &str) -> Result<u32> {
+    match value.as_number() {
+        Some(n) if n.fract() == 0.0 && (0.0..=f64::from(max)).contains(&n) => Ok(n as u32),
+        _ => Err(type_error(
+            ctx,
+            &format!("{what}: expected an integer from 0 to {max}"),
+        )),
+    }
+}
+
+/// A string, refusing anything else (as ComponentizeJS does).
+pub fn string_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<String> {
+    match value.as_string() {
+        Some(s) => s.to_string(),
+        None => Err(type_error(ctx, &format!("{what}: expected a string"))),
+    }
+}
+
+/// `list<string>` from an array of strings.
+pub fn strings_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<Vec<String>> {
+    let Some(array) = value.as_array() else {
+        return Err(type_error(
+            ctx,
+            &format!("{what}: expected an array of strings"),
+        ));
+    };
+    array
+        .iter::<Value<'js>>()
+        .map(|item| string_from_js(ctx, &item?, what))
+        .collect()
+}
+
+/// `list<tuple<string, string>>` for JavaScript: `[[name, value], ...]`.
+pub fn pairs_to_js<'js>(ctx: &Ctx<'js>, pairs: Vec<(String, String)>) -> Result<Value<'js>> {
+    let array = Array::new(ctx.clone())?;
+    for (i, (name, value)) in pairs.into_iter().enumerate() {
+        let pair = Array::new(ctx.clone())?;
+        pair.set(0, name)?;
+        pair.set(1, value)?;
+        array.set(i, pair)?;
+    }
+    Ok(array.into_value())
+}
+
+/// `list<tuple<string, string>>` from `[[name, value], ...]`.
+pub fn pairs_from_js<'js>(
+    ctx: &Ctx<'js>,
+    value: &Value<'js>,
+    what: &str,
+) -> Result<Vec<(String, String)>> {
+    let shape = || {
+        type_error(
+            ctx,
+            &format!("{what}: expected a list of [name, value] pairs"),
+        )
+    };
+    let array = value.as_array().ok_or_else(shape)?;
+    let mut out = Vec::with_capacity(array.len());
+    for item in array.iter::<Value<'js>>() {
+        let item = item?;
+        let pair = item.as_array().filter(|p| p.len() == 2).ok_or_else(shape)?;
+        let name = string_from_js(ctx, &pair.get(0)?, what)?;
+        let value = string_from_js(ctx, &pair.get(1)?, what)?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// `list<string>` for JavaScript.
+pub fn strings_to_js<'js>(ctx: &Ctx<'js>, items: Vec<String>) -> Result<Value<'js>> {
+    items.into_js(ctx)
+}
+
+/// A field of a record, `undefined` when absent.
+pub fn field<'js>(object: &Object<'js>, name: &str) -> Result<Value<'js>> {
+    object.get(name)
+}
+
+/// A record argument.
+pub fn record<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<Object<'js>> {
+    value
+        .as_object()
+        .cloned()
+        .ok_or_else(|| type_error(ctx, &format!("{what}: expected an object")))
+}
