@@ -98,8 +98,10 @@ async fn build_js_writes_a_plugin_and_refuses_what_is_not_a_module() {
     let entry = dir.path().join("plugin.js");
     std::fs::write(
         &entry,
+        // An `async` hook whose promise settles without I/O, and no
+        // `onResponse`, since `init` declares none.
         "export const handler = { init() { return { onRequest: true }; }, \
-         onRequest() { return { tag: 'respond', val: { status: 418 } }; } };",
+         async onRequest() { await null; return { tag: 'respond', val: { status: 418 } }; } };",
     )
     .unwrap();
     let out = dir.path().join("teapot.wasm");

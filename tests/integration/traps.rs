@@ -104,6 +104,11 @@ async fn a_js_exception_reaches_the_log_with_its_stack_tagged_with_the_plugin() 
         text.contains("at explode (plugin.js:"),
         "the throwing frame:\n{log}"
     );
+    // `console` (defined on first use) writes into the same log.
+    assert!(
+        text.contains(r#"about to explode on /raise {"code":7}"#),
+        "{log}"
+    );
 }
 
 #[tokio::test]

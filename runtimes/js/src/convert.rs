@@ -26,23 +26,21 @@ const COMPONENT_ERROR_SOURCE: &str = "(class ComponentError extends Error {
   }
 })";
 
-/// Define `ComponentError` in this context (once, at start).
-pub fn install(ctx: &Ctx<'_>) -> Result<()> {
-    let class: Constructor<'_> = ctx.eval(COMPONENT_ERROR_SOURCE)?;
-    let saved = Persistent::save(ctx, class);
+/// `ComponentError`, defined the first time one is thrown (parsing it at
+/// start would cost every fresh instance).
+fn component_error<'js>(ctx: &Ctx<'js>) -> Result<Constructor<'js>> {
+    if let Some(saved) = COMPONENT_ERROR.with(|cell| cell.borrow().clone()) {
+        return saved.restore(ctx);
+    }
+    let class: Constructor<'js> = ctx.eval(COMPONENT_ERROR_SOURCE)?;
+    let saved = Persistent::save(ctx, class.clone());
     COMPONENT_ERROR.with(|cell| *cell.borrow_mut() = Some(saved));
-    Ok(())
+    Ok(class)
 }
 
 /// Throw a `ComponentError` carrying `payload`.
 pub fn throw_error<'js>(ctx: &Ctx<'js>, payload: Value<'js>) -> rquickjs::Error {
-    let class = COMPONENT_ERROR.with(|cell| cell.borrow().clone());
-    let Some(class) = class else {
-        return Exception::throw_internal(ctx, "ComponentError is not installed");
-    };
-    let made = class
-        .restore(ctx)
-        .and_then(|class| class.construct::<_, Value<'js>>((payload,)));
+    let made = component_error(ctx).and_then(|class| class.construct::<_, Value<'js>>((payload,)));
     match made {
         Ok(error) => ctx.throw(error),
         Err(e) => e,

@@ -1,7 +1,13 @@
 //! The few web globals plugins reach for, which QuickJS lacks:
 //! `console`, `TextEncoder`/`TextDecoder` (UTF-8, for bodies) and
 //! `atob`/`btoa` (Basic credentials, JWT segments).
+//!
+//! The first three are written in JavaScript, and parsing is most of what
+//! a fresh instance costs, so they are defined on first use: each starts
+//! as a getter that runs the prelude, which replaces all three with plain
+//! values. A plugin that never touches them never parses it.
 
+use rquickjs::object::Accessor;
 use rquickjs::{Ctx, Function, Object, Result, String as JsString, Value};
 
 use crate::convert::{self, bytes_from_js, bytes_to_js};
@@ -37,12 +43,30 @@ const PRELUDE: &str = r#"
     log: line(false), info: line(false), debug: line(false), trace: line(false),
     warn: line(true), error: line(true),
   };
-  Object.assign(globalThis, { TextEncoder, TextDecoder, console });
+  for (const [name, value] of Object.entries({ TextEncoder, TextDecoder, console })) {
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
+  }
 })
 "#;
 
+/// The globals the prelude defines.
+const LAZY: [&str; 3] = ["TextEncoder", "TextDecoder", "console"];
+
 /// Define the globals in this context.
 pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
+    let globals: Object<'js> = ctx.globals();
+    for name in LAZY {
+        let getter = move |c: Ctx<'js>| -> Result<Value<'js>> {
+            run_prelude(&c)?;
+            c.globals().get(name)
+        };
+        globals.prop(name, Accessor::new_get(getter).configurable())?;
+    }
+    install_base64(ctx, &globals)
+}
+
+/// Replace the lazy globals with the prelude's.
+fn run_prelude<'js>(ctx: &Ctx<'js>) -> Result<()> {
     let setup: Function<'js> = ctx.eval(PRELUDE)?;
     let encode = Function::new(ctx.clone(), |c: Ctx<'js>, s: JsString<'js>| {
         bytes_to_js(&c, s.to_string()?.into_bytes())
@@ -72,8 +96,11 @@ pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
             println!("{line}");
         }
     })?;
-    let () = setup.call((encode, decode, print))?;
-    let globals: Object<'js> = ctx.globals();
+    setup.call((encode, decode, print))
+}
+
+/// `btoa` and `atob`, native.
+fn install_base64<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> Result<()> {
     globals.set(
         "btoa",
         Function::new(ctx.clone(), |c: Ctx<'js>, s: String| -> Result<String> {

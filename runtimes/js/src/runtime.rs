@@ -53,7 +53,6 @@ pub fn load(modules: Vec<bundle::Module>, config: String) -> Result<Hooks, Strin
     runtime.set_loader(resolver, bundle);
     let loaded = context.with(|ctx| -> Result<Plugin, String> {
         let fail = |e: CaughtError<'_>| describe(&e);
-        convert::install(&ctx).catch(&ctx).map_err(fail)?;
         globals::install(&ctx).catch(&ctx).map_err(fail)?;
         api::install(&ctx).catch(&ctx).map_err(fail)?;
         let handler = evaluate_entry(&ctx, &entry)?;
