@@ -227,13 +227,11 @@ fn build_js_runtime(workspace: &Path, wasm_target_dir: &Path) -> Option<PathBuf>
         workspace.join("runtimes/js").display()
     );
     let Some(sdk) = wasi_sdk(wasm_target_dir) else {
-        // Build again once wasi-libc is installed (a path that does not
-        // exist makes cargo rerun this script).
-        println!("cargo:rerun-if-changed=/usr/lib/wasm32-wasi/libc.a");
         println!(
             "cargo:warning=the JavaScript plugin runtime is not built: it needs clang, llvm-ar \
-             and wasi-libc (Debian: apt install clang llvm wasi-libc), or $WASI_SDK. \
-             `weir build-js` will say so; everything else works."
+             and wasi-libc (Debian: apt install clang llvm wasi-libc), or $WASI_SDK \
+             (then `touch runtimes/js/Cargo.toml` and build again). `weir build-js` will \
+             say so; everything else works."
         );
         return None;
     };

@@ -33,7 +33,7 @@ pub enum BuildError {
     #[error(
         "this weir binary was built without the JavaScript runtime: rebuild it with clang, \
          llvm-ar and wasi-libc installed (Debian: apt install clang llvm wasi-libc), or with \
-         $WASI_SDK set"
+         $WASI_SDK set (in a checkout: `touch runtimes/js/Cargo.toml`, then build)"
     )]
     NoRuntime,
     #[error("{}: {source}", path.display())]

@@ -66,11 +66,6 @@ impl Bundle {
             modules: modules.into_iter().collect(),
         }
     }
-
-    /// `(path, source)` of every module.
-    pub fn modules(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.modules.iter()
-    }
 }
 
 impl Resolver for Bundle {

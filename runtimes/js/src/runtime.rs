@@ -44,62 +44,19 @@ pub fn init(config: String) -> Result<Hooks, String> {
 
 /// Load `modules` (the entry first) and run `init(config)`.
 pub fn load(modules: Vec<bundle::Module>, config: String) -> Result<Hooks, String> {
+    let Some(entry) = modules.first().cloned() else {
+        return Err("the bundle has no modules".into());
+    };
     let runtime = Runtime::new().map_err(|e| format!("starting QuickJS: {e}"))?;
     let context = Context::full(&runtime).map_err(|e| format!("starting QuickJS: {e}"))?;
-    let entry = modules[0].clone();
-    let sources = modules.into_iter().map(|m| (m.name, m.source));
-    let bundle = Bundle::new(sources);
-    let resolver = Bundle::new(bundle.modules().map(|(n, s)| (n.clone(), s.clone())));
-    runtime.set_loader(resolver, bundle);
+    let sources: Vec<(String, String)> = modules.into_iter().map(|m| (m.name, m.source)).collect();
+    runtime.set_loader(Bundle::new(sources.clone()), Bundle::new(sources));
     let loaded = context.with(|ctx| -> Result<Plugin, String> {
-        let fail = |e: CaughtError<'_>| describe(&e);
-        globals::install(&ctx).catch(&ctx).map_err(fail)?;
-        api::install(&ctx).catch(&ctx).map_err(fail)?;
-        let handler = evaluate_entry(&ctx, &entry)?;
-        let init: Function<'_> = handler
-            .get::<_, Value<'_>>("init")
-            .ok()
-            .and_then(|v| v.into_function())
-            .ok_or_else(|| format!("{}: `handler.init` is not a function", entry.name))?;
-        let returned: MaybePromise<'_> = init
-            .call((This(handler.clone()), config))
-            .catch(&ctx)
-            .map_err(|e| thrown(&e))?;
-        let hooks: Value<'_> = returned.finish().catch(&ctx).map_err(|e| thrown(&e))?;
-        let hooks = hooks_from_js(&hooks).ok_or_else(|| {
-            format!(
-                "{}: `handler.init` must return the hooks it uses, e.g. \
-                 {{onRequest: true, onResponse: false}}",
-                entry.name
-            )
-        })?;
-        let hook = |name: &str| -> Result<Option<Persistent<Function<'static>>>, String> {
-            let f = handler
-                .get::<_, Value<'_>>(name)
-                .ok()
-                .and_then(|v| v.into_function());
-            match f {
-                Some(f) => Ok(Some(Persistent::save(&ctx, f))),
-                None => Err(format!(
-                    "{}: `handler.init` declared `{name}` but `handler.{name}` is not a function",
-                    entry.name
-                )),
-            }
-        };
-        let on_request = if hooks.contains(Hooks::ON_REQUEST) {
-            hook("onRequest")?
-        } else {
-            None
-        };
-        let on_response = if hooks.contains(Hooks::ON_RESPONSE) {
-            hook("onResponse")?
-        } else {
-            None
-        };
+        let started = start(&ctx, &entry, config)?;
         Ok(Plugin {
-            handler: Persistent::save(&ctx, handler),
-            on_request,
-            on_response,
+            handler: started.handler,
+            on_request: started.on_request,
+            on_response: started.on_response,
             context: context.clone(),
             _runtime: runtime.clone(),
         })
@@ -119,6 +76,64 @@ pub fn load(modules: Vec<bundle::Module>, config: String) -> Result<Hooks, Strin
     let hooks = hooks_of(&plugin);
     PLUGIN.with(|cell| *cell.borrow_mut() = Some(plugin));
     Ok(hooks)
+}
+
+type SavedFunction = Persistent<Function<'static>>;
+
+/// What `start` returns: the handler and the hooks `init` declared.
+struct Started {
+    handler: Persistent<Object<'static>>,
+    on_request: Option<SavedFunction>,
+    on_response: Option<SavedFunction>,
+}
+
+/// In a fresh context: the globals and classes, the entry module, then
+/// `handler.init(config)`; returns the handler and its declared hooks.
+fn start(ctx: &Ctx<'_>, entry: &bundle::Module, config: String) -> Result<Started, String> {
+    globals::install(ctx).catch(ctx).map_err(|e| describe(&e))?;
+    api::install(ctx).catch(ctx).map_err(|e| describe(&e))?;
+    let handler = evaluate_entry(ctx, entry)?;
+    let init: Function<'_> = handler
+        .get::<_, Value<'_>>("init")
+        .ok()
+        .and_then(|v| v.into_function())
+        .ok_or_else(|| format!("{}: `handler.init` is not a function", entry.name))?;
+    let returned: MaybePromise<'_> = init
+        .call((This(handler.clone()), config))
+        .catch(ctx)
+        .map_err(|e| thrown(&e))?;
+    let hooks: Value<'_> = returned.finish().catch(ctx).map_err(|e| thrown(&e))?;
+    let hooks = hooks_from_js(&hooks).ok_or_else(|| {
+        format!(
+            "{}: `handler.init` must return the hooks it uses, e.g. \
+             {{onRequest: true, onResponse: false}}",
+            entry.name
+        )
+    })?;
+    // Only the declared hooks must exist.
+    let hook = |flag: Hooks, name: &str| -> Result<Option<SavedFunction>, String> {
+        if !hooks.contains(flag) {
+            return Ok(None);
+        }
+        let f = handler
+            .get::<_, Value<'_>>(name)
+            .ok()
+            .and_then(|v| v.into_function());
+        match f {
+            Some(f) => Ok(Some(Persistent::save(ctx, f))),
+            None => Err(format!(
+                "{}: `handler.init` declared `{name}` but `handler.{name}` is not a function",
+                entry.name
+            )),
+        }
+    };
+    let on_request = hook(Hooks::ON_REQUEST, "onRequest")?;
+    let on_response = hook(Hooks::ON_RESPONSE, "onResponse")?;
+    Ok(Started {
+        handler: Persistent::save(ctx, handler),
+        on_request,
+        on_response,
+    })
 }
 
 fn hooks_of(plugin: &Plugin) -> Hooks {
