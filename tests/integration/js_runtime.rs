@@ -44,6 +44,13 @@ async fn the_js_runtime_serves_the_componentize_js_api() {
     assert_eq!(body["headerCount"], 1);
     // kv round trip (Uint8Array in and out), an absent key is `undefined`.
     assert_eq!(body["stored"], "ada");
+    assert_eq!(body["view"], "view");
+    // A method called on an object its class did not make throws; a
+    // forged handle finds nothing.
+    assert_eq!(
+        body["misuse"],
+        json!({"name": "TypeError", "message": "not a Counter", "payload": null})
+    );
     assert_eq!(body["missing"], true);
     assert_eq!(body["context"], "ada");
     // rate: a decision record, u64 fields as BigInt.
@@ -135,6 +142,71 @@ async fn build_js_writes_a_plugin_and_refuses_what_is_not_a_module() {
         stderr.contains("notes.txt: not a JavaScript module"),
         "{stderr}"
     );
+}
+
+/// What `init` returns or throws is read as ComponentizeJS reads it: an
+/// `{tag: 'ok' | 'err', val}` result, hook flags by truth, a thrown
+/// object's `payload`.
+#[tokio::test]
+async fn init_results_are_read_as_componentize_js_reads_them() {
+    let respond = "onRequest() { return { tag: 'respond', val: { status: 418 } }; }";
+    let cases = [
+        (
+            format!(
+                "export const handler = {{ init() {{ return {{ tag: 'ok', val: {{ onRequest: 1 }} }}; }}, {respond} }};"
+            ),
+            Ok(418),
+        ),
+        (
+            format!(
+                "export const handler = {{ init() {{ return {{ tag: 'err', val: 'refused by result' }}; }}, {respond} }};"
+            ),
+            Err("refused by result"),
+        ),
+        (
+            format!(
+                "export const handler = {{ init() {{ throw {{ payload: 'refused by payload' }}; }}, {respond} }};"
+            ),
+            Err("refused by payload"),
+        ),
+        (
+            // No hooks at all: the plugin loads and is never called.
+            format!("export const handler = {{ init() {{}}, {respond} }};"),
+            Ok(0),
+        ),
+    ];
+    for (source, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("plugin.js");
+        std::fs::write(&entry, &source).unwrap();
+        let out = dir.path().join("p.wasm");
+        weir::tooling::js_build::build(&entry, &out).unwrap();
+        let request = dir.path().join("request.json");
+        std::fs::write(&request, r#"{"method": "GET", "path": "/"}"#).unwrap();
+        let (ok, stdout, stderr) = run_to_end(&[
+            "test-plugin",
+            out.to_str().unwrap(),
+            "--request",
+            request.to_str().unwrap(),
+        ])
+        .await;
+        match expected {
+            Ok(0) => {
+                assert!(ok, "{source}: {stderr}");
+                let output: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+                assert_eq!(output["on_request"]["action"], "continue", "{source}");
+            }
+            Ok(status) => {
+                assert!(ok, "{source}: {stderr}");
+                let output: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+                assert_eq!(output["on_request"]["reply"]["status"], status, "{source}");
+            }
+            Err(why) => {
+                assert!(!ok, "{source}: {stdout}");
+                assert!(stderr.contains(why), "{source}: {stderr}");
+            }
+        }
+    }
 }
 
 /// A syntax error, a missing import and a missing `handler` are load

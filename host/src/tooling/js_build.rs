@@ -163,6 +163,12 @@ pub fn patch(runtime: &[u8], bundle: &[u8]) -> Result<Vec<u8>, BuildError> {
     let slot = out
         .get_mut(at..at + SLOT_CAPACITY)
         .ok_or(BuildError::NoSlot { found: 0 })?;
+    // The marker, then zeros to the slot's end: anything else means the
+    // slot is not what this binary expects (a shorter slot, or an optimiser
+    // that trimmed it), and writing would overwrite other bytes.
+    if slot.iter().skip(EMPTY_MARKER.len()).any(|b| *b != 0) {
+        return Err(BuildError::NoSlot { found: 0 });
+    }
     let (head, rest) = slot.split_at_mut(bundle.len());
     head.copy_from_slice(bundle);
     // Clear what is left of the marker after a bundle shorter than it.
@@ -221,6 +227,14 @@ mod tests {
         ));
         assert!(matches!(
             patch(b"\0asm other component", b"WEIRJS01"),
+            Err(BuildError::NoSlot { found: 0 })
+        ));
+        let mut short = runtime_like();
+        if let Some(b) = short.get_mut(8 + SLOT_CAPACITY - 1) {
+            *b = 1;
+        }
+        assert!(matches!(
+            patch(&short, b"WEIRJS01"),
             Err(BuildError::NoSlot { found: 0 })
         ));
         let mut twice = runtime_like();

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 
+use rquickjs::convert::Coerced;
 use rquickjs::function::Constructor;
 use rquickjs::{
     Array, BigInt, Ctx, Exception, IntoJs, Object, Persistent, Result, TypedArray, Value,
@@ -67,28 +68,42 @@ pub fn bytes_to_js<'js>(ctx: &Ctx<'js>, bytes: Vec<u8>) -> Result<Value<'js>> {
     Ok(TypedArray::<u8>::new(ctx.clone(), bytes)?.into_value())
 }
 
-/// A `list<u8>` from a `Uint8Array` (any typed array's bytes), an
-/// `ArrayBuffer`, or an array of byte values.
+/// A `list<u8>` from a `Uint8Array`, any other typed array or `DataView`
+/// (its bytes), an `ArrayBuffer`, or an array of byte values.
 pub fn bytes_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<Vec<u8>> {
-    if let Some(object) = value.as_object() {
-        if let Some(typed) = object.as_typed_array::<u8>() {
-            return Ok(typed.as_bytes().unwrap_or_default().to_vec());
-        }
-        if let Some(buffer) = object.as_array_buffer() {
-            return Ok(buffer.as_bytes().unwrap_or_default().to_vec());
-        }
-        if let Some(array) = object.as_array() {
-            let mut out = Vec::with_capacity(array.len());
-            for item in array.iter::<Value<'js>>() {
-                let byte = item?
-                    .as_number()
-                    .filter(|n| n.fract() == 0.0 && (0.0..=255.0).contains(n));
-                match byte {
-                    Some(byte) => out.push(byte as u8),
-                    None => return Err(type_error(ctx, &format!("{what}: not a byte value"))),
-                }
+    let Some(object) = value.as_object() else {
+        return Err(type_error(ctx, &format!("{what}: expected a Uint8Array")));
+    };
+    if let Some(typed) = object.as_typed_array::<u8>() {
+        return Ok(typed.as_bytes().unwrap_or_default().to_vec());
+    }
+    if let Some(buffer) = object.as_array_buffer() {
+        return Ok(buffer.as_bytes().unwrap_or_default().to_vec());
+    }
+    if let Some(array) = object.as_array() {
+        let mut out = Vec::with_capacity(array.len());
+        for item in array.iter::<Value<'js>>() {
+            let byte = item?
+                .as_number()
+                .filter(|n| n.fract() == 0.0 && (0.0..=255.0).contains(n));
+            match byte {
+                Some(byte) => out.push(byte as u8),
+                None => return Err(type_error(ctx, &format!("{what}: not a byte value"))),
             }
-            return Ok(out);
+        }
+        return Ok(out);
+    }
+    // Any other view: its window on its buffer.
+    let buffer: Value<'js> = object.get("buffer")?;
+    if let Some(buffer) = buffer.as_object().and_then(|b| b.as_array_buffer()) {
+        let offset: f64 = object.get("byteOffset")?;
+        let length: f64 = object.get("byteLength")?;
+        let (offset, length) = (offset as usize, length as usize);
+        let window = offset
+            .checked_add(length)
+            .and_then(|end| buffer.as_bytes().unwrap_or_default().get(offset..end));
+        if let Some(window) = window {
+            return Ok(window.to_vec());
         }
     }
     Err(type_error(ctx, &format!("{what}: expected a Uint8Array")))
@@ -99,17 +114,21 @@ pub fn u64_to_js<'js>(ctx: &Ctx<'js>, value: u64) -> Result<Value<'js>> {
     Ok(BigInt::from_u64(ctx.clone(), value)?.into_value())
 }
 
-/// A `u64` from a `BigInt` or a non-negative integer number.
+/// A `u64` as ComponentizeJS makes one: `BigInt.asUintN(64, BigInt(v))`,
+/// so a `BigInt` wraps modulo 2^64 and a whole `Number` is accepted.
 pub fn u64_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<u64> {
     if let Some(big) = value.as_big_int() {
-        return u64::try_from(big.clone().to_i64()?)
-            .map_err(|_| type_error(ctx, &format!("{what}: must not be negative")));
+        // QuickJS's ToBigInt64 is the value modulo 2^64, as a signed
+        // number: the same bits as `asUintN(64, ...)`.
+        return Ok(big.clone().to_i64()? as u64);
     }
     match value.as_number() {
-        Some(n) if n.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&n) => Ok(n as u64),
+        Some(n) if n.is_finite() && n.fract() == 0.0 => {
+            Ok(if n < 0.0 { (n as i64) as u64 } else { n as u64 })
+        }
         _ => Err(type_error(
             ctx,
-            &format!("{what}: expected a BigInt (or a non-negative integer)"),
+            &format!("{what}: expected a BigInt (or a whole number)"),
         )),
     }
 }
@@ -122,15 +141,48 @@ pub fn opt_u64_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> R
     u64_from_js(ctx, value, what).map(Some)
 }
 
-/// A whole number in `0..=max` (`u16`, `u32`).
-pub fn uint_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, max: u32, what: &str) -> Result<u32> {
-    match value.as_number() {
-        Some(n) if n.fract() == 0.0 && (0.0..=f64::from(max)).contains(&n) => Ok(n as u32),
-        _ => Err(type_error(
+/// A `u32` (`max` = `u32::MAX`) or `u16` (`max` = `u16::MAX`) as
+/// ComponentizeJS makes one: JavaScript's ToUint32 (`v >>> 0`: `undefined`
+/// and `NaN` are 0, fractions truncate, values wrap), then modulo 2^16 for
+/// a `u16`.
+pub fn uint_from_js<'js>(
+    _ctx: &Ctx<'js>,
+    value: &Value<'js>,
+    max: u32,
+    _what: &str,
+) -> Result<u32> {
+    let n = value.get::<Coerced<f64>>()?.0;
+    let wrapped = if n.is_finite() {
+        n.trunc().rem_euclid(4_294_967_296.0) as u32
+    } else {
+        0
+    };
+    Ok(if max == u32::MAX {
+        wrapped
+    } else {
+        wrapped % (max + 1)
+    })
+}
+
+/// An `f64` as ComponentizeJS makes one: `+v`.
+pub fn f64_from_js(value: &Value<'_>) -> Result<f64> {
+    Ok(value.get::<Coerced<f64>>()?.0)
+}
+
+/// `list<f64>` from an array or typed array, each value as `+v`.
+pub fn numbers_from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>, what: &str) -> Result<Vec<f64>> {
+    let Some(object) = value.as_object() else {
+        return Err(type_error(
             ctx,
-            &format!("{what}: expected an integer from 0 to {max}"),
-        )),
-    }
+            &format!("{what}: expected an array of numbers"),
+        ));
+    };
+    let length: f64 = object
+        .get::<_, Option<f64>>("length")?
+        .ok_or_else(|| type_error(ctx, &format!("{what}: expected an array of numbers")))?;
+    (0..length as usize)
+        .map(|i| f64_from_js(&object.get::<_, Value<'js>>(i as u32)?))
+        .collect()
 }
 
 /// A string, refusing anything else (as ComponentizeJS does).

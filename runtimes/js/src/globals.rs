@@ -7,6 +7,7 @@
 //! as a getter that runs the prelude, which replaces all three with plain
 //! values. A plugin that never touches them never parses it.
 
+use rquickjs::convert::Coerced;
 use rquickjs::object::Accessor;
 use rquickjs::{Ctx, Function, Object, Result, String as JsString, Value};
 
@@ -14,14 +15,18 @@ use crate::convert::{self, bytes_from_js, bytes_to_js};
 
 const PRELUDE: &str = r#"
 (function (encode, decode, print) {
+  // Lone surrogates become U+FFFD (as the Encoding standard's encoder
+  // does) before a string crosses into Rust, which needs UTF-8.
+  const wellFormed = (s) => (typeof s.toWellFormed === 'function' ? s.toWellFormed() : s);
   class TextEncoder {
     get encoding() { return 'utf-8'; }
-    encode(input = '') { return encode(String(input)); }
+    encode(input = '') { return encode(wellFormed(String(input))); }
   }
   class TextDecoder {
     constructor(label = 'utf-8', options = {}) {
-      const name = String(label).trim().toLowerCase();
-      if (name !== 'utf-8' && name !== 'utf8' && name !== 'unicode-1-1-utf-8') {
+      const name = String(label).replace(/^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, '').toLowerCase();
+      const utf8 = ['utf-8', 'utf8', 'unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'x-unicode20utf8'];
+      if (!utf8.includes(name)) {
         throw new RangeError(`TextDecoder: only utf-8 is supported, not ${label}`);
       }
       this.fatal = Boolean(options && options.fatal);
@@ -31,12 +36,12 @@ const PRELUDE: &str = r#"
     decode(input = new Uint8Array(0)) { return decode(input, this.fatal, this.ignoreBOM); }
   }
   const show = (v) => {
-    if (typeof v === 'string') return v;
-    if (v instanceof Error) return v.stack ? `${v}\n${v.stack}` : String(v);
+    if (typeof v === 'string') return wellFormed(v);
+    if (v instanceof Error) return wellFormed(v.stack ? `${v}\n${v.stack}` : String(v));
     if (typeof v === 'object' && v !== null) {
-      try { return JSON.stringify(v); } catch (_) { return String(v); }
+      try { return wellFormed(JSON.stringify(v)); } catch (_) { return wellFormed(String(v)); }
     }
-    return String(v);
+    return wellFormed(String(v));
   };
   const line = (toErr) => (...args) => print(args.map(show).join(' '), toErr);
   const console = {
@@ -44,7 +49,10 @@ const PRELUDE: &str = r#"
     warn: line(true), error: line(true),
   };
   for (const [name, value] of Object.entries({ TextEncoder, TextDecoder, console })) {
-    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
+    // Only where the lazy getter still stands: a value the plugin set stays.
+    if (Object.getOwnPropertyDescriptor(globalThis, name)?.get !== undefined) {
+      Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });
+    }
   }
 })
 "#;
@@ -60,7 +68,17 @@ pub fn install<'js>(ctx: &Ctx<'js>) -> Result<()> {
             run_prelude(&c)?;
             c.globals().get(name)
         };
-        globals.prop(name, Accessor::new_get(getter).configurable())?;
+        // A plugin may replace one before using it (a polyfill): the value
+        // it assigns becomes a plain property, and the prelude leaves it.
+        let setter = move |c: Ctx<'js>, value: Value<'js>| -> Result<()> {
+            c.globals().prop(
+                name,
+                rquickjs::object::Property::from(value)
+                    .writable()
+                    .configurable(),
+            )
+        };
+        globals.prop(name, Accessor::new(getter, setter).configurable())?;
     }
     install_base64(ctx, &globals)
 }
@@ -103,33 +121,41 @@ fn run_prelude<'js>(ctx: &Ctx<'js>) -> Result<()> {
 fn install_base64<'js>(ctx: &Ctx<'js>, globals: &Object<'js>) -> Result<()> {
     globals.set(
         "btoa",
-        Function::new(ctx.clone(), |c: Ctx<'js>, s: String| -> Result<String> {
-            let mut bytes = Vec::with_capacity(s.len());
-            for ch in s.chars() {
-                match u8::try_from(u32::from(ch)) {
-                    Ok(b) => bytes.push(b),
-                    Err(_) => {
-                        return Err(invalid_character(
-                            &c,
-                            "btoa: a character is outside Latin-1",
-                        ));
+        Function::new(
+            ctx.clone(),
+            |c: Ctx<'js>, s: Coerced<String>| -> Result<String> {
+                let s = s.0;
+                let mut bytes = Vec::with_capacity(s.len());
+                for ch in s.chars() {
+                    match u8::try_from(u32::from(ch)) {
+                        Ok(b) => bytes.push(b),
+                        Err(_) => {
+                            return Err(invalid_character(
+                                &c,
+                                "btoa: a character is outside Latin-1",
+                            ));
+                        }
                     }
                 }
-            }
-            Ok(base64_encode(&bytes))
-        })?,
+                Ok(base64_encode(&bytes))
+            },
+        )?,
     )?;
     globals.set(
         "atob",
-        Function::new(ctx.clone(), |c: Ctx<'js>, s: String| -> Result<String> {
-            match base64_decode(&s) {
-                Some(bytes) => Ok(bytes.into_iter().map(char::from).collect()),
-                None => Err(invalid_character(
-                    &c,
-                    "atob: the string is not valid base64",
-                )),
-            }
-        })?,
+        Function::new(
+            ctx.clone(),
+            |c: Ctx<'js>, s: Coerced<String>| -> Result<String> {
+                let s = s.0;
+                match base64_decode(&s) {
+                    Some(bytes) => Ok(bytes.into_iter().map(char::from).collect()),
+                    None => Err(invalid_character(
+                        &c,
+                        "atob: the string is not valid base64",
+                    )),
+                }
+            },
+        )?,
     )?;
     Ok(())
 }

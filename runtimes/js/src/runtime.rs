@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 
+use rquickjs::convert::Coerced;
 use rquickjs::function::This;
 use rquickjs::promise::MaybePromise;
 use rquickjs::{
@@ -102,14 +103,8 @@ fn start(ctx: &Ctx<'_>, entry: &bundle::Module, config: String) -> Result<Starte
         .call((This(handler.clone()), config))
         .catch(ctx)
         .map_err(|e| thrown(&e))?;
-    let hooks: Value<'_> = returned.finish().catch(ctx).map_err(|e| thrown(&e))?;
-    let hooks = hooks_from_js(&hooks).ok_or_else(|| {
-        format!(
-            "{}: `handler.init` must return the hooks it uses, e.g. \
-             {{onRequest: true, onResponse: false}}",
-            entry.name
-        )
-    })?;
+    let returned: Value<'_> = returned.finish().catch(ctx).map_err(|e| thrown(&e))?;
+    let hooks = init_result(&returned).map_err(|why| format!("{}: {why}", entry.name))?;
     // Only the declared hooks must exist.
     let hook = |flag: Hooks, name: &str| -> Result<Option<SavedFunction>, String> {
         if !hooks.contains(flag) {
@@ -157,10 +152,15 @@ fn evaluate_entry<'js>(ctx: &Ctx<'js>, entry: &bundle::Module) -> Result<Object<
     // Top-level `await` settles here.
     done.finish::<()>().catch(ctx).map_err(|e| describe(&e))?;
     let namespace = module.namespace().catch(ctx).map_err(|e| describe(&e))?;
-    namespace
-        .get::<_, Value<'js>>("handler")
-        .ok()
-        .and_then(|v| v.into_object())
+    // ComponentizeJS accepts the interface's full name too.
+    ["weir:plugin/handler@0.5.0", "handler"]
+        .into_iter()
+        .find_map(|name| {
+            namespace
+                .get::<_, Value<'js>>(name)
+                .ok()
+                .and_then(|v| v.into_object())
+        })
         .ok_or_else(|| {
             format!(
                 "{}: the module must export `handler`, an object with `init`, `onRequest` \
@@ -170,31 +170,73 @@ fn evaluate_entry<'js>(ctx: &Ctx<'js>, entry: &bundle::Module) -> Result<Object<
         })
 }
 
-/// `{onRequest, onResponse}` as the contract's flags.
-fn hooks_from_js(value: &Value<'_>) -> Option<Hooks> {
-    let object = value.as_object()?;
-    let mut hooks = Hooks::empty();
-    if object
-        .get::<_, Option<bool>>("onRequest")
-        .ok()?
-        .unwrap_or(false)
+/// What `init` returned, read as ComponentizeJS does: an `{tag: 'ok' |
+/// 'err', val}` object is the result itself, anything else is the hooks;
+/// the hooks are an object whose `onRequest` and `onResponse` are read for
+/// truth, or `undefined`/`null` for none.
+fn init_result(value: &Value<'_>) -> Result<Hooks, String> {
+    let mut hooks_value = value.clone();
+    if let Some(object) = value.as_object()
+        && let Ok(Some(tag)) = object.get::<_, Option<String>>("tag")
     {
+        match tag.as_str() {
+            "ok" => hooks_value = object.get("val").unwrap_or_else(|_| value.clone()),
+            "err" => {
+                let why: Value<'_> = object.get("val").unwrap_or_else(|_| value.clone());
+                return Err(coerce_string(&why));
+            }
+            _ => {}
+        }
+    }
+    if hooks_value.is_undefined() || hooks_value.is_null() {
+        return Ok(Hooks::empty());
+    }
+    let Some(object) = hooks_value.as_object() else {
+        return Err("`handler.init` must return the hooks it uses, e.g. \
+                    {onRequest: true, onResponse: false}"
+            .into());
+    };
+    let truthy = |name: &str| {
+        object
+            .get::<_, Coerced<bool>>(name)
+            .map(|b| b.0)
+            .unwrap_or(false)
+    };
+    let mut hooks = Hooks::empty();
+    if truthy("onRequest") {
         hooks |= Hooks::ON_REQUEST;
     }
-    if object
-        .get::<_, Option<bool>>("onResponse")
-        .ok()?
-        .unwrap_or(false)
-    {
+    if truthy("onResponse") {
         hooks |= Hooks::ON_RESPONSE;
     }
-    Some(hooks)
+    Ok(hooks)
 }
 
-/// What `init` threw, as its error: a thrown string as is (as ComponentizeJS
-/// does), anything else described.
+/// `String(value)`, or a description when even that throws.
+fn coerce_string(value: &Value<'_>) -> String {
+    value
+        .get::<Coerced<String>>()
+        .map(|s| s.0)
+        .unwrap_or_else(|_| format!("{value:?}"))
+}
+
+/// What `init` threw, as its error, as ComponentizeJS reads it: a
+/// `payload` property if the value has one, a thrown string as is; an
+/// `Error` is described with its stack (printed to the log too).
 fn thrown(error: &CaughtError<'_>) -> String {
-    if let CaughtError::Value(value) = error
+    let value = match error {
+        CaughtError::Value(value) => Some(value.clone()),
+        CaughtError::Exception(e) => Some(e.as_object().clone().into_value()),
+        CaughtError::Error(_) => None,
+    };
+    if let Some(value) = &value
+        && let Some(object) = value.as_object()
+        && object.contains_key("payload").unwrap_or(false)
+        && let Ok(payload) = object.get::<_, Value<'_>>("payload")
+    {
+        return coerce_string(&payload);
+    }
+    if let Some(value) = &value
         && let Some(s) = value.as_string()
         && let Ok(s) = s.to_string()
     {
@@ -239,36 +281,22 @@ fn describe(error: &CaughtError<'_>) -> String {
 /// Run hook `which` with the lent objects; a JavaScript exception ends the
 /// instance (see the module summary).
 fn run_hook(which: &str, req: &Request, resp: Option<&Response>) -> Action {
-    let (_lent, call) = live::lend(req, resp);
-    let outcome = PLUGIN.with(|cell| {
-        let plugin = cell.borrow();
-        let Some(plugin) = plugin.as_ref() else {
-            return Ok(Action::Respond(Reply::text(500, "plugin used before init")));
-        };
-        let hook = match which {
-            "onRequest" => plugin.on_request.as_ref(),
-            _ => plugin.on_response.as_ref(),
-        };
-        let Some(hook) = hook else {
-            return Ok(Action::Continue);
-        };
-        plugin.context.with(|ctx| {
-            let result = (|| {
-                let f = hook.clone().restore(&ctx)?;
-                let handler = plugin.handler.clone().restore(&ctx)?;
-                let classes = api::classes(&ctx)?;
-                let req_obj = api::types::instance(&ctx, &classes.request, call)?;
-                let returned: MaybePromise<'_> = match resp {
-                    None => f.call((This(handler), req_obj))?,
-                    Some(_) => {
-                        let resp_obj = api::types::instance(&ctx, &classes.response, call)?;
-                        f.call((This(handler), req_obj, resp_obj))?
-                    }
-                };
-                let value: Value<'_> = returned.finish()?;
-                action_from_js(&ctx, &value)
-            })();
-            result.catch(&ctx).map_err(|e| describe(&e))
+    let outcome = live::lend(req, resp, |call| {
+        PLUGIN.with(|cell| {
+            let plugin = cell.borrow();
+            let Some(plugin) = plugin.as_ref() else {
+                return Ok(Action::Respond(Reply::text(500, "plugin used before init")));
+            };
+            let hook = match which {
+                "onRequest" => plugin.on_request.as_ref(),
+                _ => plugin.on_response.as_ref(),
+            };
+            let Some(hook) = hook else {
+                return Ok(Action::Continue);
+            };
+            plugin
+                .context
+                .with(|ctx| call_hook(&ctx, plugin, hook, call, resp.is_some()))
         })
     });
     match outcome {
@@ -278,6 +306,31 @@ fn run_hook(which: &str, req: &Request, resp: Option<&Response>) -> Action {
             std::process::abort()
         }
     }
+}
+
+/// Call `hook` with new objects for call `call`; an exception is described.
+fn call_hook(
+    ctx: &Ctx<'_>,
+    plugin: &Plugin,
+    hook: &SavedFunction,
+    call: u64,
+    with_response: bool,
+) -> Result<Action, String> {
+    let result = (|| {
+        let f = hook.clone().restore(ctx)?;
+        let handler = plugin.handler.clone().restore(ctx)?;
+        let classes = api::classes(ctx)?;
+        let req_obj = api::types::instance(ctx, &classes.request, call)?;
+        let returned: MaybePromise<'_> = if with_response {
+            let resp_obj = api::types::instance(ctx, &classes.response, call)?;
+            f.call((This(handler), req_obj, resp_obj))?
+        } else {
+            f.call((This(handler), req_obj))?
+        };
+        let value: Value<'_> = returned.finish()?;
+        action_from_js(ctx, &value)
+    })();
+    result.catch(ctx).map_err(|e| describe(&e))
 }
 
 /// `handler.onRequest(req)`.

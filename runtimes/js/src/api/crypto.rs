@@ -55,21 +55,34 @@ pub(super) fn resource_class<'js>(
     Ok((constructor, proto))
 }
 
+/// An object of a resource class holding entry `index` of its kind's table.
+/// The hidden property is named after the kind, so a method of one class
+/// called on another's object finds no handle.
 pub(super) fn resource_object<'js>(
     ctx: &Ctx<'js>,
     proto: &Object<'js>,
+    kind: &str,
     index: usize,
 ) -> Result<Object<'js>> {
     let object = Object::new(ctx.clone())?;
     object.set_prototype(Some(proto))?;
-    object.prop(HANDLE_KEY, Property::from(index as u32))?;
+    // Not writable, enumerable or configurable.
+    object.prop(format!("{HANDLE_KEY}{kind}"), Property::from(index as f64))?;
     Ok(object)
 }
 
-pub(super) fn handle(ctx: &Ctx<'_>, this: &Object<'_>, what: &str) -> Result<usize> {
-    this.get::<_, u32>(HANDLE_KEY)
+/// The table index `this` holds for `kind`.
+pub(super) fn handle(ctx: &Ctx<'_>, this: &Object<'_>, kind: &str) -> Result<usize> {
+    this.get::<_, Option<f64>>(format!("{HANDLE_KEY}{kind}"))
+        .ok()
+        .flatten()
         .map(|i| i as usize)
-        .map_err(|_| convert::type_error(ctx, &format!("not a {what}")))
+        .ok_or_else(|| not_a(ctx, kind))
+}
+
+/// The error for a method called on an object that is not of its class.
+pub(super) fn not_a(ctx: &Ctx<'_>, kind: &str) -> rquickjs::Error {
+    convert::type_error(ctx, &format!("not a {kind}"))
 }
 
 /// `weir:plugin/crypto`: the `VerifyingKey` class.
@@ -95,7 +108,7 @@ impl ModuleDef for CryptoModule {
                             r.keys.push(key);
                             r.keys.len() - 1
                         });
-                        resource_object(&c, &made_proto, index)
+                        resource_object(&c, &made_proto, "VerifyingKey", index)
                     }
                     Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
                 }
@@ -107,7 +120,9 @@ impl ModuleDef for CryptoModule {
             |c: Ctx<'js>, This(this): This<Object<'js>>, alg: Value<'js>| -> Result<bool> {
                 let i = handle(&c, &this, "VerifyingKey")?;
                 let alg = string_from_js(&c, &alg, "accepts")?;
-                Ok(RESOURCES.with(|r| r.borrow().keys[i].accepts(&alg)))
+                RESOURCES
+                    .with(|r| r.borrow().keys.get(i).map(|k| k.accepts(&alg)))
+                    .ok_or_else(|| not_a(&c, "VerifyingKey"))
             },
         )?;
         proto.set("accepts", accepts.with_name("accepts")?)?;
@@ -123,7 +138,12 @@ impl ModuleDef for CryptoModule {
                 let alg = string_from_js(&c, &alg, "verify")?;
                 let message = bytes_from_js(&c, &message, "verify: message")?;
                 let signature = bytes_from_js(&c, &signature, "verify: signature")?;
-                Ok(RESOURCES.with(|r| r.borrow().keys[i].verify(&alg, &message, &signature)))
+                RESOURCES
+                    .with(|r| {
+                        let r = r.borrow();
+                        r.keys.get(i).map(|k| k.verify(&alg, &message, &signature))
+                    })
+                    .ok_or_else(|| not_a(&c, "VerifyingKey"))
             },
         )?;
         proto.set("verify", verify.with_name("verify")?)?;

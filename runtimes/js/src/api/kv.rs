@@ -1,5 +1,6 @@
 //! `weir:plugin/kv`: `get`, `set`, `setIfAbsent` and `delete`.
 
+use rquickjs::function::Opt;
 use rquickjs::module::{Declarations, Exports, ModuleDef};
 use rquickjs::{Ctx, Function, IntoJs, Result, Value};
 use weir_sdk::bindings::weir::plugin::kv;
@@ -48,20 +49,31 @@ impl ModuleDef for KvModule {
         export_fn(exports, "get", f)?;
         let f = Function::new(
             ctx.clone(),
-            |c: Ctx<'js>, key: Value<'js>, value: Value<'js>, ttl: Value<'js>| -> Result<()> {
+            |c: Ctx<'js>, key: Value<'js>, value: Value<'js>, ttl: Opt<Value<'js>>| -> Result<()> {
                 let key = string_from_js(&c, &key, "set")?;
                 let value = bytes_from_js(&c, &value, "set")?;
-                let ttl = convert::opt_u64_from_js(&c, &ttl, "set: ttlMs")?;
+                // The TTL may be left out, as under ComponentizeJS.
+                let ttl = match ttl.0 {
+                    Some(ttl) => convert::opt_u64_from_js(&c, &ttl, "set: ttlMs")?,
+                    None => None,
+                };
                 kv::set(&key, &value, ttl).map_err(|e| kv_error(&c, e))
             },
         )?;
         export_fn(exports, "set", f)?;
         let f = Function::new(
             ctx.clone(),
-            |c: Ctx<'js>, key: Value<'js>, value: Value<'js>, ttl: Value<'js>| -> Result<bool> {
+            |c: Ctx<'js>,
+             key: Value<'js>,
+             value: Value<'js>,
+             ttl: Opt<Value<'js>>|
+             -> Result<bool> {
                 let key = string_from_js(&c, &key, "setIfAbsent")?;
                 let value = bytes_from_js(&c, &value, "setIfAbsent")?;
-                let ttl = convert::opt_u64_from_js(&c, &ttl, "setIfAbsent: ttlMs")?;
+                let ttl = match ttl.0 {
+                    Some(ttl) => convert::opt_u64_from_js(&c, &ttl, "setIfAbsent: ttlMs")?,
+                    None => None,
+                };
                 kv::set_if_absent(&key, &value, ttl).map_err(|e| kv_error(&c, e))
             },
         )?;

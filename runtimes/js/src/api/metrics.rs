@@ -5,7 +5,7 @@ use rquickjs::module::{Declarations, Exports, ModuleDef};
 use rquickjs::{Ctx, Function, IntoJs, Object, Result, Value};
 use weir_sdk::bindings::weir::plugin::metrics;
 
-use super::crypto::{RESOURCES, handle, resource_class, resource_object};
+use super::crypto::{RESOURCES, handle, not_a, resource_class, resource_object};
 use crate::convert::{self, string_from_js, strings_from_js, u64_from_js};
 
 /// `weir:plugin/metrics`: the `Counter`, `Gauge` and `Histogram` classes.
@@ -23,12 +23,6 @@ fn definition<'js>(
         string_from_js(c, help, "define: help")?,
         strings_from_js(c, labels, "define: labels")?,
     ))
-}
-
-fn number(c: &Ctx<'_>, value: &Value<'_>, what: &str) -> Result<f64> {
-    value
-        .as_number()
-        .ok_or_else(|| convert::type_error(c, &format!("{what}: expected a number")))
 }
 
 fn define_counter<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
@@ -49,7 +43,7 @@ fn define_counter<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
                         r.counters.push(counter);
                         r.counters.len() - 1
                     });
-                    resource_object(&c, &made_proto, index)
+                    resource_object(&c, &made_proto, "Counter", index)
                 }
                 Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
             }
@@ -66,8 +60,9 @@ fn define_counter<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
             let i = handle(&c, &this, "Counter")?;
             let values = strings_from_js(&c, &values, "add: labelValues")?;
             let value = u64_from_js(&c, &value, "add: value")?;
-            RESOURCES.with(|r| r.borrow().counters[i].add(&values, value));
-            Ok(())
+            RESOURCES
+                .with(|r| r.borrow().counters.get(i).map(|m| m.add(&values, value)))
+                .ok_or_else(|| not_a(&c, "Counter"))
         },
     )?;
     proto.set("add", add.with_name("add")?)?;
@@ -93,7 +88,7 @@ fn define_gauge<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
                         r.gauges.push(gauge);
                         r.gauges.len() - 1
                     });
-                    resource_object(&c, &made_proto, index)
+                    resource_object(&c, &made_proto, "Gauge", index)
                 }
                 Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
             }
@@ -109,9 +104,10 @@ fn define_gauge<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
          -> Result<()> {
             let i = handle(&c, &this, "Gauge")?;
             let values = strings_from_js(&c, &values, "set: labelValues")?;
-            let value = number(&c, &value, "set: value")?;
-            RESOURCES.with(|r| r.borrow().gauges[i].set(&values, value));
-            Ok(())
+            let value = convert::f64_from_js(&value)?;
+            RESOURCES
+                .with(|r| r.borrow().gauges.get(i).map(|m| m.set(&values, value)))
+                .ok_or_else(|| not_a(&c, "Gauge"))
         },
     )?;
     proto.set("set", set.with_name("set")?)?;
@@ -124,9 +120,10 @@ fn define_gauge<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
          -> Result<()> {
             let i = handle(&c, &this, "Gauge")?;
             let values = strings_from_js(&c, &values, "add: labelValues")?;
-            let delta = number(&c, &delta, "add: delta")?;
-            RESOURCES.with(|r| r.borrow().gauges[i].add(&values, delta));
-            Ok(())
+            let delta = convert::f64_from_js(&delta)?;
+            RESOURCES
+                .with(|r| r.borrow().gauges.get(i).map(|m| m.add(&values, delta)))
+                .ok_or_else(|| not_a(&c, "Gauge"))
         },
     )?;
     proto.set("add", add.with_name("add")?)?;
@@ -146,16 +143,7 @@ fn define_histogram<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
               buckets: Value<'js>|
               -> Result<Object<'js>> {
             let (name, help, labels) = definition(&c, &name, &help, &labels)?;
-            let Some(list) = buckets.as_array() else {
-                return Err(convert::type_error(
-                    &c,
-                    "define: buckets: expected an array of numbers",
-                ));
-            };
-            let buckets = list
-                .iter::<Value<'js>>()
-                .map(|b| number(&c, &b?, "define: buckets"))
-                .collect::<Result<Vec<f64>>>()?;
+            let buckets = convert::numbers_from_js(&c, &buckets, "define: buckets")?;
             match metrics::Histogram::define(&name, &help, &labels, &buckets) {
                 Ok(histogram) => {
                     let index = RESOURCES.with(|r| {
@@ -163,7 +151,7 @@ fn define_histogram<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
                         r.histograms.push(histogram);
                         r.histograms.len() - 1
                     });
-                    resource_object(&c, &made_proto, index)
+                    resource_object(&c, &made_proto, "Histogram", index)
                 }
                 Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
             }
@@ -179,9 +167,15 @@ fn define_histogram<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
          -> Result<()> {
             let i = handle(&c, &this, "Histogram")?;
             let values = strings_from_js(&c, &values, "observe: labelValues")?;
-            let value = number(&c, &value, "observe: value")?;
-            RESOURCES.with(|r| r.borrow().histograms[i].observe(&values, value));
-            Ok(())
+            let value = convert::f64_from_js(&value)?;
+            RESOURCES
+                .with(|r| {
+                    r.borrow()
+                        .histograms
+                        .get(i)
+                        .map(|m| m.observe(&values, value))
+                })
+                .ok_or_else(|| not_a(&c, "Histogram"))
         },
     )?;
     proto.set("observe", observe.with_name("observe")?)?;

@@ -20,12 +20,13 @@ pub struct Classes<'js> {
 }
 
 /// An object of `class` for hook call `call`.
-pub fn instance<'js>(ctx: &Ctx<'js>, class: &Function<'js>, call: u32) -> Result<Object<'js>> {
+pub fn instance<'js>(ctx: &Ctx<'js>, class: &Function<'js>, call: u64) -> Result<Object<'js>> {
     let proto: Object<'js> = class.get("prototype")?;
     let object = Object::new(ctx.clone())?;
     object.set_prototype(Some(&proto))?;
     // Not writable, enumerable or configurable: a plugin cannot retarget it.
-    object.prop(CALL_KEY, Property::from(call))?;
+    // A JavaScript number holds call numbers exactly up to 2^53.
+    object.prop(CALL_KEY, Property::from(call as f64))?;
     Ok(object)
 }
 
@@ -56,7 +57,8 @@ fn with_req<'js, T>(
     this: &Object<'js>,
     f: impl FnOnce(&Request) -> T,
 ) -> Result<T> {
-    let call: u32 = this.get(CALL_KEY).map_err(|_| gone(ctx, "request"))?;
+    let call: f64 = this.get(CALL_KEY).map_err(|_| gone(ctx, "request"))?;
+    let call = call as u64;
     live::request(call, f).ok_or_else(|| gone(ctx, "request"))
 }
 
@@ -65,7 +67,8 @@ fn with_resp<'js, T>(
     this: &Object<'js>,
     f: impl FnOnce(&Response) -> T,
 ) -> Result<T> {
-    let call: u32 = this.get(CALL_KEY).map_err(|_| gone(ctx, "response"))?;
+    let call: f64 = this.get(CALL_KEY).map_err(|_| gone(ctx, "response"))?;
+    let call = call as u64;
     live::response(call, f).ok_or_else(|| gone(ctx, "response"))
 }
 
