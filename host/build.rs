@@ -94,25 +94,11 @@ fn main() {
     check_installed(TARGET);
 
     let packages = wasm_packages(&workspace);
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"))
-        .arg("--target")
-        .arg(TARGET)
-        .arg("--profile")
-        .arg(PROFILE)
-        .arg("--target-dir")
-        .arg(&wasm_target_dir);
+    let mut cmd = nested_cargo(&workspace.join("Cargo.toml"), TARGET, &wasm_target_dir);
+    cmd.args(["--profile", PROFILE]);
     for package in &packages {
         cmd.arg("-p").arg(package);
     }
-    for var in OUTER_BUILD_VARS {
-        cmd.env_remove(var);
-    }
-    // Keep build-script output off cargo's stdout protocol.
-    cmd.stdout(std::process::Stdio::inherit());
     let status = cmd
         .status()
         .expect("run the nested `cargo build` for wasm32-wasip2");
@@ -235,23 +221,9 @@ fn build_js_runtime(workspace: &Path, wasm_target_dir: &Path) -> Option<PathBuf>
         );
         return None;
     };
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"))
-        .arg("--target")
-        .arg(TARGET)
-        .arg("--profile")
-        .arg(PROFILE)
-        .arg("--target-dir")
-        .arg(wasm_target_dir)
-        .args(["-p", "weir-js"])
+    let mut cmd = nested_cargo(&workspace.join("Cargo.toml"), TARGET, wasm_target_dir);
+    cmd.args(["--profile", PROFILE, "-p", "weir-js"])
         .env("WASI_SDK", &sdk);
-    for var in OUTER_BUILD_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.stdout(std::process::Stdio::inherit());
     let status = cmd
         .status()
         .expect("run the nested `cargo build` for the JavaScript runtime");
@@ -278,20 +250,8 @@ fn build_proxy_wasm_filters(workspace: &Path, wasm_target_dir: &Path) -> PathBuf
     let dir = workspace.join("tests/proxy-wasm");
     println!("cargo:rerun-if-changed={}", dir.display());
     check_installed(FILTER_TARGET);
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--manifest-path")
-        .arg(dir.join("Cargo.toml"))
-        .arg("--target")
-        .arg(FILTER_TARGET)
-        .arg("--release")
-        .arg("--target-dir")
-        .arg(wasm_target_dir);
-    for var in OUTER_BUILD_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.stdout(std::process::Stdio::inherit());
+    let mut cmd = nested_cargo(&dir.join("Cargo.toml"), FILTER_TARGET, wasm_target_dir);
+    cmd.arg("--release");
     let status = cmd
         .status()
         .expect("run the nested `cargo build` for wasm32-wasip1");
@@ -301,6 +261,25 @@ fn build_proxy_wasm_filters(workspace: &Path, wasm_target_dir: &Path) -> PathBuf
         );
     }
     wasm_target_dir.join(FILTER_TARGET).join("release")
+}
+
+/// `cargo build` of `manifest` for `target` into `target_dir`, without the
+/// outer build's flags and wrappers.
+fn nested_cargo(manifest: &Path, target: &str, target_dir: &Path) -> Command {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target")
+        .arg(target)
+        .arg("--target-dir")
+        .arg(target_dir);
+    for var in OUTER_BUILD_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.stdout(std::process::Stdio::inherit());
+    cmd
 }
 
 /// Fail early, with the command that fixes it, when `target` is missing.

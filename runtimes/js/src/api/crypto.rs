@@ -41,24 +41,31 @@ pub(super) fn resource_class<'js>(
     name: &'static str,
     how: &'static str,
 ) -> Result<(Function<'js>, Object<'js>)> {
-    let constructor = Function::new(ctx.clone(), move |c: Ctx<'js>| -> Result<()> {
-        Err(convert::type_error(
-            &c,
-            &format!("make a {name} with {name}.{how}"),
-        ))
-    })?
-    .with_name(name)?;
-    constructor.set_constructor(true);
-    let proto = Object::new(ctx.clone())?;
-    proto.set("constructor", constructor.clone())?;
-    constructor.set("prototype", proto.clone())?;
-    Ok((constructor, proto))
+    super::host_class(ctx, name, format!("make a {name} with {name}.{how}"))
+}
+
+/// Keep `resource` in its kind's table (`table` picks it) and return a new
+/// object of the class whose prototype is `proto`, holding it.
+pub(super) fn store<'js, T>(
+    ctx: &Ctx<'js>,
+    proto: &Object<'js>,
+    kind: &str,
+    table: impl FnOnce(&mut Resources) -> &mut Vec<T>,
+    resource: T,
+) -> Result<Object<'js>> {
+    let index = RESOURCES.with(|r| {
+        let mut r = r.borrow_mut();
+        let table = table(&mut r);
+        table.push(resource);
+        table.len() - 1
+    });
+    resource_object(ctx, proto, kind, index)
 }
 
 /// An object of a resource class holding entry `index` of its kind's table.
 /// The hidden property is named after the kind, so a method of one class
 /// called on another's object finds no handle.
-pub(super) fn resource_object<'js>(
+fn resource_object<'js>(
     ctx: &Ctx<'js>,
     proto: &Object<'js>,
     kind: &str,
@@ -102,14 +109,7 @@ impl ModuleDef for CryptoModule {
             move |c: Ctx<'js>, jwk: Value<'js>| -> Result<Object<'js>> {
                 let jwk = string_from_js(&c, &jwk, "fromJwk")?;
                 match crypto::VerifyingKey::from_jwk(&jwk) {
-                    Ok(key) => {
-                        let index = RESOURCES.with(|r| {
-                            let mut r = r.borrow_mut();
-                            r.keys.push(key);
-                            r.keys.len() - 1
-                        });
-                        resource_object(&c, &made_proto, "VerifyingKey", index)
-                    }
+                    Ok(key) => store(&c, &made_proto, "VerifyingKey", |r| &mut r.keys, key),
                     Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
                 }
             },

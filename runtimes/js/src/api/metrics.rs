@@ -5,7 +5,7 @@ use rquickjs::module::{Declarations, Exports, ModuleDef};
 use rquickjs::{Ctx, Function, IntoJs, Object, Result, Value};
 use weir_sdk::bindings::weir::plugin::metrics;
 
-use super::crypto::{RESOURCES, handle, not_a, resource_class, resource_object};
+use super::crypto::{RESOURCES, handle, not_a, resource_class, store};
 use crate::convert::{self, string_from_js, strings_from_js, u64_from_js};
 
 /// `weir:plugin/metrics`: the `Counter`, `Gauge` and `Histogram` classes.
@@ -37,14 +37,7 @@ fn define_counter<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
               -> Result<Object<'js>> {
             let (name, help, labels) = definition(&c, &name, &help, &labels)?;
             match metrics::Counter::define(&name, &help, &labels) {
-                Ok(counter) => {
-                    let index = RESOURCES.with(|r| {
-                        let mut r = r.borrow_mut();
-                        r.counters.push(counter);
-                        r.counters.len() - 1
-                    });
-                    resource_object(&c, &made_proto, "Counter", index)
-                }
+                Ok(counter) => store(&c, &made_proto, "Counter", |r| &mut r.counters, counter),
                 Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
             }
         },
@@ -82,14 +75,7 @@ fn define_gauge<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
               -> Result<Object<'js>> {
             let (name, help, labels) = definition(&c, &name, &help, &labels)?;
             match metrics::Gauge::define(&name, &help, &labels) {
-                Ok(gauge) => {
-                    let index = RESOURCES.with(|r| {
-                        let mut r = r.borrow_mut();
-                        r.gauges.push(gauge);
-                        r.gauges.len() - 1
-                    });
-                    resource_object(&c, &made_proto, "Gauge", index)
-                }
+                Ok(gauge) => store(&c, &made_proto, "Gauge", |r| &mut r.gauges, gauge),
                 Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
             }
         },
@@ -145,14 +131,13 @@ fn define_histogram<'js>(ctx: &Ctx<'js>, exports: &Exports<'js>) -> Result<()> {
             let (name, help, labels) = definition(&c, &name, &help, &labels)?;
             let buckets = convert::numbers_from_js(&c, &buckets, "define: buckets")?;
             match metrics::Histogram::define(&name, &help, &labels, &buckets) {
-                Ok(histogram) => {
-                    let index = RESOURCES.with(|r| {
-                        let mut r = r.borrow_mut();
-                        r.histograms.push(histogram);
-                        r.histograms.len() - 1
-                    });
-                    resource_object(&c, &made_proto, "Histogram", index)
-                }
+                Ok(histogram) => store(
+                    &c,
+                    &made_proto,
+                    "Histogram",
+                    |r| &mut r.histograms,
+                    histogram,
+                ),
                 Err(why) => Err(convert::throw_error(&c, why.into_js(&c)?)),
             }
         },

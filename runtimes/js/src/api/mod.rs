@@ -16,6 +16,24 @@ use std::cell::RefCell;
 use rquickjs::module::{Declarations, Exports, ModuleDef};
 use rquickjs::{Ctx, Function, Persistent, Result};
 
+/// A class whose objects only the runtime makes: its constructor throws
+/// `refusal`. Returns the constructor and its prototype.
+fn host_class<'js>(
+    ctx: &Ctx<'js>,
+    name: &'static str,
+    refusal: String,
+) -> Result<(Function<'js>, rquickjs::Object<'js>)> {
+    let constructor = Function::new(ctx.clone(), move |c: Ctx<'js>| -> Result<()> {
+        Err(crate::convert::type_error(&c, &refusal))
+    })?
+    .with_name(name)?;
+    constructor.set_constructor(true);
+    let proto = rquickjs::Object::new(ctx.clone())?;
+    proto.set("constructor", constructor.clone())?;
+    constructor.set("prototype", proto.clone())?;
+    Ok((constructor, proto))
+}
+
 /// Export `function` under `name` (also its `name` property).
 fn export_fn<'js>(exports: &Exports<'js>, name: &str, function: Function<'js>) -> Result<()> {
     exports.export(name, function.with_name(name)?)?;

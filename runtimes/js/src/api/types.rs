@@ -31,18 +31,11 @@ pub fn instance<'js>(ctx: &Ctx<'js>, class: &Function<'js>, call: u64) -> Result
 }
 
 fn class<'js>(ctx: &Ctx<'js>, name: &'static str) -> Result<(Function<'js>, Object<'js>)> {
-    let constructor = Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> Result<()> {
-        Err(convert::type_error(
-            &ctx,
-            &format!("{name} objects come from the host; a hook receives them"),
-        ))
-    })?
-    .with_name(name)?;
-    constructor.set_constructor(true);
-    let proto = Object::new(ctx.clone())?;
-    proto.set("constructor", constructor.clone())?;
-    constructor.set("prototype", proto.clone())?;
-    Ok((constructor, proto))
+    super::host_class(
+        ctx,
+        name,
+        format!("{name} objects come from the host; a hook receives them"),
+    )
 }
 
 fn gone(ctx: &Ctx<'_>, what: &str) -> rquickjs::Error {
